@@ -1,0 +1,1 @@
+pub use rotor_kernel as kernel;
