@@ -202,7 +202,10 @@ impl Credential {
     pub fn is_usable(&self, now_ms: i64, margin_ms: u64) -> bool {
         self.is_oauth()
             && !self.needs_reauth
-            && self.access.as_ref().is_some_and(|access| !access.is_blank())
+            && self
+                .access
+                .as_ref()
+                .is_some_and(|access| !access.is_blank())
             && self
                 .expires_at_ms
                 .is_some_and(|expires| expires.saturating_sub(now_ms) > margin_ms as i64)
@@ -228,15 +231,20 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&credential).unwrap()).unwrap();
         assert_eq!(again, credential);
 
-        let other: Credential = serde_json::from_str(r#"{"type":"cookie","provider":"p"}"#).unwrap();
+        let other: Credential =
+            serde_json::from_str(r#"{"type":"cookie","provider":"p"}"#).unwrap();
         assert_eq!(other.kind, CredentialKind::Other("cookie".into()));
-        assert!(serde_json::to_string(&other).unwrap().contains(r#""type":"cookie""#));
+        assert!(serde_json::to_string(&other)
+            .unwrap()
+            .contains(r#""type":"cookie""#));
     }
 
     #[test]
     fn invalid_expiry_means_expired() {
         for raw in [r#""NaN""#, "null", "-1.5e300", r#"{"a":1}"#] {
-            let text = alloc::format!(r#"{{"type":"oauth","provider":"p","access":"a","expires_at_ms":{raw}}}"#);
+            let text = alloc::format!(
+                r#"{{"type":"oauth","provider":"p","access":"a","expires_at_ms":{raw}}}"#
+            );
             let credential: Credential = serde_json::from_str(&text).unwrap();
             assert_eq!(credential.expires_at_ms, None, "{raw}");
             assert!(!credential.is_usable(0, 0));

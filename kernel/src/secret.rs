@@ -133,7 +133,10 @@ mod tests {
     fn fingerprint_is_first_12_hex_of_sha256() {
         // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
         assert_eq!(Fingerprint::of("abc").as_str(), "ba7816bf8f01");
-        assert_eq!(Fingerprint::parse("ba7816bf8f01"), Some(Fingerprint::of("abc")));
+        assert_eq!(
+            Fingerprint::parse("ba7816bf8f01"),
+            Some(Fingerprint::of("abc"))
+        );
         assert_eq!(Fingerprint::parse("BA7816BF8F01"), None);
         assert_eq!(Fingerprint::parse("ba78"), None);
     }

@@ -1,0 +1,176 @@
+//! The store document (SPEC §2) and the view of one profile the kernel reads.
+//!
+//! A store is `{ version, profiles: {id -> credential}, fences: {id -> fence},
+//! state: {...} }`. rotor owns `profiles` and `fences`; `state` (usage
+//! statistics, ordering, last-good markers) and any unknown top-level field
+//! belong to other writers and are carried through every rewrite unchanged
+//! (G4). Hosts decode bytes with [`StoreDoc::from_json`], hand the kernel a
+//! [`ProfileView`], and apply the kernel's [`crate::Mutation`]s with
+//! [`StoreDoc::apply`](crate::mutation) under the store's lock.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::credential::Credential;
+use crate::secret::Fingerprint;
+
+/// The store format version this kernel writes.
+pub const STORE_VERSION: u32 = 1;
+
+/// Who holds (or held) the refresh lock when a fence was written; for people
+/// reading `rotor status` and for G10 messages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Holder {
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Host name of the holder.
+    pub host: String,
+    /// Agent id of the holder.
+    pub agent: String,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "agent {} (pid {} on {})",
+            self.agent, self.pid, self.host
+        )
+    }
+}
+
+/// An in-doubt fence (G7): written durably before a refresh token is
+/// presented, cleared when the outcome is known. A fence that survives means a
+/// presentation whose outcome nobody knows: the token may already be consumed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fence {
+    /// Generation of the credential whose refresh token was presented.
+    pub generation: u64,
+    /// Fingerprint of the presented refresh token.
+    pub refresh_fp: Fingerprint,
+    /// Who presented it.
+    pub holder: Holder,
+    /// When the presentation started, epoch ms (holder's clock).
+    pub started_at_ms: i64,
+    /// 0 for the first presentation, 1 for the one grace-window retry.
+    pub attempt: u32,
+}
+
+/// A whole store document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreDoc {
+    /// Format version.
+    #[serde(default = "default_version")]
+    pub version: u32,
+    /// Credentials by profile id.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Credential>,
+    /// In-doubt fences by profile id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fences: BTreeMap<String, Fence>,
+    /// Data rotor does not own; preserved on every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
+    /// Unknown top-level fields; preserved on every write.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn default_version() -> u32 {
+    STORE_VERSION
+}
+
+impl Default for StoreDoc {
+    fn default() -> Self {
+        StoreDoc {
+            version: STORE_VERSION,
+            profiles: BTreeMap::new(),
+            fences: BTreeMap::new(),
+            state: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a store's bytes could not be decoded. The host keeps such a file aside
+/// and reports it; it never overwrites it (G10).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The decoder's message, with line and column.
+    pub message: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a rotor store document: {}", self.message)
+    }
+}
+
+impl StoreDoc {
+    /// Decodes a store from JSON bytes. An empty file (or only whitespace) is an
+    /// empty store: that is what a crash between create and first write leaves
+    /// when a host does not write through rename.
+    pub fn from_json(bytes: &[u8]) -> Result<StoreDoc, DecodeError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(StoreDoc::default());
+        }
+        serde_json::from_slice(bytes).map_err(|error| DecodeError {
+            message: alloc::format!("{error}"),
+        })
+    }
+
+    /// Encodes the store as pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing these types cannot fail: every map key is a string and no
+        // value has a fallible Serialize impl.
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// What the kernel needs to know about one profile.
+    pub fn view(&self, profile: &str) -> ProfileView {
+        ProfileView {
+            credential: self.profiles.get(profile).cloned(),
+            fence: self.fences.get(profile).cloned(),
+        }
+    }
+}
+
+/// One profile as read from one store: its credential and its fence.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfileView {
+    /// The credential, if the store has an entry for the profile.
+    pub credential: Option<Credential>,
+    /// The in-doubt fence, if one is recorded for the profile.
+    pub fence: Option<Fence>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_unknown_fields_survive_a_round_trip() {
+        let text =
+            br#"{"version":1,"profiles":{"p:default":{"type":"api_key","provider":"p","key":"k"}},
+            "state":{"usageStats":{"p:default":{"lastUsed":17}},"order":{"p":["p:default"]}},
+            "lastGood":{"p":"p:default"}}"#;
+        let doc = StoreDoc::from_json(text).unwrap();
+        let again = StoreDoc::from_json(&doc.to_json()).unwrap();
+        assert_eq!(again, doc);
+        assert_eq!(again.extra.get("lastGood"), doc.extra.get("lastGood"));
+        assert!(again.state.is_some());
+    }
+
+    #[test]
+    fn empty_bytes_are_an_empty_store_and_garbage_is_an_error() {
+        assert_eq!(StoreDoc::from_json(b"  \n").unwrap(), StoreDoc::default());
+        let error = StoreDoc::from_json(b"{\"profiles\": [").unwrap_err();
+        assert!(error.message.contains("line"), "{error}");
+    }
+}

@@ -1,0 +1,379 @@
+//! Steps 5..9 of SPEC §3: fence, present the refresh token, and settle the
+//! outcome. Entered with the refresh lock held; every path out of here
+//! releases it.
+
+use alloc::collections::VecDeque;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use super::decide::{fence_for, grace_retry_allowed, main_may_replace, rotated};
+use super::{granted, Phase as Outer, Resolver, REREADS_MAX};
+use crate::classify::{classify, ErrorClass};
+use crate::credential::Credential;
+use crate::document::{Fence, ProfileView};
+use crate::effect::{Effect, Input, StoreRef};
+use crate::mutation::{mirror_refusal, Expect, Mutation, WriteOutcome};
+use crate::outcome::{Failure, Granted, Outcome, ReauthReason, Source, Warning};
+use crate::secret::Fingerprint;
+
+/// What a refresh works from: the stores as read under the lock, the
+/// credential whose refresh token is presented, and where its fence went.
+#[derive(Clone, Debug)]
+pub(super) struct Plan {
+    own: ProfileView,
+    main: Option<ProfileView>,
+    subject: Credential,
+    presented_fp: Fingerprint,
+    fenced: Vec<StoreRef>,
+    calls_made: u64,
+    warnings: Vec<Warning>,
+}
+
+/// What a refresh waits for.
+#[derive(Clone, Debug)]
+pub(super) enum Phase {
+    /// Step 6: a fence write (required before presenting).
+    ExpectFence {
+        plan: Plan,
+        store: StoreRef,
+        queue: VecDeque<(StoreRef, Mutation)>,
+    },
+    /// Step 7: the endpoint's answer.
+    ExpectReply { plan: Plan },
+    /// Step 8: the rotated credential in the own store.
+    ExpectCommit { plan: Plan, rotated: Credential },
+    /// Step 8: the mirror into main.
+    ExpectMirror { granted: Granted },
+    /// Step 9 (reuse): the own store, re-read.
+    ExpectRecheckOwn {
+        plan: Plan,
+        detail: alloc::string::String,
+    },
+    /// Step 9 (reuse): main, re-read.
+    ExpectRecheckMain {
+        plan: Plan,
+        own: ProfileView,
+        detail: alloc::string::String,
+    },
+}
+
+impl Phase {
+    pub(super) fn expected_kind(&self) -> &'static str {
+        match self {
+            Phase::ExpectFence { .. } | Phase::ExpectCommit { .. } | Phase::ExpectMirror { .. } => {
+                "StoreWritten"
+            }
+            Phase::ExpectReply { .. } => "EndpointReplied",
+            Phase::ExpectRecheckOwn { .. } | Phase::ExpectRecheckMain { .. } => "StoreRead",
+        }
+    }
+}
+
+impl Resolver {
+    /// Steps 5 and 6: check for an earlier in-doubt presentation, then fence.
+    pub(super) fn begin_refresh(
+        &mut self,
+        own: ProfileView,
+        main: Option<ProfileView>,
+        subject: Credential,
+        warnings: Vec<Warning>,
+        now_ms: i64,
+    ) {
+        if subject.needs_reauth {
+            return self.release(Err(Failure::NeedsReauth(ReauthReason::Marked)));
+        }
+        let Some(presented_fp) = subject
+            .refresh
+            .as_ref()
+            .filter(|refresh| !refresh.is_blank())
+            .map(|refresh| refresh.fingerprint())
+        else {
+            return self.release(Err(Failure::NeedsReauth(ReauthReason::NoRefreshToken)));
+        };
+        let attempt = match fence_for(presented_fp, &own, main.as_ref()) {
+            None => 0,
+            Some(fence) if grace_retry_allowed(fence, self.policy.grace_window_ms(), now_ms) => {
+                fence.attempt + 1
+            }
+            Some(fence) => {
+                let reason = ReauthReason::InDoubt {
+                    fence: fence.clone(),
+                };
+                return self.release(Err(Failure::NeedsReauth(reason)));
+            }
+        };
+        let fence = Fence {
+            generation: subject.generation,
+            refresh_fp: presented_fp,
+            holder: self.request.holder.clone(),
+            started_at_ms: now_ms,
+            attempt,
+        };
+        // Fence every store from which a participant could pick up the
+        // presented token: the own store, and main when it holds the same token.
+        let mut queue = VecDeque::new();
+        let holds = |view: &ProfileView| {
+            view.credential
+                .as_ref()
+                .and_then(Credential::refresh_fingerprint)
+                == Some(presented_fp)
+        };
+        let mut fenced = Vec::new();
+        for (store, view) in [(StoreRef::Own, Some(&own)), (StoreRef::Main, main.as_ref())] {
+            if let Some(view) = view.filter(|view| holds(view)) {
+                let expect = Expect::of(view.credential.as_ref());
+                queue.push_back((
+                    store,
+                    Mutation::PutFence {
+                        expect,
+                        fence: fence.clone(),
+                    },
+                ));
+                fenced.push(store);
+            }
+        }
+        let plan = Plan {
+            own,
+            main,
+            subject,
+            presented_fp,
+            fenced,
+            calls_made: 0,
+            warnings,
+        };
+        self.next_fence(plan, queue);
+    }
+
+    fn next_fence(&mut self, plan: Plan, mut queue: VecDeque<(StoreRef, Mutation)>) {
+        match queue.pop_front() {
+            Some((store, mutation)) => {
+                let phase = Outer::Refresh(Phase::ExpectFence { plan, store, queue });
+                self.write(store, mutation, phase)
+            }
+            None => self.call(plan),
+        }
+    }
+
+    /// Step 7: present the refresh token. The lock stays held until the
+    /// completion arrives (G8).
+    pub(super) fn call(&mut self, mut plan: Plan) {
+        plan.calls_made += 1;
+        let id = self.next_id();
+        let effect = Effect::CallEndpoint {
+            id,
+            credential: plan.subject.clone(),
+            deadline_ms: self.policy.call_deadline_ms(),
+        };
+        self.emit(effect, Outer::Refresh(Phase::ExpectReply { plan }));
+    }
+
+    pub(super) fn step_refresh(&mut self, phase: Phase, input: Input, now_ms: i64) {
+        match (phase, input) {
+            (Phase::ExpectFence { plan, store, queue }, Input::StoreWritten { result, .. }) => {
+                match result {
+                    Ok(WriteOutcome::Conflict(conflict)) => {
+                        let failure = Failure::Superseded { store, conflict };
+                        self.abandon_fences(plan, store, failure)
+                    }
+                    Ok(_) => self.next_fence(plan, queue),
+                    Err(fault) => {
+                        let failure = Failure::Store { store, fault };
+                        self.abandon_fences(plan, store, failure)
+                    }
+                }
+            }
+            (Phase::ExpectReply { plan }, Input::EndpointReplied { result, .. }) => match result {
+                Ok(grant) => {
+                    let rotated = rotated(&plan.subject, &grant, now_ms);
+                    let mutation = Mutation::Commit {
+                        expect: Expect::of(plan.own.credential.as_ref()),
+                        credential: rotated.clone(),
+                        presented_fp: plan.presented_fp,
+                    };
+                    let phase = Outer::Refresh(Phase::ExpectCommit { plan, rotated });
+                    self.write(StoreRef::Own, mutation, phase)
+                }
+                Err(error) => {
+                    let detail = error.to_string();
+                    match classify(&error) {
+                        ErrorClass::Reuse => {
+                            let phase = Outer::Refresh(Phase::ExpectRecheckOwn { plan, detail });
+                            self.read(StoreRef::Own, phase)
+                        }
+                        ErrorClass::NotSent
+                            if plan.calls_made < self.policy.call_attempts_max() =>
+                        {
+                            self.call(plan)
+                        }
+                        ErrorClass::NotSent => {
+                            self.clear_fences(plan, Failure::Transient { detail })
+                        }
+                        ErrorClass::Rejected => {
+                            self.clear_fences(plan, Failure::Rejected { detail })
+                        }
+                        ErrorClass::Unknown => self.release(Err(Failure::InDoubt { detail })),
+                    }
+                }
+            },
+            (Phase::ExpectCommit { plan, rotated }, Input::StoreWritten { result, .. }) => {
+                match result {
+                    Ok(WriteOutcome::Conflict(conflict)) => {
+                        self.release(Err(Failure::Superseded {
+                            store: StoreRef::Own,
+                            conflict,
+                        }))
+                    }
+                    Ok(_) => self.mirror(plan, rotated),
+                    Err(fault) => self.release(Err(Failure::RotationNotStored {
+                        detail: fault.detail,
+                    })),
+                }
+            }
+            (Phase::ExpectMirror { mut granted }, Input::StoreWritten { result, .. }) => {
+                match result {
+                    Ok(WriteOutcome::Applied) => {}
+                    Ok(WriteOutcome::MirrorRefused(refusal)) => {
+                        granted.warnings.push(Warning::MirrorRefused(refusal))
+                    }
+                    Ok(WriteOutcome::Conflict(conflict)) => granted
+                        .warnings
+                        .push(Warning::MirrorFailed(conflict.to_string())),
+                    Err(fault) => granted.warnings.push(Warning::MirrorFailed(fault.detail)),
+                }
+                self.release(Ok(granted))
+            }
+            (Phase::ExpectRecheckOwn { plan, detail }, Input::StoreRead { result, .. }) => {
+                let own = result.unwrap_or_default();
+                if plan.main.is_some() {
+                    let phase = Outer::Refresh(Phase::ExpectRecheckMain { plan, own, detail });
+                    self.read(StoreRef::Main, phase)
+                } else {
+                    self.after_reuse(plan, own, None, detail, now_ms)
+                }
+            }
+            (Phase::ExpectRecheckMain { plan, own, detail }, Input::StoreRead { result, .. }) => {
+                let main = result.unwrap_or_default();
+                self.after_reuse(plan, own, Some(main), detail, now_ms)
+            }
+            (phase, input) => {
+                unreachable!(
+                    "no refresh transition from {phase:?} on {}",
+                    input.kind_name()
+                )
+            }
+        }
+    }
+
+    /// Step 8, sub-agents: mirror the rotation into main when main's entry is
+    /// absent or an older credential of the same family (decided again by
+    /// [`crate::StoreDoc::apply`] under main's lock).
+    fn mirror(&mut self, plan: Plan, rotated: Credential) {
+        let mut granted = granted(Outcome::Refreshed, &rotated);
+        granted.warnings = plan.warnings;
+        let Some(main) = plan.main else {
+            return self.release(Ok(granted));
+        };
+        match mirror_refusal(main.credential.as_ref(), &rotated) {
+            None => {
+                let mutation = Mutation::Mirror {
+                    expect: Expect::of(main.credential.as_ref()),
+                    credential: rotated,
+                    presented_fp: plan.presented_fp,
+                };
+                self.write(
+                    StoreRef::Main,
+                    mutation,
+                    Outer::Refresh(Phase::ExpectMirror { granted }),
+                )
+            }
+            Some(refusal) => {
+                granted.warnings.push(Warning::MirrorRefused(refusal));
+                let mut queue = VecDeque::new();
+                if plan.fenced.contains(&StoreRef::Main) {
+                    let presented_fp = plan.presented_fp;
+                    queue.push_back((StoreRef::Main, Mutation::ClearFence { presented_fp }));
+                }
+                self.continue_writes(queue, Ok(granted))
+            }
+        }
+    }
+
+    /// Step 9, reuse: adopt what a peer stored meanwhile, or mark the family.
+    fn after_reuse(
+        &mut self,
+        plan: Plan,
+        own: ProfileView,
+        main: Option<ProfileView>,
+        detail: alloc::string::String,
+        now_ms: i64,
+    ) {
+        let margin_ms = self.policy.refresh_margin_ms();
+        let presented = Some(plan.presented_fp);
+        let fresh = |credential: &&Credential| {
+            credential.is_usable(now_ms, margin_ms) && credential.refresh_fingerprint() != presented
+        };
+        let own_credential = own
+            .credential
+            .as_ref()
+            .filter(|c| c.provider == self.request.provider);
+        if let Some(credential) = own_credential.filter(fresh) {
+            let granted = granted(Outcome::Adopted { from: Source::Peer }, credential);
+            return self.release(Ok(granted));
+        }
+        let main_credential = main.as_ref().and_then(|view| view.credential.as_ref());
+        let own_oauth = own_credential.filter(|c| c.is_oauth());
+        if let Ok(candidate) = main_may_replace(own_oauth, main_credential, &self.request.provider)
+        {
+            if fresh(&candidate) {
+                let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
+                let mutation = Mutation::Adopt {
+                    expect: Expect::of(own.credential.as_ref()),
+                    credential: candidate.clone(),
+                };
+                let phase = Outer::ExpectAdopt {
+                    granted,
+                    locked: true,
+                    rereads: REREADS_MAX - 1,
+                };
+                return self.write(StoreRef::Own, mutation, phase);
+            }
+        }
+        let presented_fp = plan.presented_fp;
+        let mut queue = VecDeque::new();
+        for (store, view) in [(StoreRef::Own, Some(&own)), (StoreRef::Main, main.as_ref())] {
+            let holds = view
+                .and_then(|view| view.credential.as_ref())
+                .and_then(Credential::refresh_fingerprint)
+                == presented;
+            if holds || plan.fenced.contains(&store) {
+                queue.push_back((store, Mutation::MarkNeedsReauth { presented_fp }));
+            }
+        }
+        let failure = Failure::NeedsReauth(ReauthReason::TokenRefused { detail });
+        self.continue_writes(queue, Err(failure))
+    }
+
+    /// The presentation is known not to have rotated anything: drop the fences.
+    fn clear_fences(&mut self, plan: Plan, failure: Failure) {
+        let presented_fp = plan.presented_fp;
+        let queue = plan
+            .fenced
+            .iter()
+            .map(|store| (*store, Mutation::ClearFence { presented_fp }))
+            .collect();
+        self.continue_writes(queue, Err(failure))
+    }
+
+    /// A fence write failed before anything was presented: drop the fences
+    /// already written (they would block the next caller for nothing).
+    fn abandon_fences(&mut self, plan: Plan, failed: StoreRef, failure: Failure) {
+        let presented_fp = plan.presented_fp;
+        let queue = plan
+            .fenced
+            .iter()
+            .take_while(|store| **store != failed)
+            .map(|store| (*store, Mutation::ClearFence { presented_fp }))
+            .collect();
+        self.continue_writes(queue, Err(failure))
+    }
+}

@@ -1,0 +1,310 @@
+//! Store writes as the kernel asks for them, and how a host applies them.
+//!
+//! Every write the kernel makes is a [`Mutation`] of one profile, applied by the
+//! host as a read-modify-write of the whole document under that store's lock
+//! (G4: nothing else in the document is touched, so concurrent writers of other
+//! fields and profiles lose nothing). The host does not decide anything: it
+//! calls [`StoreDoc::apply`], which checks the compare-and-swap ([`Expect`])
+//! and the copy rules, then writes the result back if it changed.
+//!
+//! The compare-and-swap is against the entry as the kernel read it under the
+//! refresh lock: if a login installed a new family, a logout left a tombstone,
+//! or anything else replaced the entry since, the write is rejected with a
+//! [`Conflict`] and nothing is applied (G5, G11).
+
+use alloc::string::String;
+use core::fmt;
+
+use crate::credential::{Credential, CredentialKind};
+use crate::document::{Fence, StoreDoc};
+use crate::identity::{copy_refusal, Identity, IdentityRefusal};
+use crate::secret::Fingerprint;
+
+/// The state of an entry a write expects to find: absent, or a credential of
+/// this kind, generation and refresh token.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Expect(Option<EntryStamp>);
+
+/// What identifies one version of a stored entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EntryStamp {
+    /// The entry's `type`.
+    pub kind: CredentialKind,
+    /// The entry's generation.
+    pub generation: u64,
+    /// Fingerprint of its refresh token.
+    pub refresh_fp: Option<Fingerprint>,
+}
+
+impl Expect {
+    /// Expect the entry exactly as `credential` (or absent for `None`).
+    pub fn of(credential: Option<&Credential>) -> Self {
+        Expect(credential.map(|credential| EntryStamp {
+            kind: credential.kind.clone(),
+            generation: credential.generation,
+            refresh_fp: credential.refresh_fingerprint(),
+        }))
+    }
+
+    /// The expected stamp (`None` means the entry must be absent).
+    pub fn stamp(&self) -> Option<&EntryStamp> {
+        self.0.as_ref()
+    }
+
+    fn matches(&self, current: Option<&Credential>) -> bool {
+        *self == Expect::of(current)
+    }
+}
+
+/// One write of one profile, decided by the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Copy a usable credential from main into this store (SPEC §3 steps 2, 4, 9).
+    Adopt {
+        /// The entry as read.
+        expect: Expect,
+        /// The credential to store.
+        credential: Credential,
+    },
+    /// Record an in-doubt fence before presenting a refresh token (step 6, G7).
+    PutFence {
+        /// The entry as read.
+        expect: Expect,
+        /// The fence.
+        fence: Fence,
+    },
+    /// Store a freshly rotated credential and drop its fence (step 8, own store).
+    Commit {
+        /// The entry as read.
+        expect: Expect,
+        /// The rotated credential (generation already bumped).
+        credential: Credential,
+        /// Fingerprint of the refresh token that was presented.
+        presented_fp: Fingerprint,
+    },
+    /// Copy a freshly rotated credential into main, when main's entry is absent
+    /// or an older oauth credential of the same provider and identity (step 8).
+    /// The fence for the presented token is dropped either way.
+    Mirror {
+        /// Main's entry as read.
+        expect: Expect,
+        /// The rotated credential.
+        credential: Credential,
+        /// Fingerprint of the refresh token that was presented.
+        presented_fp: Fingerprint,
+    },
+    /// Drop the fence for a presentation whose outcome is now known not to
+    /// have rotated anything (step 9, transient or rejected).
+    ClearFence {
+        /// Fingerprint of the presented refresh token.
+        presented_fp: Fingerprint,
+    },
+    /// The provider refused this refresh token for good: mark the entry that
+    /// holds it `needs_reauth` (kept, so a re-login can propagate) and drop its
+    /// fence (step 9, reuse).
+    MarkNeedsReauth {
+        /// Fingerprint of the refused refresh token.
+        presented_fp: Fingerprint,
+    },
+    /// A login or import installs a new token family: generation moves past
+    /// everything this store has seen, fence and mark cleared. Hosts take the
+    /// refresh lock first (SPEC §3).
+    Login {
+        /// The credential to install; its generation is replaced.
+        credential: Credential,
+    },
+    /// A logout leaves a tombstone one generation past the entry (G11).
+    Logout {
+        /// Provider of the tombstone.
+        provider: String,
+    },
+}
+
+/// What applying a mutation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Applied (possibly a no-op, such as clearing a fence that was not there).
+    Applied,
+    /// Main's entry may not be overwritten by this mirror; only the fence was
+    /// dropped.
+    MirrorRefused(MirrorRefusal),
+    /// The entry is not what the write expected; nothing was applied.
+    Conflict(Conflict),
+}
+
+/// Why a mirror into main was refused (SPEC §3 step 8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MirrorRefusal {
+    /// Main holds a credential that is not `oauth` (an operator's key).
+    NotOAuth(CredentialKind),
+    /// Main holds another provider's credential under this profile id.
+    OtherProvider(String),
+    /// The identity gate refused (G3).
+    Identity(IdentityRefusal),
+    /// Main is already at this generation or newer (G5).
+    NotNewer {
+        /// Main's generation.
+        main_generation: u64,
+    },
+}
+
+impl fmt::Display for MirrorRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MirrorRefusal::NotOAuth(kind) => write!(f, "main holds a {} entry", kind.as_str()),
+            MirrorRefusal::OtherProvider(provider) => {
+                write!(f, "main holds a credential of provider {provider}")
+            }
+            MirrorRefusal::Identity(refusal) => write!(f, "identity gate: {refusal}"),
+            MirrorRefusal::NotNewer { main_generation } => {
+                write!(f, "main is already at generation {main_generation}")
+            }
+        }
+    }
+}
+
+/// A compare-and-swap that lost: the entry changed since it was read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// What the write expected.
+    pub expected: Expect,
+    /// What the store holds.
+    pub found: Expect,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = |expect: &Expect| match expect.stamp() {
+            None => String::from("no entry"),
+            Some(stamp) => {
+                alloc::format!("{} generation {}", stamp.kind.as_str(), stamp.generation)
+            }
+        };
+        write!(
+            f,
+            "expected {}, found {}",
+            describe(&self.expected),
+            describe(&self.found)
+        )
+    }
+}
+
+/// Whether a mirror of `incoming` may replace main's `existing` entry.
+pub fn mirror_refusal(
+    existing: Option<&Credential>,
+    incoming: &Credential,
+) -> Option<MirrorRefusal> {
+    let existing = existing?;
+    if !existing.is_oauth() {
+        return Some(MirrorRefusal::NotOAuth(existing.kind.clone()));
+    }
+    if existing.provider != incoming.provider {
+        return Some(MirrorRefusal::OtherProvider(existing.provider.clone()));
+    }
+    if let Some(refusal) = copy_refusal(&Identity::of(existing), &Identity::of(incoming)) {
+        return Some(MirrorRefusal::Identity(refusal));
+    }
+    if existing.generation >= incoming.generation {
+        return Some(MirrorRefusal::NotNewer {
+            main_generation: existing.generation,
+        });
+    }
+    None
+}
+
+impl StoreDoc {
+    /// Applies `mutation` to `profile`. The caller holds the store's lock, read
+    /// this document from disk under it, and writes it back (atomically) when
+    /// this returns [`WriteOutcome::Applied`] or
+    /// [`WriteOutcome::MirrorRefused`] (the fence may have changed).
+    pub fn apply(&mut self, profile: &str, mutation: &Mutation) -> WriteOutcome {
+        let current = self.profiles.get(profile);
+        let conflict = |expect: &Expect| {
+            WriteOutcome::Conflict(Conflict {
+                expected: expect.clone(),
+                found: Expect::of(current),
+            })
+        };
+        match mutation {
+            Mutation::Adopt { expect, credential } => {
+                if !expect.matches(current) {
+                    return conflict(expect);
+                }
+                self.profiles.insert(profile.into(), credential.clone());
+            }
+            Mutation::PutFence { expect, fence } => {
+                if !expect.matches(current) {
+                    return conflict(expect);
+                }
+                self.fences.insert(profile.into(), fence.clone());
+            }
+            Mutation::Commit {
+                expect,
+                credential,
+                presented_fp,
+            } => {
+                if !expect.matches(current) {
+                    return conflict(expect);
+                }
+                self.profiles.insert(profile.into(), credential.clone());
+                self.clear_fence(profile, *presented_fp);
+            }
+            Mutation::Mirror {
+                expect,
+                credential,
+                presented_fp,
+            } => {
+                if !expect.matches(current) {
+                    return conflict(expect);
+                }
+                let refusal = mirror_refusal(current, credential);
+                self.clear_fence(profile, *presented_fp);
+                if let Some(refusal) = refusal {
+                    return WriteOutcome::MirrorRefused(refusal);
+                }
+                self.profiles.insert(profile.into(), credential.clone());
+            }
+            Mutation::ClearFence { presented_fp } => self.clear_fence(profile, *presented_fp),
+            Mutation::MarkNeedsReauth { presented_fp } => {
+                if let Some(entry) = self.profiles.get_mut(profile) {
+                    if entry.is_oauth() && entry.refresh_fingerprint() == Some(*presented_fp) {
+                        entry.needs_reauth = true;
+                    }
+                }
+                self.clear_fence(profile, *presented_fp);
+            }
+            Mutation::Login { credential } => {
+                let mut installed = credential.clone();
+                installed.generation = self.next_generation(profile).max(credential.generation);
+                installed.needs_reauth = false;
+                self.profiles.insert(profile.into(), installed);
+                self.fences.remove(profile);
+            }
+            Mutation::Logout { provider } => {
+                let generation = self.next_generation(profile);
+                self.profiles.insert(
+                    profile.into(),
+                    Credential::tombstone(provider.clone(), generation),
+                );
+                self.fences.remove(profile);
+            }
+        }
+        WriteOutcome::Applied
+    }
+
+    fn next_generation(&self, profile: &str) -> u64 {
+        let entry = self.profiles.get(profile).map_or(0, |c| c.generation);
+        let fence = self.fences.get(profile).map_or(0, |f| f.generation);
+        entry.max(fence).saturating_add(1)
+    }
+
+    fn clear_fence(&mut self, profile: &str, presented_fp: Fingerprint) {
+        if self
+            .fences
+            .get(profile)
+            .is_some_and(|fence| fence.refresh_fp == presented_fp)
+        {
+            self.fences.remove(profile);
+        }
+    }
+}
