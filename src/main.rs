@@ -1,3 +1,40 @@
-fn main() {
-    println!("rotor: the CLI arrives with the simulator and real-host issues");
+//! The `rotor` command: a thin shell over the simulator (`check`, `replay`)
+//! and the filesystem host (`login`, `token`, `status`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Safe OAuth refresh-token rotation for many agents sharing one credential.
+#[derive(Parser)]
+#[command(name = "rotor", version, about)]
+struct Rotor {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Simulate many agents sharing one credential under faults and check G1..G11.
+    Check(cli::check::CheckArgs),
+    /// Replay one simulated run from its seed or its trace file.
+    Replay(cli::replay::ReplayArgs),
+    /// Import tokens, endpoint settings and identity into a store.
+    Login(cli::login::LoginArgs),
+    /// Print a usable access token, refreshing it safely if needed.
+    Token(cli::token::TokenArgs),
+    /// Show profiles, expiry, generation, fences, marks and lock holders.
+    Status(cli::status::StatusArgs),
+}
+
+fn main() -> ExitCode {
+    match Rotor::parse().command {
+        Command::Check(args) => cli::check::run(args),
+        Command::Replay(args) => cli::replay::run(args),
+        Command::Login(args) => cli::login::run(args),
+        Command::Token(args) => cli::token::run(args),
+        Command::Status(args) => cli::status::run(args),
+    }
 }

@@ -1,0 +1,1 @@
+//! In-process single-flight (filled by the model issue).

@@ -1,0 +1,1 @@
+//! sync facade (filled by the model issue).

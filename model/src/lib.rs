@@ -1,0 +1,1 @@
+//! rotor-model (skeleton; filled by the model issue).

@@ -1,0 +1,1 @@
+//! rotor-sim (skeleton; filled by the simulator issue).
