@@ -33,6 +33,7 @@ pub struct CrashPoint {
     crash_before_effect: Option<u32>,
     effects: Cell<u32>,
     crashed: Cell<bool>,
+    held_lock: Cell<bool>,
 }
 
 impl CrashPoint {
@@ -45,12 +46,19 @@ impl CrashPoint {
             crash_before_effect,
             effects: Cell::new(0),
             crashed: Cell::new(false),
+            held_lock: Cell::new(false),
         }
     }
 
     /// True once the process has died.
     pub fn crashed(&self) -> bool {
         self.crashed.get()
+    }
+
+    /// True when the process died holding the refresh lock (the OS
+    /// released it).
+    pub fn crashed_holding_lock(&self) -> bool {
+        self.held_lock.get()
     }
 
     /// Counts one effect; true when the process is dead for it.
@@ -62,7 +70,7 @@ impl CrashPoint {
         self.effects.set(effect);
         if self.crash_before_effect == Some(effect) {
             self.crashed.set(true);
-            self.world.locks.crash(self.pid);
+            self.held_lock.set(self.world.locks.crash(self.pid) > 0);
         }
         self.crashed.get()
     }

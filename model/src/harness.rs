@@ -232,11 +232,13 @@ pub fn deadlock_is_g8(text: String) -> String {
     }
 }
 
-/// The encoded schedule shuttle put in a failure message, if any.
-pub fn failing_schedule(text: &str) -> Option<&str> {
+/// The encoded schedule shuttle put in a failure message, if any, on one
+/// line (shuttle wraps it; its decoder ignores whitespace).
+pub fn failing_schedule(text: &str) -> Option<String> {
     let start = text.find("failing schedule:\n\"\n")? + "failing schedule:\n\"\n".len();
     let length = text[start..].find("\n\"")?;
-    Some(&text[start..start + length])
+    let schedule = &text[start..start + length];
+    Some(schedule.chars().filter(|c| !c.is_whitespace()).collect())
 }
 
 #[cfg(all(feature = "shuttle", not(loom)))]
@@ -257,8 +259,8 @@ mod tests {
 
     #[test]
     fn the_failing_schedule_is_cut_out_of_shuttle_s_message() {
-        let text = "test panicked in task 'main-thread'\nfailing schedule:\n\"\n91022abc\n\"\npass that string";
-        assert_eq!(failing_schedule(text), Some("91022abc"));
+        let text = "test panicked in task 'main-thread'\nfailing schedule:\n\"\n91022abc\n0d\n\"\npass that string";
+        assert_eq!(failing_schedule(text).as_deref(), Some("91022abc0d"));
         assert_eq!(failing_schedule("no schedule here"), None);
     }
 

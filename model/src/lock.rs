@@ -121,14 +121,17 @@ impl AdvisoryLocks {
         }
     }
 
-    /// Process `pid` died: the OS releases every lock it held.
-    pub fn crash(&self, pid: u32) {
+    /// Process `pid` died: the OS releases every lock it held. Returns how
+    /// many that was.
+    pub fn crash(&self, pid: u32) -> usize {
         let mut table = sync::lock(&self.table);
         let before = table.held.len();
         table.held.retain(|_, held| held.pid != pid);
-        if table.held.len() != before {
+        let released = before - table.held.len();
+        if released > 0 {
             self.released.notify_all();
         }
+        released
     }
 
     /// The locks held now.

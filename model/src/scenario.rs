@@ -209,6 +209,8 @@ pub struct AgentResult {
     pub name: String,
     /// Whether its process crashed (then `resolution` is meaningless).
     pub crashed: bool,
+    /// Whether it crashed holding the refresh lock.
+    pub crashed_holding_lock: bool,
     /// What the kernel resolved.
     pub resolution: Resolution,
 }
@@ -321,6 +323,7 @@ fn run_agent<V: HostVariant>(world: &Arc<World>, variant: &V, agent: &AgentSpec)
     AgentResult {
         name: agent.name.clone(),
         crashed: point.crashed(),
+        crashed_holding_lock: point.crashed_holding_lock(),
         resolution,
     }
 }

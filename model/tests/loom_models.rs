@@ -36,7 +36,7 @@ fn explore(test_name: &'static str, preemption_bound: usize, scenario: fn() -> S
 fn two_agents_refresh_one_credential_with_a_background_writer() {
     let interleavings = explore(
         "two_agents_refresh_one_credential_with_a_background_writer",
-        2,
+        3,
         scenarios::two_agents_and_a_writer,
     );
     assert!(interleavings > 1, "loom explored a single interleaving");
