@@ -15,19 +15,21 @@ pub mod outcome;
 pub mod policy;
 pub mod secret;
 
-pub use classify::{classify, EndpointError, ErrorClass, Transport};
+pub use classify::{classify, is_reuse_message, EndpointError, ErrorClass, Transport};
 pub use credential::{Credential, CredentialKind};
 pub use document::{DecodeError, Fence, Holder, ProfileView, StoreDoc, STORE_VERSION};
 pub use effect::{
     Effect, EffectId, Input, LockFailure, Request, Role, StoreFault, StoreFaultKind, StoreRef,
     TokenGrant,
 };
-pub use identity::{may_copy, same_identity, Identity, IdentityRefusal};
+pub use identity::{copy_refusal, may_copy, same_identity, Identity, IdentityRefusal};
 pub use lock_key::LockKey;
 pub use machine::Resolver;
 pub use mutation::{Conflict, Expect, MirrorRefusal, Mutation, WriteOutcome};
 pub use outcome::{
     ApiMisuse, Failure, Granted, Outcome, ReauthReason, Resolution, Source, Warning,
 };
-pub use policy::{LeaseConfig, Policy, PolicyConfig};
+pub use policy::{
+    LeaseConfig, LongestHold, Policy, PolicyConfig, PolicyError, STORE_WRITES_PER_REFRESH,
+};
 pub use secret::{Fingerprint, Secret};

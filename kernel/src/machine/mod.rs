@@ -96,7 +96,7 @@ enum Phase {
         rereads: u8,
     },
     /// Steps 6..9: a refresh in progress (see `refresh.rs`).
-    Refresh(refresh::Phase),
+    Refresh(alloc::boxed::Box<refresh::Phase>),
     /// A queue of best-effort writes (fence clears, marks), then the
     /// release and this resolution.
     ExpectWrites {
@@ -289,7 +289,7 @@ impl Resolver {
             (Phase::ExpectRelease { resolution }, Input::LockReleased { .. }) => {
                 self.done(resolution)
             }
-            (Phase::Refresh(phase), input) => self.step_refresh(phase, input, now_ms),
+            (Phase::Refresh(phase), input) => self.step_refresh(*phase, input, now_ms),
             (phase, input) => {
                 // `handle` checked the kind against `expected_kind`, which
                 // mirrors these arms; reaching here is a kernel bug.
