@@ -116,8 +116,11 @@ impl Resolver {
             started_at_ms: now_ms,
             attempt,
         };
-        // Fence every store from which a participant could pick up the
-        // presented token: the own store, and main when it holds the same token.
+        // Fence every store a participant holding a copy of the presented
+        // token reads under the lock: the own store when it holds the token,
+        // and, for a sub-agent, always main, the one store every participant
+        // reads (another sub-agent may hold a copy while main holds another
+        // family).
         let mut queue = VecDeque::new();
         let holds = |view: &ProfileView| {
             view.credential
@@ -126,8 +129,12 @@ impl Resolver {
                 == Some(presented_fp)
         };
         let mut fenced = Vec::new();
-        for (store, view) in [(StoreRef::Own, Some(&own)), (StoreRef::Main, main.as_ref())] {
-            if let Some(view) = view.filter(|view| holds(view)) {
+        let targets = [
+            (StoreRef::Own, Some(&own).filter(|own| holds(own))),
+            (StoreRef::Main, main.as_ref()),
+        ];
+        for (store, view) in targets {
+            if let Some(view) = view {
                 let expect = Expect::of(view.credential.as_ref());
                 queue.push_back((
                     store,
