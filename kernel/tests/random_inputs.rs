@@ -5,7 +5,9 @@
 //! step bound. Every finished run is checked for:
 //!
 //! - G7: each `CallEndpoint` follows a fence write for that token, acknowledged
-//!   as written, in the same run;
+//!   as written, in the same run; and (coherent runs) a token whose earlier
+//!   fence was in a store when the kernel read it (or failed to read it)
+//!   under the lock is presented only as the one grace-window retry;
 //! - G8: no call, fence, commit, mirror, clear or mark without the refresh
 //!   lock held; the lock taken at most once and released exactly once if
 //!   taken, before `Done`;
@@ -131,6 +133,11 @@ struct Trace {
     last_reply_not_sent: bool,
     commit_acked: bool,
     writes: u32,
+    /// Fences left by earlier presentations, present in a store at the
+    /// moment the kernel read it (successfully or not) under the lock.
+    fences_under_lock: Vec<rotor_kernel::Fence>,
+    /// Attempt numbers of the fences this run wrote.
+    fence_attempts: Vec<u32>,
 }
 
 fn run_one(seed: u64, stats: &mut Stats) {
@@ -201,6 +208,21 @@ fn run_one(seed: u64, stats: &mut Stats) {
         assert!(id > last_id, "ids increase");
         last_id = id;
         check_effect(&effect, &trace, &policy);
+        if coherent {
+            // A concurrent writer sometimes replaces a store before the effect runs.
+            if rng.gen_bool(0.05) {
+                own = arbitrary::store(&mut rng);
+            }
+            if rng.gen_bool(0.05) {
+                main = arbitrary::store(&mut rng);
+            }
+            if let (Effect::ReadStore { store, .. }, true) = (&effect, trace.held) {
+                let doc = if *store == StoreRef::Own { &own } else { &main };
+                trace
+                    .fences_under_lock
+                    .extend(doc.fences.get(PROFILE).cloned());
+            }
+        }
         // Malformed completions first: each is refused and changes nothing.
         while rng.gen_bool(0.3) {
             feed_malformed(&mut resolver, &effect, &mut rng, now_ms);
@@ -246,6 +268,16 @@ fn check_effect(effect: &Effect, trace: &Trace, policy: &Policy) {
                 (trace.calls.len() as u64) < policy.call_attempts_max(),
                 "G2: more calls than the policy's attempts"
             );
+            for earlier in &trace.fences_under_lock {
+                if Some(earlier.refresh_fp) == fp {
+                    assert!(
+                        policy.grace_window_ms().is_some()
+                            && earlier.attempt == 0
+                            && trace.fence_attempts.contains(&1),
+                        "G7: presented a token with an in-doubt fence ({earlier:?}) outside the grace retry"
+                    );
+                }
+            }
         }
         Effect::WriteStore { mutation, .. } => {
             if !matches!(mutation, Mutation::Adopt { .. }) {
@@ -320,7 +352,10 @@ fn record(effect: &Effect, input: &Input, trace: &mut Trace) {
             let done =
                 matches!(result, Ok(outcome) if !matches!(outcome, WriteOutcome::Conflict(_)));
             match mutation {
-                Mutation::PutFence { fence, .. } if done => trace.fenced.push(fence.refresh_fp),
+                Mutation::PutFence { fence, .. } if done => {
+                    trace.fenced.push(fence.refresh_fp);
+                    trace.fence_attempts.push(fence.attempt);
+                }
                 Mutation::Commit { .. } => trace.commit_acked = done,
                 _ => {}
             }
@@ -336,13 +371,6 @@ fn coherent_input(
     main: &mut StoreDoc,
     rng: &mut ChaCha8Rng,
 ) -> Input {
-    // A concurrent writer sometimes replaces a store before the effect runs.
-    if rng.gen_bool(0.05) {
-        *own = arbitrary::store(rng);
-    }
-    if rng.gen_bool(0.05) {
-        *main = arbitrary::store(rng);
-    }
     let doc = |store: &StoreRef| -> usize { usize::from(*store == StoreRef::Main) };
     let docs = [own, main];
     match effect {

@@ -104,6 +104,23 @@ fn step1_unreadable_own_store_is_a_typed_failure() {
 }
 
 #[test]
+fn g10_unreadable_main_is_reported_not_called_no_credential() {
+    // A sub-agent with no own entry depends on main: a corrupt main must be
+    // reported as such (with its detail), not as "no credential, log in".
+    let run = Transcript::sub(empty(), store(fresh(6)))
+        .fault(
+            "read main",
+            io_fault("main auth.json corrupt, kept at auth.json.corrupt-1"),
+        )
+        .run();
+    run.assert_lines(&["read own", "read main -> fault", "done Store(main)"]);
+    assert!(
+        run.failure().to_string().contains("kept at"),
+        "G10: names the backup"
+    );
+}
+
+#[test]
 fn step2_adopts_a_newer_usable_token_from_main_without_the_lock() {
     let run = Transcript::sub(store(expired(5)), store(fresh(6))).run();
     run.assert_lines(&[

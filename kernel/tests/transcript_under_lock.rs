@@ -330,3 +330,29 @@ fn step2_unreadable_main_with_an_own_entry_goes_on_to_the_lock() {
         "done NeedsReauth(InDoubt)",
     ]);
 }
+
+#[test]
+fn g7_unreadable_main_under_the_lock_does_not_present_blindly() {
+    // Another sub-agent presented rt-5 and left its fence in main; this one
+    // holds rt-5 too (adopted earlier) with no fence in its own store. If main
+    // cannot be read under the lock, the fence cannot be seen: presenting
+    // rt-5 would break G7. The resolve must fail with a typed error instead.
+    let main = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS - MINUTE_MS));
+    let run = Transcript::sub(store(expired(5)), main)
+        .pass("read main")
+        .fault("read main", io_fault("main store: EIO"))
+        .run();
+    run.assert_lines(&[
+        "read own",
+        "read main",
+        "acquire",
+        "read own",
+        "read main -> fault",
+        "release",
+        "done Store(main)",
+    ]);
+    assert!(
+        run.calls.is_empty(),
+        "G7: a fence we could not read is not ignored"
+    );
+}
