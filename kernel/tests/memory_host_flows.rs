@@ -59,7 +59,7 @@ fn assert_world_sound(world: &Shared) {
 }
 
 #[test]
-fn cached() {
+fn g2_cached() {
     let world = World::new(NOW_MS);
     let login = world.borrow_mut().provider.login(NOW_MS, 1);
     world.borrow_mut().put(MAIN_STORE, login.clone());
@@ -72,7 +72,7 @@ fn cached() {
 }
 
 #[test]
-fn adopted_from_main() {
+fn g2_adopted_from_main() {
     let (world, login) = shared_expired_login();
     // The main agent refreshed; sub-a's store still has the old token.
     let main_result = resolve(&world, "main").expect("main refreshes");
@@ -97,7 +97,7 @@ fn adopted_from_main() {
 }
 
 #[test]
-fn adopted_from_a_peer_sharing_the_store() {
+fn g2_adopted_from_a_peer_sharing_the_store() {
     // sub-a and sub-b share store `a`. sub-b refreshes while sub-a waits for
     // the lock; sub-a then finds the rotation in its own store (G2).
     let (world, _) = shared_expired_login();
@@ -120,7 +120,7 @@ fn adopted_from_a_peer_sharing_the_store() {
 }
 
 #[test]
-fn refreshed_and_mirrored() {
+fn g1_g5_g6_refreshed_and_mirrored() {
     let (world, login) = shared_expired_login();
     let granted = resolve(&world, "sub-a").expect("sub-a refreshes");
     assert_eq!(granted.outcome, Outcome::Refreshed);
@@ -145,7 +145,7 @@ fn refreshed_and_mirrored() {
 }
 
 #[test]
-fn reuse_then_adopt() {
+fn g1_reuse_then_adopt() {
     // A client outside rotor (no shared lock) exchanges the token while
     // sub-a's request is in flight and stores the rotation in main. sub-a's
     // presentation is then a reuse; it adopts the rotation found in main.
@@ -181,7 +181,7 @@ fn reuse_then_adopt() {
 }
 
 #[test]
-fn reuse_then_needs_reauth() {
+fn g2_reuse_then_needs_reauth() {
     // The outsider exchanges the token and loses the result: nobody holds a
     // newer token. sub-a marks both stores; later resolves fail fast.
     let (world, login) = shared_expired_login();
@@ -235,7 +235,7 @@ fn token_of(credential: &Credential) -> &str {
 }
 
 #[test]
-fn in_doubt_fence_then_needs_reauth() {
+fn g7_in_doubt_fence_then_needs_reauth() {
     // The provider rotates sub-a's token but the answer is lost: sub-a
     // reports InDoubt and leaves its fence; the main agent then refuses to
     // present the token again (G7), so the provider sees it once (G1).
@@ -285,7 +285,7 @@ fn in_doubt_fence_then_needs_reauth() {
 }
 
 #[test]
-fn lock_held_elsewhere_is_a_lock_timeout() {
+fn g8_lock_held_elsewhere_is_a_lock_timeout() {
     let (world, _) = shared_expired_login();
     let key = rotor_kernel::LockKey::new(common::fixtures::PROVIDER, PROFILE);
     world

@@ -93,7 +93,7 @@ fn g5_every_cas_mutation_conflicts_unless_the_entry_is_as_read() {
 }
 
 #[test]
-fn adopt_installs_the_credential_and_keeps_the_fence() {
+fn g5_adopt_installs_the_credential_and_keeps_the_fence() {
     let doc = fenced(store(expired(5)), fence("4", 4, 0, NOW_MS));
     let expect = Expect::of(Some(&expired(5)));
     let (after, outcome) = apply(
@@ -117,7 +117,7 @@ fn adopt_installs_the_credential_and_keeps_the_fence() {
 }
 
 #[test]
-fn put_fence_records_the_fence_and_changes_no_entry() {
+fn g7_put_fence_records_the_fence_and_changes_no_entry() {
     let doc = store(expired(5));
     let (after, outcome) = apply(
         &doc,
@@ -131,7 +131,7 @@ fn put_fence_records_the_fence_and_changes_no_entry() {
 }
 
 #[test]
-fn commit_replaces_the_entry_and_clears_only_its_own_fence() {
+fn g7_commit_replaces_the_entry_and_clears_only_its_own_fence() {
     let expect = Expect::of(Some(&expired(5)));
     let commit = Mutation::Commit {
         expect,
@@ -221,7 +221,7 @@ fn g3_g5_mirror_rules() {
 }
 
 #[test]
-fn clear_fence_removes_only_the_matching_fence() {
+fn g7_clear_fence_removes_only_the_matching_fence() {
     let doc = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
     let (after, outcome) = apply(
         &doc,
@@ -247,7 +247,7 @@ fn clear_fence_removes_only_the_matching_fence() {
 }
 
 #[test]
-fn mark_needs_reauth_flags_only_the_entry_holding_that_token() {
+fn g11_mark_needs_reauth_flags_only_the_entry_holding_that_token() {
     let mark = Mutation::MarkNeedsReauth {
         presented_fp: fp("5"),
     };

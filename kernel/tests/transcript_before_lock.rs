@@ -8,7 +8,7 @@ use common::transcript::Transcript;
 use rotor_kernel::{Credential, CredentialKind, Failure, Outcome, Secret, Source, Warning};
 
 #[test]
-fn step1_own_usable_is_cached_without_lock_or_main() {
+fn g2_step1_own_usable_is_cached_without_lock_or_main() {
     let run = Transcript::sub(store(fresh(5)), store(fresh(9))).run();
     run.assert_lines(&["read own", "done Cached gen=5"]);
     assert_eq!(run.granted().access, Secret::new("at-5"));
@@ -18,14 +18,14 @@ fn step1_own_usable_is_cached_without_lock_or_main() {
 }
 
 #[test]
-fn step1_main_agent_cached() {
+fn g2_step1_main_agent_cached() {
     let run = Transcript::main_agent(store(fresh(5))).run();
     run.assert_lines(&["read own", "done Cached gen=5"]);
     assert_eq!(run.granted().outcome, Outcome::Cached);
 }
 
 #[test]
-fn step1_token_inside_the_refresh_margin_is_not_cached() {
+fn g2_step1_token_inside_the_refresh_margin_is_refreshed_once() {
     // Expires in 4 minutes: inside the default 5-minute margin, so not usable.
     let soon = cred("5", 5, NOW_MS + 4 * MINUTE_MS);
     let run = Transcript::main_agent(store(soon))
@@ -34,10 +34,11 @@ fn step1_token_inside_the_refresh_margin_is_not_cached() {
     assert_eq!(run.lines[0], "read own");
     assert_eq!(run.lines[1], "acquire");
     assert_eq!(run.granted().outcome, Outcome::Refreshed);
+    assert_eq!(run.calls.len(), 1, "G2: one call");
 }
 
 #[test]
-fn no_credential_anywhere() {
+fn g10_no_credential_anywhere() {
     let run = Transcript::sub(empty(), empty()).run();
     run.assert_lines(&["read own", "read main", "done NoCredential"]);
     let run = Transcript::main_agent(empty()).run();
@@ -64,7 +65,7 @@ fn g11_main_tombstone_is_logged_out_when_own_is_absent() {
 }
 
 #[test]
-fn provider_mismatch_in_own_or_main() {
+fn g10_provider_mismatch_in_own_or_main() {
     let other = Credential::oauth("q", "at-q", "rt-q", NOW_MS + HOUR_MS);
     let run = Transcript::sub(store(other.clone()), empty()).run();
     run.assert_lines(&["read own", "done ProviderMismatch(q)"]);
@@ -74,7 +75,7 @@ fn provider_mismatch_in_own_or_main() {
 }
 
 #[test]
-fn api_key_is_not_refreshable() {
+fn g3_g10_api_key_is_not_refreshable_nor_overwritten() {
     let mut key = fresh(5);
     key.kind = CredentialKind::ApiKey;
     let run = Transcript::sub(store(key.clone()), store(fresh(6))).run();
@@ -89,7 +90,7 @@ fn api_key_is_not_refreshable() {
 }
 
 #[test]
-fn step1_unreadable_own_store_is_a_typed_failure() {
+fn g10_step1_unreadable_own_store_is_a_typed_failure() {
     let run = Transcript::sub(store(fresh(5)), empty())
         .fault(
             "read own",
@@ -121,7 +122,7 @@ fn g10_unreadable_main_is_reported_not_called_no_credential() {
 }
 
 #[test]
-fn step2_adopts_a_newer_usable_token_from_main_without_the_lock() {
+fn g2_g3_step2_adopts_a_newer_usable_token_from_main_without_the_lock() {
     let run = Transcript::sub(store(expired(5)), store(fresh(6))).run();
     run.assert_lines(&[
         "read own",
@@ -136,7 +137,7 @@ fn step2_adopts_a_newer_usable_token_from_main_without_the_lock() {
 }
 
 #[test]
-fn step2_adopts_into_an_empty_own_store() {
+fn g2_step2_adopts_into_an_empty_own_store() {
     let run = Transcript::sub(empty(), store(fresh(6))).run();
     run.assert_lines(&[
         "read own",
@@ -148,7 +149,7 @@ fn step2_adopts_into_an_empty_own_store() {
 }
 
 #[test]
-fn step2_adopt_write_failure_still_grants_main_token_with_a_warning() {
+fn g10_step2_adopt_write_failure_still_grants_main_token_with_a_warning() {
     let run = Transcript::sub(store(expired(5)), store(fresh(6)))
         .fault("write own Adopt", io_fault("disk full"))
         .run();
@@ -199,7 +200,7 @@ fn g3_identity_gate_refuses_another_accounts_token_and_refreshes_its_own() {
 }
 
 #[test]
-fn step2_adopt_losing_its_cas_takes_the_lock_and_finds_the_peer_token() {
+fn g5_step2_adopt_losing_its_cas_takes_the_lock_and_finds_the_peer_token() {
     // Between the lock-free read and the adopt, a peer already stored main's
     // token in the shared own store: the compare-and-swap loses (G5).
     let run = Transcript::sub(store(expired(5)), store(fresh(6)))
@@ -222,7 +223,7 @@ fn step2_adopt_losing_its_cas_takes_the_lock_and_finds_the_peer_token() {
 }
 
 #[test]
-fn step2_adopt_conflict_with_a_logout_ends_logged_out_under_the_lock() {
+fn g11_step2_adopt_conflict_with_a_logout_ends_logged_out_under_the_lock() {
     // G11: a logout between read and adopt wins; the adopt does not bring
     // main's token back.
     let run = Transcript::sub(store(expired(5)), store(fresh(6)))

@@ -41,7 +41,7 @@ fn marked(credential: Credential) -> Credential {
 }
 
 #[test]
-fn reuse_then_a_peer_rotation_in_own_is_adopted() {
+fn g2_reuse_then_a_peer_rotation_in_own_is_adopted() {
     let run = both_expired()
         .during("call", |own, _| {
             own.profiles.insert(PROFILE.into(), fresh(6));
@@ -64,7 +64,7 @@ fn reuse_then_a_peer_rotation_in_own_is_adopted() {
 }
 
 #[test]
-fn reuse_then_a_rotation_in_main_is_adopted() {
+fn g2_g3_reuse_then_a_rotation_in_main_is_adopted() {
     let run = both_expired()
         .during("call", |_, main| {
             main.profiles.insert(PROFILE.into(), fresh(6));
@@ -83,7 +83,7 @@ fn reuse_then_a_rotation_in_main_is_adopted() {
 }
 
 #[test]
-fn reuse_with_nothing_newer_marks_both_stores_and_needs_reauth() {
+fn g1_g10_reuse_with_nothing_newer_marks_both_stores_and_needs_reauth() {
     let run = both_expired().reply(Err(reuse_error())).run();
     run.assert_lines(&after_call(&[
         "read own",
@@ -132,7 +132,7 @@ fn g2_a_marked_credential_fails_fast_without_a_call() {
 }
 
 #[test]
-fn a_relogin_in_main_propagates_over_a_marked_own_entry() {
+fn g11_a_relogin_in_main_propagates_over_a_marked_own_entry() {
     let first = both_expired().reply(Err(reuse_error())).run();
     let mut main = first.main.clone();
     main.apply(
@@ -174,7 +174,7 @@ fn g2_not_sent_is_retried_exactly_once_then_transient_with_fences_cleared() {
 }
 
 #[test]
-fn not_sent_then_success_refreshes() {
+fn g2_not_sent_then_success_refreshes() {
     let run = both_expired()
         .reply(Err(not_sent_error()))
         .reply(Ok(grant("6")))
@@ -208,7 +208,7 @@ fn g2_no_retry_when_the_policy_allows_none() {
 }
 
 #[test]
-fn rejected_clears_fences_and_marks_nothing() {
+fn g7_rejected_clears_fences_and_marks_nothing() {
     let run = both_expired().reply(Err(rejected_error())).run();
     run.assert_lines(&after_call(&[
         "write own ClearFence",
@@ -351,7 +351,7 @@ fn g7_commit_io_failure_is_rotation_not_stored_with_fences_kept() {
 }
 
 #[test]
-fn main_agent_reuse_marks_its_store() {
+fn g1_main_agent_reuse_marks_its_store() {
     let run = Transcript::main_agent(store(expired(5)))
         .reply(Err(reuse_error()))
         .run();

@@ -111,7 +111,7 @@ fn g7_mirror_into_an_absent_main_entry() {
 }
 
 #[test]
-fn main_agent_refresh_touches_only_its_store() {
+fn g6_main_agent_refresh_touches_only_its_store() {
     let run = Transcript::main_agent(store(expired(5)))
         .reply(Ok(grant("6")))
         .run();
@@ -129,7 +129,7 @@ fn main_agent_refresh_touches_only_its_store() {
 }
 
 #[test]
-fn grant_without_a_new_refresh_token_keeps_the_old_one_and_unknown_fields() {
+fn g4_grant_without_a_new_refresh_token_keeps_the_old_one_and_unknown_fields() {
     let mut subject = expired(5).with_account("acct-x");
     subject.extra.insert("clientId".into(), "client-7".into());
     let mut answer = grant("6");
@@ -362,7 +362,7 @@ fn g5_g11_mirror_loses_to_a_main_relogin_made_during_the_call() {
 }
 
 #[test]
-fn mirror_write_failure_is_a_warning_after_the_commit() {
+fn g6_g10_mirror_write_failure_is_a_warning_after_the_commit() {
     let run = Transcript::sub(store(expired(5)), store(expired(5)))
         .fault("write main Mirror", io_fault("main store: disk full"))
         .reply(Ok(grant("6")))
@@ -388,7 +388,7 @@ fn mirror_write_failure_is_a_warning_after_the_commit() {
 }
 
 #[test]
-fn outcome_is_refreshed_only_after_the_commit() {
+fn g6_outcome_is_refreshed_only_after_the_commit() {
     let run = Transcript::main_agent(store(expired(5)))
         .reply(Ok(grant("6")))
         .run();

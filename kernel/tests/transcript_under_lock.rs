@@ -64,7 +64,7 @@ fn g8_sub_agent_lock_timeout_writes_nothing() {
 }
 
 #[test]
-fn step4_peer_refreshed_while_we_waited_is_adopted_from_own() {
+fn g2_step4_peer_refreshed_while_we_waited_is_adopted_from_own() {
     // G2: the waiter takes the peer's rotation instead of calling again.
     let run = Transcript::sub(store(expired(5)), store(expired(5)))
         .during("acquire", |own, main| {
@@ -89,7 +89,7 @@ fn step4_peer_refreshed_while_we_waited_is_adopted_from_own() {
 }
 
 #[test]
-fn step4_main_agent_finds_a_peer_rotation() {
+fn g2_step4_main_agent_finds_a_peer_rotation() {
     let run = Transcript::main_agent(store(expired(5)))
         .during("acquire", |own, _| *own = store(fresh(6)))
         .run();
@@ -103,7 +103,7 @@ fn step4_main_agent_finds_a_peer_rotation() {
 }
 
 #[test]
-fn step4_main_refreshed_while_we_waited_is_copied_under_the_lock() {
+fn g2_step4_main_refreshed_while_we_waited_is_copied_under_the_lock() {
     let run = Transcript::sub(store(expired(5)), store(expired(5)))
         .during("acquire", |_, main| *main = store(fresh(6)))
         .run();
@@ -122,7 +122,7 @@ fn step4_main_refreshed_while_we_waited_is_copied_under_the_lock() {
 }
 
 #[test]
-fn step4_main_newer_but_expired_is_the_token_refreshed() {
+fn g1_step4_main_newer_but_expired_is_the_token_refreshed() {
     // Own holds rt-4, already rotated into rt-5 by someone who stored it only
     // in main. Presenting rt-4 would be a reuse (G1): the kernel presents rt-5.
     let run = Transcript::sub(store(expired(4)), store(expired(5)))
@@ -283,7 +283,7 @@ fn g7_attempt_already_1_means_needs_reauth_even_inside_the_window() {
 }
 
 #[test]
-fn no_refresh_token_needs_reauth_without_a_call() {
+fn g10_no_refresh_token_needs_reauth_without_a_call() {
     let mut credential = expired(5);
     credential.refresh = None;
     let run = Transcript::main_agent(store(credential)).run();
@@ -297,7 +297,7 @@ fn no_refresh_token_needs_reauth_without_a_call() {
 }
 
 #[test]
-fn step4_unreadable_own_store_under_the_lock_releases() {
+fn g8_g10_step4_unreadable_own_store_under_the_lock_releases() {
     let run = Transcript::main_agent(store(expired(5)))
         .pass("read own")
         .fault("read own", io_fault("own store: EIO"))
@@ -313,7 +313,7 @@ fn step4_unreadable_own_store_under_the_lock_releases() {
 }
 
 #[test]
-fn step2_unreadable_main_with_an_own_entry_goes_on_to_the_lock() {
+fn g7_step2_unreadable_main_with_an_own_entry_goes_on_to_the_lock() {
     // The lock-free read of main only looks for something to adopt; the
     // locked re-read is the one that decides, and here it shows the fence.
     let main = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS - MINUTE_MS));
