@@ -249,12 +249,12 @@ fn g7_in_doubt_fence_then_needs_reauth() {
         let w = world.borrow();
         let fp = Secret::new(token_of(&login)).fingerprint();
         assert_eq!(
-            w.store("a").fences[PROFILE].refresh_fp,
+            w.store("a").fences[PROFILE][0].refresh_fp,
             fp,
             "G7: fence kept"
         );
         assert_eq!(
-            w.store(MAIN_STORE).fences[PROFILE].refresh_fp,
+            w.store(MAIN_STORE).fences[PROFILE][0].refresh_fp,
             fp,
             "G7: fence kept"
         );

@@ -29,8 +29,8 @@ const RICH_STORE: &str = r#"{
     "k:key": {"type": "api_key", "provider": "k", "key": "sk-1", "keyRef": {"source": "env", "id": "K"}}
   },
   "fences": {
-    "q:other": {"generation": 3, "refresh_fp": "0123456789ab",
-                "holder": {"pid": 9, "host": "h", "agent": "b"}, "started_at_ms": 7, "attempt": 0}
+    "q:other": [{"generation": 3, "refresh_fp": "0123456789ab",
+                 "holder": {"pid": 9, "host": "h", "agent": "b"}, "started_at_ms": 7, "attempt": 0}]
   },
   "state": {"usageStats": {"p:default": {"lastUsed": 17, "errorCount": 0}},
             "order": {"p": ["p:default"]}, "lastGood": {"p": "p:default"}},
@@ -195,7 +195,7 @@ fn g4_state_unknown_fields_and_other_profiles_survive_every_mutation() {
         if with_fence {
             before
                 .fences
-                .insert(PROFILE.into(), fence("5", 5, 0, NOW_MS));
+                .insert(PROFILE.into(), vec![fence("5", 5, 0, NOW_MS)]);
         }
         for (what, mutation) in every_mutation(&before) {
             let mut doc = before.clone();
@@ -245,7 +245,7 @@ fn g4_the_rich_fixture_is_what_it_claims() {
     );
     assert_eq!(doc.profiles[PROFILE].extra["clientId"], "client-7");
     assert_eq!(doc.profiles["k:key"].extra["keyRef"]["id"], "K");
-    assert_eq!(untouchable(&doc)["fences"]["q:other"]["attempt"], 0);
+    assert_eq!(untouchable(&doc)["fences"]["q:other"][0]["attempt"], 0);
     let fields = unknown_fields(&doc).unwrap();
     assert_eq!(fields.as_object().unwrap().len(), 4, "{fields}");
 }

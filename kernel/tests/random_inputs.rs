@@ -220,7 +220,7 @@ fn run_one(seed: u64, stats: &mut Stats) {
                 let doc = if *store == StoreRef::Own { &own } else { &main };
                 trace
                     .fences_under_lock
-                    .extend(doc.fences.get(PROFILE).cloned());
+                    .extend(doc.fences.get(PROFILE).cloned().unwrap_or_default());
             }
         }
         // Malformed completions first: each is refused and changes nothing.

@@ -177,8 +177,12 @@ fn g3_identity_gate_refuses_another_accounts_token_and_refreshes_its_own() {
         "read own",
         "read main",
         "write own PutFence gen=5 attempt=0",
+        // G7: main is fenced too, though it holds another account's token:
+        // another sub-agent holding a copy of rt-5 reads main under the lock.
+        "write main PutFence gen=5 attempt=0",
         "call rt-5",
         "write own Commit gen=6",
+        "write main ClearFence",
         "release",
         "done Refreshed gen=6 warn=[IdentityRefused, MirrorRefused(Identity)]",
     ]);

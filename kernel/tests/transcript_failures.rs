@@ -59,7 +59,11 @@ fn g2_reuse_then_a_peer_rotation_in_own_is_adopted() {
     // Whatever fence is left names the refused token, never the stored one.
     let stored_fp = Secret::new("rt-6").fingerprint();
     for doc in [&run.own, &run.main] {
-        assert!(doc.fences.values().all(|f| f.refresh_fp != stored_fp));
+        assert!(doc
+            .fences
+            .values()
+            .flatten()
+            .all(|f| f.refresh_fp != stored_fp));
     }
 }
 
@@ -225,7 +229,7 @@ fn assert_in_doubt_then_needs_reauth(error: rotor_kernel::EndpointError) {
     let run = both_expired().reply(Err(error)).run();
     run.assert_lines(&after_call(&["release", "done InDoubt"]));
     for doc in [&run.own, &run.main] {
-        let fence = &doc.fences[PROFILE];
+        let fence = &doc.fences[PROFILE][0];
         assert_eq!(
             fence.refresh_fp,
             Secret::new("rt-5").fingerprint(),
@@ -339,7 +343,7 @@ fn g7_commit_io_failure_is_rotation_not_stored_with_fences_kept() {
     assert!(run.failure().to_string().contains("disk full"), "G10");
     for doc in [&run.own, &run.main] {
         assert_eq!(
-            doc.fences[PROFILE].refresh_fp,
+            doc.fences[PROFILE][0].refresh_fp,
             Secret::new("rt-5").fingerprint(),
             "G7"
         );

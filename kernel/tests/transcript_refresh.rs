@@ -54,7 +54,7 @@ fn g1_g5_g6_g7_sub_agent_refresh_fences_both_stores_then_commits_mirrors_release
     // fence: generation, fingerprint, holder, time, attempt.
     let (own_in_call, main_in_call) = seen.borrow_mut().take().expect("called");
     for doc in [&own_in_call, &main_in_call] {
-        let fence = &doc.fences[PROFILE];
+        let fence = &doc.fences[PROFILE][0];
         assert_eq!(fence.generation, 5);
         assert_eq!(fence.refresh_fp, Secret::new("rt-5").fingerprint());
         assert_eq!(fence.holder, sub_holder());
@@ -77,7 +77,9 @@ fn g1_g5_g6_g7_sub_agent_refresh_fences_both_stores_then_commits_mirrors_release
 }
 
 #[test]
-fn g7_main_holding_another_token_is_not_fenced_but_is_mirrored() {
+fn g7_main_holding_another_token_is_fenced_and_mirrored() {
+    // A sub-agent always fences main: another sub-agent may hold a copy of
+    // rt-5 while main holds something else, and main is what it reads.
     let run = Transcript::sub(store(expired(5)), store(expired(4)))
         .reply(Ok(grant("6")))
         .run();
@@ -88,6 +90,7 @@ fn g7_main_holding_another_token_is_not_fenced_but_is_mirrored() {
         "read own",
         "read main",
         "write own PutFence gen=5 attempt=0",
+        "write main PutFence gen=5 attempt=0",
         "call rt-5",
         "write own Commit gen=6",
         "write main Mirror gen=6",
@@ -276,8 +279,10 @@ fn g3_mirror_refused_for_an_api_key_in_main() {
         "read own",
         "read main",
         "write own PutFence gen=5 attempt=0",
+        "write main PutFence gen=5 attempt=0",
         "call rt-5",
         "write own Commit gen=6",
+        "write main ClearFence",
         "release",
         "done Refreshed gen=6 warn=[MirrorRefused(NotOAuth)]",
     ]);
@@ -297,7 +302,10 @@ fn g3_mirror_refused_for_another_provider_in_main() {
         run.lines.last().unwrap(),
         "done Refreshed gen=6 warn=[MirrorRefused(OtherProvider)]"
     );
-    assert!(!run.lines.iter().any(|line| line.starts_with("write main")));
+    assert!(!run
+        .lines
+        .iter()
+        .any(|line| line.starts_with("write main Mirror")));
     assert_eq!(run.main, store(other));
     match &run.granted().warnings[0] {
         Warning::MirrorRefused(MirrorRefusal::OtherProvider(provider)) => assert_eq!(provider, "q"),
@@ -318,7 +326,10 @@ fn g3_mirror_refused_for_another_account_in_main() {
         run.lines.last().unwrap(),
         "done Refreshed gen=6 warn=[MirrorRefused(Identity)]"
     );
-    assert!(!run.lines.iter().any(|line| line.starts_with("write main")));
+    assert!(!run
+        .lines
+        .iter()
+        .any(|line| line.starts_with("write main Mirror")));
     assert_eq!(
         run.main,
         store(theirs),

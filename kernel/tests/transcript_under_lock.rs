@@ -203,6 +203,20 @@ fn g7_fence_in_main_alone_also_stops_the_call() {
 }
 
 #[test]
+fn g7_a_peers_fence_in_main_stops_the_call_even_when_main_holds_another_family() {
+    // Sub-agents A and B both hold copies of rt-5 (acct-x) in their own
+    // stores; main holds acct-y's family. A presented rt-5 and died: its
+    // fence is in A's store and, because sub-agents always fence main, in
+    // main. B reads only its own store and main: main's fence must stop it.
+    let ours = expired(5).with_account("acct-x");
+    let theirs = cred("y9", 9, NOW_MS - MINUTE_MS).with_account("acct-y");
+    let main = fenced(store(theirs), fence("5", 5, 0, NOW_MS - MINUTE_MS));
+    let run = Transcript::sub(store(ours), main).run();
+    assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
+    assert!(run.calls.is_empty(), "G7/G1: rt-5 is not presented again");
+}
+
+#[test]
 fn g7_a_fence_for_another_token_does_not_block() {
     // A stale fence for rt-4 says nothing about rt-5.
     let own = fenced(store(expired(5)), fence("4", 4, 0, NOW_MS - MINUTE_MS));
@@ -239,7 +253,13 @@ fn g7_grace_window_open_allows_exactly_one_retry_with_attempt_1() {
     assert_eq!(run.calls.len(), 1, "G1/G7: one retry, not more");
     let (own_in_call, main_in_call) = seen.borrow_mut().take().expect("the call happened");
     for doc in [own_in_call, main_in_call] {
-        let fence = &doc.fences[PROFILE];
+        let fences = &doc.fences[PROFILE];
+        assert_eq!(
+            fences.len(),
+            1,
+            "the retry replaces the fence for its token"
+        );
+        let fence = &fences[0];
         assert_eq!(fence.attempt, 1);
         assert_eq!(fence.holder, sub_holder(), "the retry is recorded as ours");
         assert_eq!(fence.started_at_ms, NOW_MS);
@@ -255,7 +275,7 @@ fn g7_grace_retry_that_is_again_in_doubt_leaves_attempt_1_and_then_needs_reauth(
         .reply(Err(timeout_after_send_error()))
         .run();
     assert_eq!(run.lines.last().unwrap(), "done InDoubt");
-    assert_eq!(run.own.fences[PROFILE].attempt, 1);
+    assert_eq!(run.own.fences[PROFILE][0].attempt, 1);
     // Still inside the window, but the one retry is spent.
     let again = run.next().run();
     assert_eq!(again.lines.last().unwrap(), "done NeedsReauth(InDoubt)");

@@ -118,7 +118,7 @@ pub fn store(rng: &mut ChaCha8Rng) -> StoreDoc {
         doc.profiles.insert(PROFILE.into(), credential(rng));
     }
     if rng.gen_bool(0.3) {
-        doc.fences.insert(PROFILE.into(), fence(rng));
+        doc.fences.insert(PROFILE.into(), vec![fence(rng)]);
     }
     if rng.gen_bool(0.2) {
         doc.profiles.insert("other:profile".into(), credential(rng));

@@ -84,7 +84,7 @@ pub fn empty() -> StoreDoc {
 
 /// `doc` with `fence` recorded for [`PROFILE`].
 pub fn fenced(mut doc: StoreDoc, fence: Fence) -> StoreDoc {
-    doc.fences.insert(PROFILE.into(), fence);
+    doc.fences.insert(PROFILE.into(), vec![fence]);
     doc
 }
 

@@ -296,7 +296,7 @@ impl Transcript {
                             .as_ref()
                             .and_then(Credential::refresh_fingerprint)
                             == Some(fp);
-                        let has_fence = view.fence.as_ref().is_some_and(|f| f.refresh_fp == fp);
+                        let has_fence = view.fences.iter().any(|f| f.refresh_fp == fp);
                         if holds && !has_fence && (store == StoreRef::Own || self.role == Role::Sub)
                         {
                             fail(
