@@ -7,7 +7,7 @@
 //!   hold it, or a second thread of a process inside the refresh lock (G8).
 //!   These are recorded in the [`Log`], never panicked on the spot, so one
 //!   failing interleaving reports everything that went wrong in it;
-//! - **at the end of a run**, by [`crate::scenario::verify`]: no refresh token
+//! - **at the end of a run**, by [`crate::verify::verify`]: no refresh token
 //!   presented twice (G1), one endpoint call per token family and every agent
 //!   holding the new token (G2), every agent and store still on its own
 //!   account (G3), the background writers' updates all present (G4), every

@@ -1,10 +1,10 @@
 //! Running a model under loom or shuttle: counting what was explored, and
 //! turning a failure into the command that replays it.
 //!
-//! - [`loom_explore`] (build with `RUSTFLAGS="--cfg loom"`): every
+//! - `loom_explore` (build with `RUSTFLAGS="--cfg loom"`): every
 //!   interleaving within a preemption bound. loom is deterministic, so the
 //!   replay command is the test command itself; `LOOM_LOG=1` traces it.
-//! - [`shuttle_check`] (feature `shuttle`): PCT at a given depth (what
+//! - `shuttle_check` (feature `shuttle`): PCT at a given depth (what
 //!   `shuttle::check_pct` runs) or uniformly random schedules (what
 //!   `shuttle::check_random` runs), built here with an explicit seed so that
 //!   a failure can print it. The seed replays the whole run

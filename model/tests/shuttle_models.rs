@@ -16,15 +16,15 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use rotor_kernel::{Failure, ReauthReason};
 use rotor_model::check::FailOn;
 use rotor_model::harness::{shuttle_check, Replay, Schedules};
-use rotor_kernel::{Failure, ReauthReason};
 use rotor_model::scenario::{run_checked, AgentResult, CorrectHost};
 use rotor_model::scenarios;
 use shuttle::rand::Rng;
 
 /// Iterations per test (nine tests).
-const ITERATIONS: usize = 20_000;
+const ITERATIONS: usize = 50_000;
 
 /// The largest effect number a crash is placed before: a sub-agent's
 /// refresh takes at most about a dozen effects, so every crash point of the
@@ -115,17 +115,28 @@ fn check_one_crash(test_name: &'static str, schedules: Schedules) {
     );
     assert!(crashed > 0, "no run crashed");
     assert!(holding > 0, "no run crashed while holding the refresh lock");
-    assert!(in_doubt > 0, "no run left an in-doubt fence (G7) for the survivors");
+    assert!(
+        in_doubt > 0,
+        "no run left an in-doubt fence (G7) for the survivors"
+    );
 }
 
 #[test]
 fn six_agents_pct_depth_2() {
-    check("six_agents_pct_depth_2", Schedules::Pct { depth: 2 }, six_agents);
+    check(
+        "six_agents_pct_depth_2",
+        Schedules::Pct { depth: 2 },
+        six_agents,
+    );
 }
 
 #[test]
 fn six_agents_pct_depth_3() {
-    check("six_agents_pct_depth_3", Schedules::Pct { depth: 3 }, six_agents);
+    check(
+        "six_agents_pct_depth_3",
+        Schedules::Pct { depth: 3 },
+        six_agents,
+    );
 }
 
 #[test]
@@ -150,12 +161,20 @@ fn one_crash_random() {
 
 #[test]
 fn two_accounts_pct_depth_2() {
-    check("two_accounts_pct_depth_2", Schedules::Pct { depth: 2 }, two_accounts);
+    check(
+        "two_accounts_pct_depth_2",
+        Schedules::Pct { depth: 2 },
+        two_accounts,
+    );
 }
 
 #[test]
 fn two_accounts_pct_depth_3() {
-    check("two_accounts_pct_depth_3", Schedules::Pct { depth: 3 }, two_accounts);
+    check(
+        "two_accounts_pct_depth_3",
+        Schedules::Pct { depth: 3 },
+        two_accounts,
+    );
 }
 
 #[test]
