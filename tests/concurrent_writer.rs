@@ -25,7 +25,9 @@ fn usage_writer_child() {
     for _ in 0..UPDATES {
         file.update("update", |doc| {
             let state = doc.state.get_or_insert_with(|| serde_json::json!({}));
-            let count = state["usage"]["acme:default"]["count"].as_u64().unwrap_or(0);
+            let count = state["usage"]["acme:default"]["count"]
+                .as_u64()
+                .unwrap_or(0);
             state["usage"]["acme:default"]["count"] = serde_json::json!(count + 1);
             ((), true)
         })
@@ -40,7 +42,13 @@ fn concurrent_usage_writer_loses_no_update_g4() {
     server.set_delay_ms(20);
     login(&state, "main", PROFILE, &server.url, "at-0", "rt-0");
     let writer = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "usage_writer_child", "--test-threads", "1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "usage_writer_child",
+            "--test-threads",
+            "1",
+        ])
         .env(WRITER_ENV, &state)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -52,7 +60,9 @@ fn concurrent_usage_writer_loses_no_update_g4() {
     while rounds < 40 {
         rounds += 1;
         force_expiry(&state, "main", PROFILE);
-        let children: Vec<_> = (0..3).map(|_| spawn_token(&state, "main", PROFILE, &[])).collect();
+        let children: Vec<_> = (0..3)
+            .map(|_| spawn_token(&state, "main", PROFILE, &[]))
+            .collect();
         for run in children.into_iter().map(finish) {
             assert_eq!(run.code, Some(0), "{run:?}");
         }
@@ -62,7 +72,11 @@ fn concurrent_usage_writer_loses_no_update_g4() {
         }
     }
     let output = writer.take().unwrap().wait_with_output().unwrap();
-    assert!(output.status.success(), "writer failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "writer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let doc = read_store(&state, "main");
     let count = doc.state.as_ref().unwrap()["usage"][PROFILE]["count"].as_u64();
@@ -71,8 +85,21 @@ fn concurrent_usage_writer_loses_no_update_g4() {
     // the server issued last, and no consumed token was ever presented.
     let exchanges = server.exchanges();
     assert_eq!(exchanges.len(), rounds, "one exchange per round");
-    let stored = doc.profiles[PROFILE].refresh.as_ref().unwrap().expose().to_owned();
-    assert_eq!(stored, format!("rt-{}", exchanges.len()), "G4: a rotation was reverted");
+    let stored = doc.profiles[PROFILE]
+        .refresh
+        .as_ref()
+        .unwrap()
+        .expose()
+        .to_owned();
+    assert_eq!(
+        stored,
+        format!("rt-{}", exchanges.len()),
+        "G4: a rotation was reverted"
+    );
     server.assert_each_token_presented_once();
-    assert_eq!(server.invalid_grants(), 0, "G1/B4: a reverted rotation was presented");
+    assert_eq!(
+        server.invalid_grants(),
+        0,
+        "G1/B4: a reverted rotation was presented"
+    );
 }

@@ -44,7 +44,11 @@ impl HostFactory for FsFactory {
     }
 
     fn lock(&mut self, participant: usize) -> FsRefreshLock {
-        FsRefreshLock::new(Layout::new(self.root()), SingleFlight::new(), &format!("p{participant}"))
+        FsRefreshLock::new(
+            Layout::new(self.root()),
+            SingleFlight::new(),
+            &format!("p{participant}"),
+        )
     }
 
     fn seed(&mut self, store: StoreName, doc: StoreDoc) {
@@ -64,6 +68,9 @@ impl HostFactory for FsFactory {
 #[test]
 fn fs_host_passes_the_conformance_suite() {
     let names = run_all(&mut FsFactory { temp: None });
-    assert_eq!(names.len(), rotor_fs::conformance::cases::<FsFactory>().len());
+    assert_eq!(
+        names.len(),
+        rotor_fs::conformance::cases::<FsFactory>().len()
+    );
     println!("conformance cases passed: {names:?}");
 }

@@ -16,7 +16,10 @@ const PROFILE: &str = "acme:default";
 /// Starts `rotor token` armed to pause at `step`, waits (bounded) until it
 /// is there, and kills it with SIGKILL.
 fn kill_at(state: &Path, agent: &str, step: &str, server: Option<&TokenServer>) {
-    let marker = state.parent().unwrap().join(format!("marker-{}", step.replace(':', "-")));
+    let marker = state
+        .parent()
+        .unwrap()
+        .join(format!("marker-{}", step.replace(':', "-")));
     let child: Child = rotor()
         .args(["token", "--state-dir"])
         .arg(state)
@@ -40,7 +43,10 @@ fn kill_when(mut child: Child, ready: impl Fn() -> bool) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("rotor token ended ({status}) before reaching its failpoint");
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "failpoint never reached");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "failpoint never reached"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
@@ -74,9 +80,15 @@ fn crash_case(step: &str, after: After) {
     }
     // G6: the store parses and holds the credential (old or new).
     let doc = read_store(&state, "main");
-    let credential = doc.profiles.get(PROFILE).expect("G6: the credential survived");
+    let credential = doc
+        .profiles
+        .get(PROFILE)
+        .expect("G6: the credential survived");
     let refresh = credential.refresh.as_ref().unwrap().expose().to_owned();
-    assert!(refresh == "rt-0" || refresh == "rt-1", "G6: neither old nor new: {refresh}");
+    assert!(
+        refresh == "rt-0" || refresh == "rt-1",
+        "G6: neither old nor new: {refresh}"
+    );
     let presented_before = server.received();
 
     let run = token(&state, "main", PROFILE);
@@ -87,8 +99,16 @@ fn crash_case(step: &str, after: After) {
             assert_eq!(server.exchanges().len(), 1);
         }
         After::Fenced => {
-            assert_eq!(run.code, Some(4), "G7 ({step}): the next caller must see the fence: {run:?}");
-            assert!(run.stderr.contains("unknown outcome"), "{step}: {}", run.stderr);
+            assert_eq!(
+                run.code,
+                Some(4),
+                "G7 ({step}): the next caller must see the fence: {run:?}"
+            );
+            assert!(
+                run.stderr.contains("unknown outcome"),
+                "{step}: {}",
+                run.stderr
+            );
             assert_eq!(
                 server.received(),
                 presented_before,
@@ -96,7 +116,10 @@ fn crash_case(step: &str, after: After) {
             );
             // The fence is durable and visible to `rotor status`.
             let doc = read_store(&state, "main");
-            assert!(doc.fences.contains_key(PROFILE), "G7 ({step}): fence missing");
+            assert!(
+                doc.fences.contains_key(PROFILE),
+                "G7 ({step}): fence missing"
+            );
             let status = rotor()
                 .args(["status", "--json", "--state-dir"])
                 .arg(&state)
@@ -174,9 +197,15 @@ fn sub_agent_killed_between_commit_and_mirror_g6_g7() {
     force_expiry(&state, "main", PROFILE);
     kill_at(&state, "worker", "before-write:mirror", None);
     let own = read_store(&state, "worker");
-    assert_eq!(own.profiles[PROFILE].refresh.as_ref().unwrap().expose(), "rt-1");
+    assert_eq!(
+        own.profiles[PROFILE].refresh.as_ref().unwrap().expose(),
+        "rt-1"
+    );
     let main = read_store(&state, "main");
-    assert!(main.fences.contains_key(PROFILE), "G7: main's copy of the token is fenced");
+    assert!(
+        main.fences.contains_key(PROFILE),
+        "G7: main's copy of the token is fenced"
+    );
     let worker = token(&state, "worker", PROFILE);
     assert_eq!(worker.access(), "at-1");
     let main_run = token(&state, "main", PROFILE);

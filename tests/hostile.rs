@@ -41,10 +41,18 @@ fn hostile_agent_ids_are_refused_with_a_clear_error_g9() {
     for agent in ["../../etc", "/tmp/x", "..", ".hidden", "a/b", "a\nb", ""] {
         let run = token_args(&state, &["--agent", agent, "--profile", PROFILE]);
         assert_eq!(run.code, Some(2), "G9: agent {agent:?} accepted: {run:?}");
-        assert!(run.stderr.contains("agent id") && run.stderr.contains("refused"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("agent id") && run.stderr.contains("refused"),
+            "{}",
+            run.stderr
+        );
         assert_eq!(run.json["error"]["kind"], "invalid_id");
     }
-    assert_eq!(listing(temp.path()), before, "G9: something was created outside");
+    assert_eq!(
+        listing(temp.path()),
+        before,
+        "G9: something was created outside"
+    );
     assert_eq!(listing(&state.join("agents")), vec!["main"]);
 }
 
@@ -56,11 +64,18 @@ fn hostile_profile_ids_are_refused_or_kept_inside_g9() {
     // NUL cannot pass through argv: the embedding API refuses it.
     let rotor = rotor_fs::Rotor::open(&state).unwrap();
     let error = rotor.token("main", "acme", "a\0b").unwrap_err();
-    assert!(matches!(error, rotor_fs::Error::InvalidId(_)), "G9: {error}");
+    assert!(
+        matches!(error, rotor_fs::Error::InvalidId(_)),
+        "G9: {error}"
+    );
     assert!(error.to_string().contains("control characters"), "{error}");
     for profile in ["a\nb", "\u{1b}[2J", "   ", &"p".repeat(300)] {
         let run = token_args(&state, &["--profile", profile, "--provider", "acme"]);
-        assert_eq!(run.code, Some(2), "G9: profile {profile:?} accepted: {run:?}");
+        assert_eq!(
+            run.code,
+            Some(2),
+            "G9: profile {profile:?} accepted: {run:?}"
+        );
         assert!(run.stderr.contains("profile id"), "{}", run.stderr);
     }
     // A path-like profile id is only ever hashed: its lock lands in the lock
@@ -73,13 +88,26 @@ fn hostile_profile_ids_are_refused_or_kept_inside_g9() {
     let locks = listing(&state.join("locks/oauth-refresh"));
     let expected = rotor_kernel::LockKey::new("acme", sneaky).file_name();
     assert!(locks.contains(&expected), "{locks:?}");
-    assert!(locks.iter().all(|l| l.starts_with("sha256-") && l.ends_with(".lock")), "{locks:?}");
-    assert_eq!(listing(temp.path()), vec!["state"], "G9: a file escaped the state dir");
+    assert!(
+        locks
+            .iter()
+            .all(|l| l.starts_with("sha256-") && l.ends_with(".lock")),
+        "{locks:?}"
+    );
+    assert_eq!(
+        listing(temp.path()),
+        vec!["state"],
+        "G9: a file escaped the state dir"
+    );
 }
 
 fn expect_unsafe(run: &TokenRun, what: &str) {
     assert_eq!(run.code, Some(9), "G9: {what} not refused: {run:?}");
-    assert!(run.stderr.contains("symbolic link") || run.stderr.contains("writable"), "{what}: {}", run.stderr);
+    assert!(
+        run.stderr.contains("symbolic link") || run.stderr.contains("writable"),
+        "{what}: {}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -94,8 +122,15 @@ fn a_symlinked_lock_directory_is_refused_g9_b25() {
     symlink(&outside, state.join("locks")).unwrap();
     let run = token_args(&state, &["--profile", PROFILE]);
     expect_unsafe(&run, "symlinked locks/");
-    assert!(listing(&outside).is_empty(), "B25: a lock was created through the link");
-    assert_eq!(server.received(), 0, "nothing may be presented without the lock");
+    assert!(
+        listing(&outside).is_empty(),
+        "B25: a lock was created through the link"
+    );
+    assert_eq!(
+        server.received(),
+        0,
+        "nothing may be presented without the lock"
+    );
 }
 
 #[test]
@@ -136,12 +171,24 @@ fn symlinked_store_files_and_agent_dirs_are_refused_g9() {
     let tokens = r#"{"access_token":"a","refresh_token":"r","expires_in":60}"#;
     let output = run_with_stdin(
         rotor().args(["login", "--state-dir"]).arg(&state).args([
-            "--agent", "worker", "--profile", PROFILE, "--provider", "acme",
-            "--token-url", &server.url, "--client-id", "c",
+            "--agent",
+            "worker",
+            "--profile",
+            PROFILE,
+            "--provider",
+            "acme",
+            "--token-url",
+            &server.url,
+            "--client-id",
+            "c",
         ]),
         tokens,
     );
-    assert_eq!(output.status.code(), Some(9), "G9: login through a linked agent dir");
+    assert_eq!(
+        output.status.code(),
+        Some(9),
+        "G9: login through a linked agent dir"
+    );
     assert!(String::from_utf8_lossy(&output.stderr).contains("symbolic link"));
     assert!(listing(&outside).is_empty());
 }
@@ -173,22 +220,47 @@ fn a_corrupt_store_is_kept_aside_with_a_clear_error_g10() {
         .find(|name| name.starts_with("auth-profiles.json.corrupt-"))
         .expect("G10: a backup copy");
     let backup = store_path.with_file_name(backup);
-    assert!(run.stderr.contains(&store_path.display().to_string()), "{}", run.stderr);
-    assert!(run.stderr.contains(&backup.display().to_string()), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&store_path.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&backup.display().to_string()),
+        "{}",
+        run.stderr
+    );
     assert_eq!(std::fs::read(&backup).unwrap(), garbage);
     // A login does not overwrite it either.
     let tokens = r#"{"access_token":"a","refresh_token":"r","expires_in":60}"#;
     let output = run_with_stdin(
         rotor().args(["login", "--state-dir"]).arg(&state).args([
-            "--profile", PROFILE, "--provider", "acme", "--token-url", &server.url,
-            "--client-id", "c",
+            "--profile",
+            PROFILE,
+            "--provider",
+            "acme",
+            "--token-url",
+            &server.url,
+            "--client-id",
+            "c",
         ]),
         tokens,
     );
     assert_eq!(output.status.code(), Some(9));
-    assert_eq!(std::fs::read(&store_path).unwrap(), garbage, "G10: overwritten");
+    assert_eq!(
+        std::fs::read(&store_path).unwrap(),
+        garbage,
+        "G10: overwritten"
+    );
     // `rotor status` reports it too.
-    let status = rotor().args(["status", "--state-dir"]).arg(&state).output().unwrap();
+    let status = rotor()
+        .args(["status", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("corrupt") && text.contains(".corrupt-"), "{text}");
+    assert!(
+        text.contains("corrupt") && text.contains(".corrupt-"),
+        "{text}"
+    );
 }

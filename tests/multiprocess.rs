@@ -34,7 +34,11 @@ fn round(state: &std::path::Path, server: &TokenServer, processes: usize, agents
     let issued = &exchanges.last().unwrap().1;
     for run in &runs {
         assert_eq!(run.code, Some(0), "a process failed: {run:?}");
-        assert_eq!(run.access(), issued, "G2: a process got another token than the rotation's");
+        assert_eq!(
+            run.access(),
+            issued,
+            "G2: a process got another token than the rotation's"
+        );
     }
     let refreshed = runs
         .iter()
@@ -55,7 +59,10 @@ fn processes_share_one_exchange(processes: usize, agents: &[&str]) {
         round(&state, &server, processes, agents);
     }
     let doc = read_store(&state, "main");
-    assert_eq!(doc.profiles[PROFILE].generation, 4, "G5: one generation per rotation");
+    assert_eq!(
+        doc.profiles[PROFILE].generation, 4,
+        "G5: one generation per rotation"
+    );
     assert!(doc.fences.is_empty(), "no fence left behind");
 }
 
@@ -114,9 +121,16 @@ fn twenty_rotations_with_a_short_ttl_g1_g2() {
     assert_eq!(server.invalid_grants(), 0, "G1: no invalid_grant");
     // Every exchange's token was handed out: no rotation was wasted.
     let issued: BTreeSet<String> = exchanges.iter().map(|(_, access)| access.clone()).collect();
-    assert!(issued.is_subset(&printed), "G2: a rotation's token was never used");
+    assert!(
+        issued.is_subset(&printed),
+        "G2: a rotation's token was never used"
+    );
     // Each exchange presented the previous exchange's refresh token: one chain.
     for (n, (presented, _)) in exchanges.iter().enumerate() {
-        assert_eq!(presented, &format!("rt-{n}"), "G1: the rotation chain broke");
+        assert_eq!(
+            presented,
+            &format!("rt-{n}"),
+            "G1: the rotation chain broke"
+        );
     }
 }

@@ -57,7 +57,11 @@ impl OidcServer {
     fn state(&self) -> serde_json::Value {
         let port = self.info["port"].as_u64().unwrap();
         let mut stream = TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
-        write!(stream, "GET /test/state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /test/state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .unwrap();
         let mut text = String::new();
         stream.read_to_string(&mut text).unwrap();
         let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -97,7 +101,11 @@ fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
         ]),
         &tokens.to_string(),
     );
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let mut round_tokens = BTreeSet::new();
     for round in 1..=5 {
@@ -108,21 +116,51 @@ fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
         let runs: Vec<TokenRun> = children.into_iter().map(finish).collect();
         let first = runs[0].access().to_owned();
         for run in &runs {
-            assert_eq!(run.code, Some(0), "round {round}: a process failed: {run:?}");
-            assert_eq!(run.access(), first, "G2: round {round}: processes got different tokens");
+            assert_eq!(
+                run.code,
+                Some(0),
+                "round {round}: a process failed: {run:?}"
+            );
+            assert_eq!(
+                run.access(),
+                first,
+                "G2: round {round}: processes got different tokens"
+            );
         }
-        let refreshed = runs.iter().filter(|r| r.json["outcome"] == "refreshed").count();
-        assert_eq!(refreshed, 1, "G2: round {round}: {refreshed} processes refreshed");
+        let refreshed = runs
+            .iter()
+            .filter(|r| r.json["outcome"] == "refreshed")
+            .count();
+        assert_eq!(
+            refreshed, 1,
+            "G2: round {round}: {refreshed} processes refreshed"
+        );
         round_tokens.insert(first);
         let seen = server.state();
         assert_eq!(seen["refresh_success"], round, "G2: round {round}: {seen}");
         assert_eq!(seen["invalid_grant"], 0, "G1: round {round}: {seen}");
     }
-    assert_eq!(round_tokens.len(), 5, "each forced expiry produced a new token");
+    assert_eq!(
+        round_tokens.len(),
+        5,
+        "each forced expiry produced a new token"
+    );
     let seen = server.state();
-    assert_eq!(seen["refresh_success"], 5, "G2: exactly five refresh grants: {seen}");
-    assert_eq!(seen["invalid_grant"], 0, "G1: no consumed token presented: {seen}");
-    assert_eq!(seen["family_alive"], true, "G1: the grant (token family) was revoked: {seen}");
+    assert_eq!(
+        seen["refresh_success"], 5,
+        "G2: exactly five refresh grants: {seen}"
+    );
+    assert_eq!(
+        seen["invalid_grant"], 0,
+        "G1: no consumed token presented: {seen}"
+    );
+    assert_eq!(
+        seen["family_alive"], true,
+        "G1: the grant (token family) was revoked: {seen}"
+    );
     let doc = read_store(&state, "main");
-    assert_eq!(doc.profiles[PROFILE].generation, 6, "login + five rotations");
+    assert_eq!(
+        doc.profiles[PROFILE].generation, 6,
+        "login + five rotations"
+    );
 }

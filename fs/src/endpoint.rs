@@ -90,7 +90,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -235,37 +239,61 @@ pub fn map_ureq_error(error: ureq::Error) -> EndpointError {
     use ureq::Timeout as T;
     let text = error.to_string();
     let (transport, cause) = match &error {
-        U::Timeout(T::Resolve) => (Transport::DnsFailure, "DNS lookup timed out; nothing was sent"),
+        U::Timeout(T::Resolve) => (
+            Transport::DnsFailure,
+            "DNS lookup timed out; nothing was sent",
+        ),
         U::Timeout(T::Connect) => (
             Transport::ConnectRefused,
             "connecting timed out (TCP or TLS setup); nothing was sent",
         ),
-        U::Timeout(_) => (Transport::TimedOutAfterSend, "timed out after the request may have been sent"),
+        U::Timeout(_) => (
+            Transport::TimedOutAfterSend,
+            "timed out after the request may have been sent",
+        ),
         U::HostNotFound => (Transport::DnsFailure, "host not found; nothing was sent"),
-        U::ConnectionFailed => (Transport::ConnectRefused, "connection failed; nothing was sent"),
-        U::BadUri(_) | U::Http(_) | U::InvalidProxyUrl => {
-            (Transport::ConnectRefused, "bad request settings; nothing was sent")
-        }
-        U::Tls(_) | U::Pem(_) | U::Rustls(_) => {
-            (Transport::TlsHandshake, "TLS setup failed; nothing was sent")
-        }
+        U::ConnectionFailed => (
+            Transport::ConnectRefused,
+            "connection failed; nothing was sent",
+        ),
+        U::BadUri(_) | U::Http(_) | U::InvalidProxyUrl => (
+            Transport::ConnectRefused,
+            "bad request settings; nothing was sent",
+        ),
+        U::Tls(_) | U::Pem(_) | U::Rustls(_) => (
+            Transport::TlsHandshake,
+            "TLS setup failed; nothing was sent",
+        ),
         U::Io(io) => match io.kind() {
-            K::ConnectionRefused => (Transport::ConnectRefused, "connection refused; nothing was sent"),
-            K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => {
-                (Transport::ConnectRefused, "network unreachable; nothing was sent")
-            }
-            K::TimedOut | K::WouldBlock => {
-                (Transport::TimedOutAfterSend, "timed out after the request may have been sent")
-            }
-            _ if rustls_handshake_error(io).is_some() => {
-                (Transport::TlsHandshake, "TLS handshake failed; nothing was sent")
-            }
-            _ => (Transport::ConnectionReset, "connection broken; the request may have been sent"),
+            K::ConnectionRefused => (
+                Transport::ConnectRefused,
+                "connection refused; nothing was sent",
+            ),
+            K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => (
+                Transport::ConnectRefused,
+                "network unreachable; nothing was sent",
+            ),
+            K::TimedOut | K::WouldBlock => (
+                Transport::TimedOutAfterSend,
+                "timed out after the request may have been sent",
+            ),
+            _ if rustls_handshake_error(io).is_some() => (
+                Transport::TlsHandshake,
+                "TLS handshake failed; nothing was sent",
+            ),
+            _ => (
+                Transport::ConnectionReset,
+                "connection broken; the request may have been sent",
+            ),
         },
-        U::Protocol(_) | U::BodyExceedsLimit(_) => {
-            (Transport::MalformedResponse, "malformed response after the request was sent")
-        }
-        _ => (Transport::ConnectionReset, "request failed; it may have been sent"),
+        U::Protocol(_) | U::BodyExceedsLimit(_) => (
+            Transport::MalformedResponse,
+            "malformed response after the request was sent",
+        ),
+        _ => (
+            Transport::ConnectionReset,
+            "request failed; it may have been sent",
+        ),
     };
     EndpointError::transport(transport)
         .with_cause(cause.to_owned())
@@ -318,7 +346,10 @@ fn command_refresh(
         .map_err(|error| {
             not_sent(
                 Transport::ConnectRefused,
-                format!("nothing was sent: refresh command {:?} could not start: {error}", argv[0]),
+                format!(
+                    "nothing was sent: refresh command {:?} could not start: {error}",
+                    argv[0]
+                ),
             )
         })?;
     // The credential goes in on stdin (never on argv, which others can read).
@@ -338,8 +369,18 @@ fn command_refresh(
             String::from_utf8_lossy(&bytes).into_owned()
         })
     };
-    let stdout = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -360,28 +401,37 @@ fn command_refresh(
     let stdout = stdout.join().unwrap_or_default();
     let stderr = stderr.join().unwrap_or_default();
     let Some(status) = status else {
-        return Err(EndpointError::transport(Transport::TimedOutAfterSend).with_cause(format!(
-            "refresh command killed at its {deadline_ms} ms deadline"
-        )));
+        return Err(
+            EndpointError::transport(Transport::TimedOutAfterSend).with_cause(format!(
+                "refresh command killed at its {deadline_ms} ms deadline"
+            )),
+        );
     };
     match status.code() {
         Some(0) => parse_grant(&stdout).map_err(|reason| {
-            EndpointError::transport(Transport::MalformedResponse)
-                .with_cause(format!("refresh command printed no token response: {reason}"))
+            EndpointError::transport(Transport::MalformedResponse).with_cause(format!(
+                "refresh command printed no token response: {reason}"
+            ))
         }),
         Some(COMMAND_NOT_SENT_EXIT) => Err(not_sent(
             Transport::ConnectRefused,
-            format!("refresh command reported nothing was sent (exit 75): {}", stderr.trim()),
+            format!(
+                "refresh command reported nothing was sent (exit 75): {}",
+                stderr.trim()
+            ),
         )),
         code => Err(EndpointError {
             status: None,
             body: stdout,
             causes: vec![
                 stderr.trim().to_owned(),
-                format!("refresh command failed ({})", match code {
-                    Some(code) => format!("exit {code}"),
-                    None => "killed by a signal".to_owned(),
-                }),
+                format!(
+                    "refresh command failed ({})",
+                    match code {
+                        Some(code) => format!("exit {code}"),
+                        None => "killed by a signal".to_owned(),
+                    }
+                ),
             ],
             transport: None,
         }),
@@ -419,21 +469,30 @@ mod tests {
         settings.auth_method = AuthMethod::ClientSecretPost;
         let (body, auth) = request_parts(&settings, &refresh);
         assert!(auth.is_none());
-        assert!(body.ends_with("&client_id=id%3A1&client_secret=s%26t"), "{body}");
+        assert!(
+            body.ends_with("&client_id=id%3A1&client_secret=s%26t"),
+            "{body}"
+        );
         settings.auth_method = AuthMethod::None;
         let (body, _) = request_parts(&settings, &refresh);
-        assert!(body.ends_with("&client_id=id%3A1") && !body.contains("secret"), "{body}");
+        assert!(
+            body.ends_with("&client_id=id%3A1") && !body.contains("secret"),
+            "{body}"
+        );
     }
 
     #[test]
     fn token_responses_parse_strictly() {
-        let grant = parse_grant(r#"{"access_token":"a","refresh_token":"r","expires_in":"60"}"#)
-            .unwrap();
+        let grant =
+            parse_grant(r#"{"access_token":"a","refresh_token":"r","expires_in":"60"}"#).unwrap();
         assert_eq!(grant.access.expose(), "a");
         assert_eq!(grant.refresh.unwrap().expose(), "r");
         assert_eq!(grant.expires_in_ms, Some(60_000));
         assert!(parse_grant(r#"{"refresh_token":"r"}"#).is_err());
         assert!(parse_grant("<html>").is_err());
-        assert_eq!(parse_grant(r#"{"access_token":"a"}"#).unwrap().refresh, None);
+        assert_eq!(
+            parse_grant(r#"{"access_token":"a"}"#).unwrap().refresh,
+            None
+        );
     }
 }

@@ -159,7 +159,11 @@ impl Rotor {
         paths::check_id("provider", provider)?;
         paths::check_id("profile", profile)?;
         let request = Request {
-            role: if agent.is_main() { Role::Main } else { Role::Sub },
+            role: if agent.is_main() {
+                Role::Main
+            } else {
+                Role::Sub
+            },
             provider: provider.to_owned(),
             profile: profile.to_owned(),
             holder: Rotor::holder(&agent),
@@ -179,7 +183,9 @@ impl Rotor {
             self.policy.clone(),
         );
         match &resolution {
-            Ok(granted) => tracing::debug!(outcome = ?granted.outcome, generation = granted.generation, "resolved"),
+            Ok(granted) => {
+                tracing::debug!(outcome = ?granted.outcome, generation = granted.generation, "resolved")
+            }
             Err(failure) => tracing::warn!(%failure, "resolve failed"),
         }
         resolution.map_err(Error::Failed)
@@ -192,7 +198,10 @@ impl Rotor {
         paths::check_id("profile", profile)?;
         let stores = FsStores::new(&self.layout, &agent, self.policy.store_lock_wait_ms_max());
         for store in [StoreRef::Own, StoreRef::Main] {
-            let view = stores.file(store).read_view(profile).map_err(Error::Store)?;
+            let view = stores
+                .file(store)
+                .read_view(profile)
+                .map_err(Error::Store)?;
             if let Some(credential) = view.credential {
                 return Ok(Some(credential.provider));
             }

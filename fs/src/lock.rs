@@ -363,7 +363,10 @@ mod tests {
         assert_eq!(parsed, meta);
         assert_eq!(parsed.is_alive(), Some(true));
         let text = meta.describe(meta.since_ms + 2_500);
-        assert!(text.contains(&format!("pid {}", meta.pid)) && text.contains("2.5 s"), "{text}");
+        assert!(
+            text.contains(&format!("pid {}", meta.pid)) && text.contains("2.5 s"),
+            "{text}"
+        );
         assert_eq!(HolderMeta::parse(b""), None);
     }
 
@@ -376,7 +379,10 @@ mod tests {
         // A second open file description in the same process is excluded too.
         let wait = lock_exclusive(&path, 30, &HolderMeta::current("b")).unwrap_err();
         assert_eq!(wait.holder.as_ref().map(|h| h.agent.as_str()), Some("a"));
-        assert!(matches!(inspect(&path).unwrap(), LockState::Held { holder: Some(_) }));
+        assert!(matches!(
+            inspect(&path).unwrap(),
+            LockState::Held { holder: Some(_) }
+        ));
         drop(held);
         assert_eq!(inspect(&path).unwrap(), LockState::Free { last: None });
         drop(lock_exclusive(&path, 0, &meta).unwrap());

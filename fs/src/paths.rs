@@ -194,8 +194,8 @@ mod tests {
     #[test]
     fn hostile_agent_ids_are_refused_g9() {
         for id in [
-            "", ".", "..", "../x", "a/b", "/abs", ".hidden", "a\0b", "a\nb", "-rf", "é",
-            "a b", "a\\b",
+            "", ".", "..", "../x", "a/b", "/abs", ".hidden", "a\0b", "a\nb", "-rf", "é", "a b",
+            "a\\b",
         ] {
             let error = AgentId::new(id).unwrap_err();
             assert_eq!(error.what, "agent");
@@ -225,7 +225,12 @@ mod tests {
         let key = LockKey::new("../../..", "../../../etc/passwd");
         let path = layout.lock_path(&key);
         assert_eq!(path.parent().unwrap(), layout.lock_dir());
-        assert!(path.file_name().unwrap().to_str().unwrap().starts_with("sha256-"));
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("sha256-"));
         assert_eq!(
             store_lock_path(Path::new("/s/agents/main/auth-profiles.json")),
             Path::new("/s/agents/main/auth-profiles.json.lock")

@@ -229,7 +229,8 @@ pub fn write_atomic(target: &Path, bytes: &[u8], label: &str) -> Result<(), Stor
         .map_err(|error| open_error(&temp, "creating temp file", error))?;
         file.write_all(bytes)
             .map_err(|e| io_fault(&temp, "writing", &e))?;
-        file.sync_all().map_err(|e| io_fault(&temp, "syncing", &e))?;
+        file.sync_all()
+            .map_err(|e| io_fault(&temp, "syncing", &e))?;
         drop(file);
         failpoint::hit(&format!("before-rename:{label}"));
         fs::rename(&temp, target).map_err(|e| io_fault(target, "renaming temp file onto", &e))
@@ -263,7 +264,10 @@ mod tests {
         drop(open_lock_file(&dir.join("x.lock")).unwrap());
         assert_eq!(mode(&dir.join("x.lock")), 0o600);
         // No temp file is left behind.
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
@@ -295,10 +299,17 @@ mod tests {
         check_root(&root, true).unwrap();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
         let fault = check_root(&root, true).unwrap_err();
-        assert!(fault.detail.contains("writable by group or others"), "{}", fault.detail);
+        assert!(
+            fault.detail.contains("writable by group or others"),
+            "{}",
+            fault.detail
+        );
         let link = temp.path().join("link");
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
         symlink(&root, &link).unwrap();
-        assert_eq!(check_root(&link, true).unwrap_err().kind, StoreFaultKind::Unsafe);
+        assert_eq!(
+            check_root(&link, true).unwrap_err().kind,
+            StoreFaultKind::Unsafe
+        );
     }
 }

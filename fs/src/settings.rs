@@ -78,7 +78,10 @@ impl std::fmt::Debug for HttpSettings {
         f.debug_struct("HttpSettings")
             .field("token_url", &self.token_url)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("auth_method", &self.auth_method)
             .field("scope", &self.scope)
             .field("ca_file", &self.ca_file)
@@ -126,7 +129,9 @@ impl EndpointSettings {
         }
         let token_url = text(map, "token_url").ok_or("endpoint.token_url is missing")?;
         if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
-            return Err(format!("endpoint.token_url {token_url:?} is not an http(s) URL"));
+            return Err(format!(
+                "endpoint.token_url {token_url:?} is not an http(s) URL"
+            ));
         }
         let client_id = text(map, "client_id").ok_or("endpoint.client_id is missing")?;
         let client_secret = text(map, "client_secret");
@@ -177,7 +182,9 @@ impl EndpointSettings {
 
     /// Stores these settings in `credential`'s unknown fields.
     pub fn install(&self, credential: &mut Credential) {
-        credential.extra.insert(SETTINGS_KEY.into(), self.to_value());
+        credential
+            .extra
+            .insert(SETTINGS_KEY.into(), self.to_value());
     }
 }
 
@@ -207,13 +214,22 @@ mod tests {
     #[test]
     fn bad_settings_are_explained() {
         let mut credential = Credential::oauth("p", "a", "r", 0);
-        assert!(EndpointSettings::of(&credential).unwrap_err().contains("rotor login"));
-        credential.extra.insert(SETTINGS_KEY.into(), json!({"token_url": "ftp://x", "client_id": "c"}));
-        assert!(EndpointSettings::of(&credential).unwrap_err().contains("not an http"));
+        assert!(EndpointSettings::of(&credential)
+            .unwrap_err()
+            .contains("rotor login"));
+        credential.extra.insert(
+            SETTINGS_KEY.into(),
+            json!({"token_url": "ftp://x", "client_id": "c"}),
+        );
+        assert!(EndpointSettings::of(&credential)
+            .unwrap_err()
+            .contains("not an http"));
         credential.extra.insert(
             SETTINGS_KEY.into(),
             json!({"token_url": "http://x", "client_id": "c", "auth_method": "client_secret_post"}),
         );
-        assert!(EndpointSettings::of(&credential).unwrap_err().contains("client_secret"));
+        assert!(EndpointSettings::of(&credential)
+            .unwrap_err()
+            .contains("client_secret"));
     }
 }

@@ -85,7 +85,10 @@ pub fn gather(layout: &Layout) -> Result<Report, rotor_kernel::StoreFault> {
         if let Ok(Some(doc)) = &doc {
             for (profile, credential) in &doc.profiles {
                 let key = LockKey::new(&credential.provider, profile);
-                keys.insert(key.file_name(), (credential.provider.clone(), profile.clone()));
+                keys.insert(
+                    key.file_name(),
+                    (credential.provider.clone(), profile.clone()),
+                );
             }
         }
         stores.push(StoreReport {
@@ -237,7 +240,9 @@ impl Report {
                 Ok(Some(doc)) => {
                     for (id, c) in &doc.profiles {
                         let expiry = match c.expires_at_ms {
-                            Some(at) if at > now_ms => format!("expires in {} s", (at - now_ms) / 1000),
+                            Some(at) if at > now_ms => {
+                                format!("expires in {} s", (at - now_ms) / 1000)
+                            }
                             Some(at) => format!("expired {} s ago", (now_ms - at) / 1000),
                             None => "no expiry (treated as expired)".into(),
                         };
@@ -247,7 +252,11 @@ impl Report {
                             c.kind.as_str(),
                             c.provider,
                             c.generation,
-                            if c.needs_reauth { ", NEEDS REAUTH (run `rotor login`)" } else { "" }
+                            if c.needs_reauth {
+                                ", NEEDS REAUTH (run `rotor login`)"
+                            } else {
+                                ""
+                            }
                         );
                         if let Some(fence) = doc.fences.get(id) {
                             let _ = writeln!(

@@ -276,18 +276,31 @@ mod tests {
             .map(|e| e.unwrap().path())
             .find(|p| p.to_string_lossy().contains(".corrupt-"))
             .expect("a backup");
-        assert!(fault.detail.contains(&backup.display().to_string()), "{}", fault.detail);
+        assert!(
+            fault.detail.contains(&backup.display().to_string()),
+            "{}",
+            fault.detail
+        );
         assert_eq!(std::fs::read(&backup).unwrap(), b"{\"profiles\": [1,");
         let login = Mutation::Login {
             credential: Credential::oauth("prov", "a", "r", 5),
         };
-        assert_eq!(file.apply("p", &login).unwrap_err().kind, StoreFaultKind::Corrupt);
+        assert_eq!(
+            file.apply("p", &login).unwrap_err().kind,
+            StoreFaultKind::Corrupt
+        );
         assert_eq!(std::fs::read(file.path()).unwrap(), b"{\"profiles\": [1,");
         // A second read makes no second copy.
         file.read_view("p").unwrap_err();
         let copies = std::fs::read_dir(file.path().parent().unwrap())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".corrupt-"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".corrupt-")
+            })
             .count();
         assert_eq!(copies, 1);
     }

@@ -10,7 +10,9 @@ use rotor_fs::Rotor;
 use rotor_kernel::Credential;
 use serde_json::{json, Value};
 
-use super::token::{init_logs, report_error, usage_error, PolicyArgs, StateDirArgs, EXIT_CODES_HELP};
+use super::token::{
+    init_logs, report_error, usage_error, PolicyArgs, StateDirArgs, EXIT_CODES_HELP,
+};
 
 /// Arguments of `rotor login`.
 #[derive(clap::Args)]
@@ -37,6 +39,27 @@ pub struct LoginArgs {
     /// Where to read the token JSON ("-" for stdin).
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub tokens: PathBuf,
+    #[command(flatten)]
+    pub endpoint: Box<EndpointArgs>,
+    /// The account id this credential belongs to (identity gate, G3).
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// The account's email (identity gate, G3).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// The tenant (enterprise URL, organisation id) (identity gate, G3).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// How the credential is refreshed (boxed: it is the bulk of the arguments).
+#[derive(clap::Args)]
+pub struct EndpointArgs {
     /// The token endpoint URL (RFC 6749 §6 refresh grant), http:// or https://.
     #[arg(long, value_name = "URL", conflicts_with = "refresh_command")]
     pub token_url: Option<String>,
@@ -57,20 +80,6 @@ pub struct LoginArgs {
     /// stdin and prints a token response on stdout. Takes the rest of the line.
     #[arg(long, value_name = "ARGV", num_args = 1.., allow_hyphen_values = true)]
     pub refresh_command: Option<Vec<String>>,
-    /// The account id this credential belongs to (identity gate, G3).
-    #[arg(long)]
-    pub account_id: Option<String>,
-    /// The account's email (identity gate, G3).
-    #[arg(long)]
-    pub email: Option<String>,
-    /// The tenant (enterprise URL, organisation id) (identity gate, G3).
-    #[arg(long)]
-    pub tenant: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
 }
 
 fn read_tokens(path: &PathBuf) -> Result<Value, String> {
@@ -107,20 +116,28 @@ fn build(args: &LoginArgs, tokens: &Value, now_ms: i64) -> Result<Credential, St
                 .ok_or("expires_in is not a number")?;
             now_ms.saturating_add((seconds * 1000.0) as i64)
         }
-        (None, None) => return Err("the token JSON has neither expires_in nor expires_at_ms".into()),
+        (None, None) => {
+            return Err("the token JSON has neither expires_in nor expires_at_ms".into())
+        }
     };
     let mut credential = Credential::oauth(&args.provider, access, refresh, expires_at_ms);
     credential.account_id = args.account_id.clone();
     credential.email = args.email.clone();
     credential.tenant = args.tenant.clone();
-    let settings = if let Some(argv) = &args.refresh_command {
+    let settings = if let Some(argv) = &args.endpoint.refresh_command {
         Some(EndpointSettings::Command(argv.clone()))
-    } else if let Some(token_url) = &args.token_url {
-        let client_id = args.client_id.clone().ok_or("--token-url needs --client-id")?;
+    } else if let Some(token_url) = &args.endpoint.token_url {
+        let client_id = args
+            .endpoint
+            .client_id
+            .clone()
+            .ok_or("--token-url needs --client-id")?;
         let client_secret = field(tokens, "client_secret");
-        let auth_method = match &args.auth_method {
+        let auth_method = match &args.endpoint.auth_method {
             Some(name) => AuthMethod::parse(name).ok_or_else(|| {
-                format!("--auth-method {name:?} is not client_secret_basic, client_secret_post or none")
+                format!(
+                    "--auth-method {name:?} is not client_secret_basic, client_secret_post or none"
+                )
             })?,
             None if client_secret.is_some() => AuthMethod::ClientSecretBasic,
             None => AuthMethod::None,
@@ -130,8 +147,8 @@ fn build(args: &LoginArgs, tokens: &Value, now_ms: i64) -> Result<Credential, St
             client_id,
             client_secret,
             auth_method,
-            scope: args.scope.clone(),
-            ca_file: args.ca_file.clone(),
+            scope: args.endpoint.scope.clone(),
+            ca_file: args.endpoint.ca_file.clone(),
         }))
     } else {
         None

@@ -198,7 +198,8 @@ pub(crate) fn report_error(command: &str, error: &Error, json: bool) -> ExitCode
     let (code, kind) = error_exit(error);
     eprintln!("rotor {command}: {error}");
     if json {
-        let value = json!({"error": {"kind": kind, "message": error.to_string(), "exit_code": code}});
+        let value =
+            json!({"error": {"kind": kind, "message": error.to_string(), "exit_code": code}});
         println!("{value}");
     }
     ExitCode::from(code)
@@ -207,7 +208,8 @@ pub(crate) fn report_error(command: &str, error: &Error, json: bool) -> ExitCode
 pub(crate) fn usage_error(command: &str, message: &str, json: bool) -> ExitCode {
     eprintln!("rotor {command}: {message}");
     if json {
-        let value = json!({"error": {"kind": "usage", "message": message, "exit_code": exit::USAGE}});
+        let value =
+            json!({"error": {"kind": "usage", "message": message, "exit_code": exit::USAGE}});
         println!("{value}");
     }
     ExitCode::from(exit::USAGE)

@@ -128,7 +128,10 @@ impl TokenServer {
     pub fn wait_received(&self, count: u32, limit: Duration) {
         let start = Instant::now();
         while self.received() < count {
-            assert!(start.elapsed() < limit, "the token server never got request {count}");
+            assert!(
+                start.elapsed() < limit,
+                "the token server never got request {count}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -168,7 +171,12 @@ impl TokenServer {
             *state.presented.entry(refresh.clone()).or_default() += 1;
             let delay_ms = state.delay_ms;
             if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
-                (400, r#"{"error":"unsupported_grant_type"}"#.to_owned(), delay_ms, false)
+                (
+                    400,
+                    r#"{"error":"unsupported_grant_type"}"#.to_owned(),
+                    delay_ms,
+                    false,
+                )
             } else if state.valid.remove(&refresh).is_some() {
                 state.next += 1;
                 let n = state.next;
@@ -247,7 +255,9 @@ fn percent_decode(text: &str) -> String {
 /// The `rotor` binary under test.
 pub fn rotor() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rotor"));
-    command.env_remove("ROTOR_FAILPOINT").env_remove("ROTOR_LOG");
+    command
+        .env_remove("ROTOR_FAILPOINT")
+        .env_remove("ROTOR_LOG");
     command
 }
 
@@ -327,7 +337,10 @@ pub struct TokenRun {
 impl TokenRun {
     pub fn access(&self) -> &str {
         self.json["access_token"].as_str().unwrap_or_else(|| {
-            panic!("no token: exit {:?}, {}, {}", self.code, self.json, self.stderr)
+            panic!(
+                "no token: exit {:?}, {}, {}",
+                self.code, self.json, self.stderr
+            )
         })
     }
 }
@@ -356,7 +369,9 @@ pub fn store(state: &Path, agent: &str) -> StoreFile {
 pub fn read_store(state: &Path, agent: &str) -> StoreDoc {
     store(state, agent)
         .read_doc()
-        .unwrap_or_else(|fault| panic!("G6 violated: store of {agent} unreadable: {}", fault.detail))
+        .unwrap_or_else(|fault| {
+            panic!("G6 violated: store of {agent} unreadable: {}", fault.detail)
+        })
         .unwrap_or_else(|| panic!("store of {agent} missing"))
 }
 
