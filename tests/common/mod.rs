@@ -22,6 +22,9 @@ pub enum Mode {
     /// Rotate, then hold the answer until [`TokenServer::release_held`] (a
     /// response that never arrives while the client is alive).
     HoldAfterRotate,
+    /// Answer 500 with an empty body, rotating nothing (an unknown outcome
+    /// for the client).
+    ServerErrorNoBody,
 }
 
 #[derive(Default)]
@@ -170,7 +173,9 @@ impl TokenServer {
             let refresh = form.get("refresh_token").cloned().unwrap_or_default();
             *state.presented.entry(refresh.clone()).or_default() += 1;
             let delay_ms = state.delay_ms;
-            if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
+            if *self.mode.lock().unwrap() == Mode::ServerErrorNoBody {
+                (500, String::new(), delay_ms, false)
+            } else if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
                 (
                     400,
                     r#"{"error":"unsupported_grant_type"}"#.to_owned(),
@@ -217,7 +222,11 @@ impl TokenServer {
             }
             return Ok(());
         }
-        let reason = if status == 200 { "OK" } else { "Bad Request" };
+        let reason = match status {
+            200 => "OK",
+            500 => "Internal Server Error",
+            _ => "Bad Request",
+        };
         let response = format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
             answer.len()
