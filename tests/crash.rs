@@ -126,7 +126,7 @@ fn crash_case(step: &str, after: After) {
                 .output()
                 .unwrap();
             let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-            let fence = &status["stores"][0]["profiles"][PROFILE]["in_doubt_fence"];
+            let fence = &status["stores"][0]["profiles"][PROFILE]["in_doubt_fences"][0];
             assert_eq!(fence["generation"], 1, "status shows the fence: {status}");
         }
         After::HasNewToken => {

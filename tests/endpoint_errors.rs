@@ -198,7 +198,17 @@ fn lock_timeout_names_the_holder_and_status_shows_it_g8_g10() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let run = token_with(&state, &["--lock-wait-ms", "300"]);
+    // A 300 ms wait is only a valid policy with a short call deadline and
+    // store-lock wait (G8: the wait must outlast the longest legitimate hold).
+    let short = [
+        "--lock-wait-ms",
+        "300",
+        "--call-deadline-ms",
+        "50",
+        "--store-lock-wait-ms",
+        "10",
+    ];
+    let run = token_with(&state, &short);
     assert_eq!(run.code, Some(8), "{run:?}");
     assert!(
         run.stderr.contains(&format!("pid {}", holder.id())),

@@ -156,7 +156,7 @@ impl Report {
                                     Ok(EndpointSettings::Command(argv)) => json!({"refresh_command": argv[0]}),
                                     Err(_) => Value::Null,
                                 };
-                                let fence = doc.fences.get(id).map(|f| {
+                                let fences: Vec<Value> = doc.fences.get(id).into_iter().flatten().map(|f| {
                                     json!({
                                         "generation": f.generation,
                                         "refresh_fp": f.refresh_fp.as_str(),
@@ -165,7 +165,7 @@ impl Report {
                                         "age_ms": now_ms.saturating_sub(f.started_at_ms),
                                         "attempt": f.attempt,
                                     })
-                                });
+                                }).collect();
                                 (
                                     id,
                                     json!({
@@ -181,7 +181,7 @@ impl Report {
                                         "access_fp": c.access.as_ref().map(|s| s.fingerprint().as_str().to_owned()),
                                         "refresh_fp": c.refresh_fingerprint().map(|f| f.as_str().to_owned()),
                                         "endpoint": endpoint,
-                                        "in_doubt_fence": fence,
+                                        "in_doubt_fences": fences,
                                     }),
                                 )
                             })
@@ -258,7 +258,7 @@ impl Report {
                                 ""
                             }
                         );
-                        if let Some(fence) = doc.fences.get(id) {
+                        for fence in doc.fences.get(id).into_iter().flatten() {
                             let _ = writeln!(
                                 out,
                                 "    IN-DOUBT FENCE: generation {} token {} presented by {} {} s ago; outcome unknown, the token will not be presented again",

@@ -114,7 +114,7 @@ impl PolicyArgs {
         if let Some(ms) = self.store_lock_wait_ms {
             config.store_lock_wait_ms_max = ms;
         }
-        Policy::new(config).map_err(|error| format!("bad policy: {error:?}"))
+        Policy::new(config).map_err(|error| format!("bad policy: {error}"))
     }
 }
 
