@@ -84,7 +84,7 @@ pub fn wait_timeout<'a, T>(
     }
 }
 
-/// Lets the scheduler run another thread here. A no-op hint in the real
+/// Lets another thread run here: a hint to the OS scheduler in the real
 /// build; a scheduling point under loom and shuttle.
 pub fn yield_now() {
     thread::yield_now();
