@@ -68,6 +68,7 @@ pub fn mutation_label(mutation: &rotor_kernel::Mutation) -> &'static str {
         PutFence { .. } => "put-fence",
         Commit { .. } => "commit",
         Mirror { .. } => "mirror",
+        SettleFence { .. } => "settle-fence",
         ClearFence { .. } => "clear-fence",
         MarkNeedsReauth { .. } => "mark-needs-reauth",
         Login { .. } => "login",

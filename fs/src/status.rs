@@ -164,6 +164,7 @@ impl Report {
                                         "started_at_ms": f.started_at_ms,
                                         "age_ms": now_ms.saturating_sub(f.started_at_ms),
                                         "attempt": f.attempt,
+                                        "rotated": f.rotated,
                                     })
                                 }).collect();
                                 (
@@ -259,14 +260,20 @@ impl Report {
                             }
                         );
                         for fence in doc.fences.get(id).into_iter().flatten() {
-                            let _ = writeln!(
-                                out,
-                                "    IN-DOUBT FENCE: generation {} token {} presented by {} {} s ago; outcome unknown, the token will not be presented again",
-                                fence.generation,
-                                fence.refresh_fp,
-                                fence.holder,
-                                now_ms.saturating_sub(fence.started_at_ms) / 1000
-                            );
+                            let age_s = now_ms.saturating_sub(fence.started_at_ms) / 1000;
+                            let _ = if fence.rotated {
+                                writeln!(
+                                    out,
+                                    "    SPENT TOKEN: generation {} token {} was rotated by {} {age_s} s ago; its successor is not in this store, so copies of it will not be presented",
+                                    fence.generation, fence.refresh_fp, fence.holder
+                                )
+                            } else {
+                                writeln!(
+                                    out,
+                                    "    IN-DOUBT FENCE: generation {} token {} presented by {} {age_s} s ago; outcome unknown, the token will not be presented again",
+                                    fence.generation, fence.refresh_fp, fence.holder
+                                )
+                            };
                         }
                     }
                 }

@@ -58,7 +58,22 @@ pub struct Fence {
     pub started_at_ms: i64,
     /// 0 for the first presentation, 1 for the one grace-window retry.
     pub attempt: u32,
+    /// The outcome is known: the provider rotated this token, so it is spent,
+    /// but its successor could not be stored here (a mirror into main that the
+    /// identity gate or the generation rule refused). Kept so that another
+    /// participant holding a copy of the spent token never presents it (G1):
+    /// it reports `NeedsReauth` instead of revoking the family for everyone.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rotated: bool,
 }
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// At most this many fences are kept per profile in one store; past it the
+/// oldest rotated ones are dropped first (in-doubt ones are never dropped).
+pub const FENCES_PER_PROFILE_MAX: usize = 32;
 
 /// A whole store document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

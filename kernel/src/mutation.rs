@@ -13,10 +13,11 @@
 //! [`Conflict`] and nothing is applied (G5, G11).
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::credential::{Credential, CredentialKind};
-use crate::document::{Fence, StoreDoc};
+use crate::document::{Fence, StoreDoc, FENCES_PER_PROFILE_MAX};
 use crate::identity::{copy_refusal, Identity, IdentityRefusal};
 use crate::secret::Fingerprint;
 
@@ -84,13 +85,22 @@ pub enum Mutation {
     },
     /// Copy a freshly rotated credential into main, when main's entry is absent
     /// or an older oauth credential of the same provider and identity (step 8).
-    /// The fence for the presented token is dropped either way.
+    /// When the copy is made the fence for the presented token is dropped;
+    /// when it is refused the fence is kept, marked rotated (see
+    /// [`Mutation::SettleFence`]).
     Mirror {
         /// Main's entry as read.
         expect: Expect,
         /// The rotated credential.
         credential: Credential,
         /// Fingerprint of the refresh token that was presented.
+        presented_fp: Fingerprint,
+    },
+    /// The presented token was rotated but its successor may not be copied
+    /// into this store: keep the fence, marked rotated, so no holder of a copy
+    /// presents the spent token (step 8, refused mirror; G1).
+    SettleFence {
+        /// Fingerprint of the presented refresh token.
         presented_fp: Fingerprint,
     },
     /// Drop the fence for a presentation whose outcome is now known not to
@@ -126,7 +136,7 @@ pub enum WriteOutcome {
     /// Applied (possibly a no-op, such as clearing a fence that was not there).
     Applied,
     /// Main's entry may not be overwritten by this mirror; only the fence was
-    /// dropped.
+    /// marked rotated.
     MirrorRefused(MirrorRefusal),
     /// The entry is not what the write expected; nothing was applied.
     Conflict(Conflict),
@@ -186,6 +196,25 @@ impl fmt::Display for Conflict {
             describe(&self.expected),
             describe(&self.found)
         )
+    }
+}
+
+/// Keeps at most [`FENCES_PER_PROFILE_MAX`] fences, dropping the oldest
+/// rotated ones first; in-doubt fences are never dropped.
+fn bound_fences(fences: &mut Vec<Fence>) {
+    while fences.len() > FENCES_PER_PROFILE_MAX {
+        let oldest_rotated = fences
+            .iter()
+            .enumerate()
+            .filter(|(_, fence)| fence.rotated)
+            .min_by_key(|(_, fence)| fence.started_at_ms)
+            .map(|(index, _)| index);
+        match oldest_rotated {
+            Some(index) => {
+                fences.remove(index);
+            }
+            None => break,
+        }
     }
 }
 
@@ -257,13 +286,14 @@ impl StoreDoc {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                let refusal = mirror_refusal(current, credential);
-                self.clear_fence(profile, *presented_fp);
-                if let Some(refusal) = refusal {
+                if let Some(refusal) = mirror_refusal(current, credential) {
+                    self.settle_fence(profile, *presented_fp);
                     return WriteOutcome::MirrorRefused(refusal);
                 }
+                self.clear_fence(profile, *presented_fp);
                 self.profiles.insert(profile.into(), credential.clone());
             }
+            Mutation::SettleFence { presented_fp } => self.settle_fence(profile, *presented_fp),
             Mutation::ClearFence { presented_fp } => self.clear_fence(profile, *presented_fp),
             Mutation::MarkNeedsReauth { presented_fp } => {
                 if let Some(entry) = self.profiles.get_mut(profile) {
@@ -306,6 +336,16 @@ impl StoreDoc {
         let fences = self.fences.entry(profile.into()).or_default();
         fences.retain(|existing| existing.refresh_fp != fence.refresh_fp);
         fences.push(fence);
+        bound_fences(fences);
+    }
+
+    fn settle_fence(&mut self, profile: &str, presented_fp: Fingerprint) {
+        if let Some(fences) = self.fences.get_mut(profile) {
+            for fence in fences.iter_mut().filter(|f| f.refresh_fp == presented_fp) {
+                fence.rotated = true;
+            }
+            bound_fences(fences);
+        }
     }
 
     fn clear_fence(&mut self, profile: &str, presented_fp: Fingerprint) {

@@ -170,6 +170,13 @@ pub enum ReauthReason {
         /// The fence it left.
         fence: Fence,
     },
+    /// Another participant already rotated this token; its successor lives
+    /// in a store this agent may not copy from (main holds another account or
+    /// provider), so presenting the spent token would only revoke the family.
+    Rotated {
+        /// The settled fence it left in main.
+        fence: Fence,
+    },
     /// The credential is already marked `needs_reauth`.
     Marked,
     /// The credential has no refresh token.
@@ -236,6 +243,12 @@ impl fmt::Display for ReauthReason {
                 f,
                 "a refresh by {} started at {} ms (generation {}) has an unknown outcome",
                 fence.holder, fence.started_at_ms, fence.generation
+            ),
+            ReauthReason::Rotated { fence } => write!(
+                f,
+                "{} already rotated this refresh token (generation {}), but its successor could \
+                 not be shared through main; log in again, or give this agent main's account",
+                fence.holder, fence.generation
             ),
             ReauthReason::Marked => f.write_str("the credential is marked needs_reauth"),
             ReauthReason::NoRefreshToken => f.write_str("the credential has no refresh token"),

@@ -212,10 +212,12 @@ fn g3_g5_mirror_rules() {
                 "{what}: {outcome:?}"
             ),
         }
+        let mut settled = fence("5", 5, 0, NOW_MS);
+        settled.rotated = true;
         assert_eq!(
             after,
-            store(existing),
-            "{what}: entry kept, our fence dropped either way"
+            fenced(store(existing), settled),
+            "{what}: entry kept; our fence kept, marked rotated (G1: no copy of the spent token is presented)"
         );
     }
 }
@@ -323,4 +325,45 @@ fn g11_logout_leaves_a_tombstone_one_generation_on() {
     // Logging out twice still moves forward (G5).
     let (again, _) = apply(&after, logout);
     assert_eq!(again, store(Credential::tombstone(PROVIDER, 2)));
+}
+
+#[test]
+fn g1_settle_fence_marks_rotated_and_the_list_stays_bounded() {
+    let doc = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
+    let (after, outcome) = apply(
+        &doc,
+        Mutation::SettleFence {
+            presented_fp: fp("5"),
+        },
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert!(after.fences[PROFILE][0].rotated);
+    assert_eq!(after.profiles, doc.profiles, "settling changes no entry");
+
+    // Many settled fences: the oldest rotated ones go first, in-doubt ones stay.
+    let mut doc = fenced(store(expired(5)), fence("in-doubt", 1, 0, 0));
+    for index in 0..(rotor_kernel::FENCES_PER_PROFILE_MAX as i64 + 10) {
+        let tag = format!("r{index}");
+        let put = Mutation::PutFence {
+            expect: Expect::of(doc.profiles.get(PROFILE)),
+            fence: fence(&tag, 5, 0, NOW_MS + index),
+        };
+        assert_eq!(doc.apply(PROFILE, &put), WriteOutcome::Applied);
+        let settle = Mutation::SettleFence {
+            presented_fp: fp(&tag),
+        };
+        assert_eq!(doc.apply(PROFILE, &settle), WriteOutcome::Applied);
+    }
+    let fences = &doc.fences[PROFILE];
+    assert_eq!(fences.len(), rotor_kernel::FENCES_PER_PROFILE_MAX);
+    assert!(
+        fences.iter().any(|f| f.refresh_fp == fp("in-doubt")),
+        "G7: an in-doubt fence is never dropped"
+    );
+    let last = format!("r{}", rotor_kernel::FENCES_PER_PROFILE_MAX + 9);
+    assert!(fences.iter().any(|f| f.refresh_fp == fp(&last)));
+    assert!(
+        !fences.iter().any(|f| f.refresh_fp == fp("r0")),
+        "oldest rotated dropped"
+    );
 }

@@ -182,7 +182,9 @@ fn g3_identity_gate_refuses_another_accounts_token_and_refreshes_its_own() {
         "write main PutFence gen=5 attempt=0",
         "call rt-5",
         "write own Commit gen=6",
-        "write main ClearFence",
+        // G1: main cannot take acct-x's successor, so rt-5 stays fenced there,
+        // marked rotated: no other holder of a copy presents the spent token.
+        "write main SettleFence",
         "release",
         "done Refreshed gen=6 warn=[IdentityRefused, MirrorRefused(Identity)]",
     ]);
@@ -197,10 +199,17 @@ fn g3_identity_gate_refuses_another_accounts_token_and_refreshes_its_own() {
     assert_eq!(stored.account_id.as_deref(), Some("acct-x"));
     assert_eq!(stored.generation, 6);
     assert_eq!(
-        run.main,
-        store(main),
+        run.main.profiles,
+        store(main).profiles,
         "G3: acct-y's entry in main is not overwritten"
     );
+    let settled = &run.main.fences[PROFILE];
+    assert_eq!(settled.len(), 1);
+    assert!(
+        settled[0].rotated,
+        "G1: the spent rt-5 stays fenced in main"
+    );
+    assert_eq!(settled[0].refresh_fp, Secret::new("rt-5").fingerprint());
 }
 
 #[test]

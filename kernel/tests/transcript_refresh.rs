@@ -261,6 +261,15 @@ fn g11_fence_conflict_on_own_after_a_logout() {
     );
 }
 
+/// G1: a refused mirror leaves rt-5 fenced in main, marked rotated, so a
+/// sub-agent holding a copy of the spent token never presents it.
+fn assert_spent_in_main(run: &common::transcript::Run) {
+    let fences = &run.main.fences[PROFILE];
+    assert_eq!(fences.len(), 1, "{fences:?}");
+    assert!(fences[0].rotated, "{fences:?}");
+    assert_eq!(fences[0].refresh_fp, Secret::new("rt-5").fingerprint());
+}
+
 fn refused_mirror(main: Credential) -> common::transcript::Run {
     Transcript::sub(store(expired(5)), store(main))
         .reply(Ok(grant("6")))
@@ -282,15 +291,16 @@ fn g3_mirror_refused_for_an_api_key_in_main() {
         "write main PutFence gen=5 attempt=0",
         "call rt-5",
         "write own Commit gen=6",
-        "write main ClearFence",
+        "write main SettleFence",
         "release",
         "done Refreshed gen=6 warn=[MirrorRefused(NotOAuth)]",
     ]);
     assert_eq!(
-        run.main,
-        store(key),
+        run.main.profiles,
+        store(key).profiles,
         "an operator's key is never overwritten"
     );
+    assert_spent_in_main(&run);
     assert_eq!(run.own, store(rotated(6)));
 }
 
@@ -306,7 +316,8 @@ fn g3_mirror_refused_for_another_provider_in_main() {
         .lines
         .iter()
         .any(|line| line.starts_with("write main Mirror")));
-    assert_eq!(run.main, store(other));
+    assert_eq!(run.main.profiles, store(other).profiles);
+    assert_spent_in_main(&run);
     match &run.granted().warnings[0] {
         Warning::MirrorRefused(MirrorRefusal::OtherProvider(provider)) => assert_eq!(provider, "q"),
         other => panic!("{other:?}"),
@@ -331,10 +342,11 @@ fn g3_mirror_refused_for_another_account_in_main() {
         .iter()
         .any(|line| line.starts_with("write main Mirror")));
     assert_eq!(
-        run.main,
-        store(theirs),
+        run.main.profiles,
+        store(theirs).profiles,
         "G3: acct-y's entry is not overwritten"
     );
+    assert_spent_in_main(&run);
 }
 
 #[test]

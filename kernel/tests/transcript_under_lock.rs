@@ -9,7 +9,7 @@ use std::rc::Rc;
 use common::fixtures::*;
 use common::transcript::Transcript;
 use rotor_kernel::{
-    Failure, LockFailure, LockKey, Outcome, ReauthReason, Secret, Source, StoreDoc,
+    Failure, LockFailure, LockKey, Outcome, Policy, ReauthReason, Secret, Source, StoreDoc,
 };
 
 fn held_by_other() -> LockFailure {
@@ -214,6 +214,28 @@ fn g7_a_peers_fence_in_main_stops_the_call_even_when_main_holds_another_family()
     let run = Transcript::sub(store(ours), main).run();
     assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
     assert!(run.calls.is_empty(), "G7/G1: rt-5 is not presented again");
+}
+
+#[test]
+fn g1_a_rotated_fence_in_main_stops_a_holder_of_the_spent_copy_even_in_grace() {
+    // Sub-agent A rotated rt-5 (acct-x) but main holds acct-y, so the mirror
+    // was refused and A left rt-5 fenced in main, marked rotated. B still
+    // holds a copy of rt-5: presenting it would revoke A's family too.
+    let ours = expired(5).with_account("acct-x");
+    let theirs = cred("y9", 9, NOW_MS - MINUTE_MS).with_account("acct-y");
+    let mut spent = fence("5", 5, 0, NOW_MS - MINUTE_MS);
+    spent.rotated = true;
+    let main = fenced(store(theirs), spent);
+    for policy in [Policy::default(), grace_policy(HOUR_MS as u64)] {
+        let run = Transcript::sub(store(ours.clone()), main.clone())
+            .policy(policy)
+            .run();
+        assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(Rotated)");
+        assert!(
+            run.calls.is_empty(),
+            "G1: the spent rt-5 is never presented"
+        );
+    }
 }
 
 #[test]

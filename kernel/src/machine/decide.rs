@@ -94,14 +94,20 @@ pub fn nothing_in(main: Option<&Credential>, provider: &str) -> Failure {
     }
 }
 
-/// The fence, in own or main, left by an earlier presentation of `presented`.
+/// The fence, in own or main, left by an earlier presentation of
+/// `presented`. When several stores hold one, the most restrictive wins: a
+/// rotated fence, then the one with the highest attempt (a grace retry is
+/// allowed only if no store records one already).
 pub fn fence_for<'a>(
     presented: Fingerprint,
     own: &'a ProfileView,
     main: Option<&'a ProfileView>,
 ) -> Option<&'a Fence> {
-    let matches = |view: &'a ProfileView| view.fences.iter().find(|f| f.refresh_fp == presented);
-    matches(own).or_else(|| main.and_then(matches))
+    own.fences
+        .iter()
+        .chain(main.into_iter().flat_map(|view| view.fences.iter()))
+        .filter(|fence| fence.refresh_fp == presented)
+        .max_by_key(|fence| (fence.rotated, fence.attempt))
 }
 
 /// The in-doubt policy (SPEC §3 step 5, G7): the one retry allowed after an

@@ -99,6 +99,12 @@ impl Resolver {
         };
         let attempt = match fence_for(presented_fp, &own, main.as_ref()) {
             None => 0,
+            Some(fence) if fence.rotated => {
+                let reason = ReauthReason::Rotated {
+                    fence: fence.clone(),
+                };
+                return self.release(Err(Failure::NeedsReauth(reason)));
+            }
             Some(fence) if grace_retry_allowed(fence, self.policy.grace_window_ms(), now_ms) => {
                 fence.attempt + 1
             }
@@ -115,6 +121,7 @@ impl Resolver {
             holder: self.request.holder.clone(),
             started_at_ms: now_ms,
             attempt,
+            rotated: false,
         };
         // Fence every store a participant holding a copy of the presented
         // token reads under the lock: the own store when it holds the token,
@@ -304,8 +311,10 @@ impl Resolver {
                 granted.warnings.push(Warning::MirrorRefused(refusal));
                 let mut queue = VecDeque::new();
                 if plan.fenced.contains(&StoreRef::Main) {
+                    // Main cannot take the successor; keep the spent token
+                    // fenced there so no other holder of a copy presents it.
                     let presented_fp = plan.presented_fp;
-                    queue.push_back((StoreRef::Main, Mutation::ClearFence { presented_fp }));
+                    queue.push_back((StoreRef::Main, Mutation::SettleFence { presented_fp }));
                 }
                 self.continue_writes(queue, Ok(granted))
             }

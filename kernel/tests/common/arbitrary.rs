@@ -108,6 +108,7 @@ pub fn fence(rng: &mut ChaCha8Rng) -> Fence {
             1 => u32::MAX,
             _ => 0,
         },
+        rotated: rng.gen_ratio(1, 5),
     }
 }
 

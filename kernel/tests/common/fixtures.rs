@@ -100,6 +100,7 @@ pub fn fence(tag: &str, generation: u64, attempt: u32, started_at_ms: i64) -> Fe
         },
         started_at_ms,
         attempt,
+        rotated: false,
     }
 }
 

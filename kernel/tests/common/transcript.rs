@@ -480,6 +480,7 @@ fn mutation_line(mutation: &Mutation) -> String {
         }
         Mutation::Commit { credential, .. } => format!("Commit gen={}", credential.generation),
         Mutation::Mirror { credential, .. } => format!("Mirror gen={}", credential.generation),
+        Mutation::SettleFence { .. } => "SettleFence".into(),
         Mutation::ClearFence { .. } => "ClearFence".into(),
         Mutation::MarkNeedsReauth { .. } => "MarkNeedsReauth".into(),
         Mutation::Login { .. } => "Login".into(),
@@ -531,6 +532,7 @@ pub fn describe(resolution: &Resolution) -> String {
                 match reason {
                     ReauthReason::TokenRefused { .. } => "TokenRefused",
                     ReauthReason::InDoubt { .. } => "InDoubt",
+                    ReauthReason::Rotated { .. } => "Rotated",
                     ReauthReason::Marked => "Marked",
                     ReauthReason::NoRefreshToken => "NoRefreshToken",
                 }
