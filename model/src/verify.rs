@@ -1,0 +1,183 @@
+//! The end-of-run checks (see [`crate::check`] for the ones made as things
+//! happen).
+
+use std::collections::BTreeMap;
+
+use rotor_kernel::{Failure, ReauthReason};
+
+use crate::check::Guarantee;
+use crate::scenario::{AgentResult, Scenario};
+use crate::store::usage_of;
+use crate::world::{World, PROFILE};
+
+/// Checks a finished run and records what broke in `world.log`.
+///
+/// - **G1**: no refresh token value was presented twice.
+/// - **G2**: every account needing a rotation got exactly one endpoint call
+///   (at most one when a process crashed), and every agent that did not
+///   crash holds its account's newest access token. After a crash, an agent
+///   may instead end `NeedsReauth` for an in-doubt fence (G7 asks for that:
+///   the crashed process may have presented the token).
+/// - **G3**: no agent holds, and no store ends with, another account's token.
+/// - **G4**: every background writer's update is in its store.
+/// - **G8**: no refresh lock is held once everyone is done.
+pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
+    let log = &world.log;
+    let provider = &world.provider;
+    let presentations = provider.presentations();
+
+    let mut presenters: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for presentation in &presentations {
+        presenters
+            .entry(&presentation.refresh)
+            .or_default()
+            .push(&presentation.by);
+    }
+    for (refresh, by) in &presenters {
+        if by.len() > 1 {
+            log.violation(
+                Guarantee::G1,
+                format!(
+                    "refresh token {refresh} was presented {} times (by {}); the provider \
+                     revoked the family",
+                    by.len(),
+                    by.join(", ")
+                ),
+            );
+        }
+    }
+
+    let crashed = results.iter().any(|result| result.crashed);
+    let mut accounts: Vec<usize> = scenario.agents.iter().map(|agent| agent.account).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for &account in &accounts {
+        let calls = presentations
+            .iter()
+            .filter(|p| p.family == Some(account))
+            .count();
+        let expected = if crashed { calls <= 1 } else { calls == 1 };
+        if !expected {
+            log.violation(
+                Guarantee::G2,
+                format!(
+                    "account {}: {calls} endpoint calls where one rotation was needed{}",
+                    scenario.accounts[account],
+                    if crashed {
+                        " (a process crashed: at most one)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+    }
+    for (agent, result) in scenario.agents.iter().zip(results) {
+        if result.crashed {
+            continue;
+        }
+        let newest = provider.latest_access(agent.account);
+        let fine = match &result.resolution {
+            Ok(granted) => granted.access.expose() == newest,
+            Err(Failure::NeedsReauth(ReauthReason::InDoubt { .. })) => crashed,
+            Err(_) => false,
+        };
+        if !fine {
+            log.violation(
+                Guarantee::G2,
+                format!(
+                    "{} ended with {} instead of the new token {newest}",
+                    agent.name,
+                    describe(&result.resolution)
+                ),
+            );
+        }
+    }
+
+    for (agent, result) in scenario.agents.iter().zip(results) {
+        let Ok(granted) = &result.resolution else {
+            continue;
+        };
+        let family = provider.family_of_access(granted.access.expose());
+        if family != Some(agent.account) {
+            log.violation(
+                Guarantee::G3,
+                format!(
+                    "{} is bound to {} but received {} ({})",
+                    agent.name,
+                    scenario.accounts[agent.account],
+                    granted.access.expose(),
+                    family.map_or("a token the provider never issued".to_string(), |f| {
+                        format!("a token of {}", scenario.accounts[f])
+                    })
+                ),
+            );
+        }
+    }
+    for (index, spec) in scenario.stores.iter().enumerate() {
+        let bound = spec.holds.or_else(|| {
+            scenario
+                .agents
+                .iter()
+                .find(|agent| agent.store == index)
+                .map(|agent| agent.account)
+        });
+        let Some(bound) = bound else { continue };
+        let doc = world.stores[index].read().doc;
+        let Some(credential) = doc.profiles.get(PROFILE) else {
+            continue;
+        };
+        let expected = scenario.accounts[bound].as_str();
+        if credential.account_id.as_deref() != Some(expected) {
+            log.violation(
+                Guarantee::G3,
+                format!(
+                    "store {} belongs to {expected} but ends with account {:?}",
+                    spec.name, credential.account_id
+                ),
+            );
+        }
+    }
+
+    for (index, spec) in scenario.stores.iter().enumerate() {
+        let expected: u64 = scenario
+            .writers
+            .iter()
+            .filter(|writer| writer.store == index)
+            .map(|writer| u64::from(writer.writes))
+            .sum();
+        let found = usage_of(&world.stores[index].read().doc);
+        if found != expected {
+            log.violation(
+                Guarantee::G4,
+                format!(
+                    "store {}: the background writers made {expected} updates of state.usage, \
+                     the store holds {found}",
+                    spec.name
+                ),
+            );
+        }
+    }
+
+    for (key, held) in world.locks.held() {
+        log.violation(
+            Guarantee::G8,
+            format!(
+                "refresh lock {key} is still held by process {} (fence {}) after every agent finished",
+                held.pid, held.fence
+            ),
+        );
+    }
+}
+
+fn describe(resolution: &rotor_kernel::Resolution) -> String {
+    match resolution {
+        Ok(granted) => format!(
+            "{:?} token {} (generation {})",
+            granted.outcome,
+            granted.access.expose(),
+            granted.generation
+        ),
+        Err(failure) => format!("failure \"{failure}\""),
+    }
+}
