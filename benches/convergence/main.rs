@@ -226,7 +226,7 @@ fn main() {
                 row.outcomes,
                 row.failures.len()
             );
-            if !row.leader_ms.is_empty() {
+            if !row.leader_ms.is_empty() && !row.handoff_ms.is_empty() {
                 println!(
                     "      {:<9} leader holds at median {:.1} ms; per hand-off median {:.2} ms",
                     "",
