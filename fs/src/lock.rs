@@ -168,6 +168,32 @@ pub struct LockWait {
     pub error: Option<StoreFault>,
 }
 
+/// Blocks in `flock` on a helper thread and waits for it until `deadline`,
+/// so a waiter wakes the moment the holder releases (a hand-off costs
+/// microseconds, not a polling interval). `Err(None)` is a timeout. A lock the
+/// helper obtains after the deadline is released at once: the file travels
+/// back through the channel, and when nobody is there to receive it, it is
+/// dropped, which closes it and releases the lock.
+fn wait_for_lock(file: File, deadline: Instant) -> Result<File, Option<std::io::Error>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("rotor-flock-wait".into())
+        .spawn(move || {
+            let result = file.lock().map(|()| file);
+            let _ = sender.send(result);
+        })
+        .map_err(Some)?;
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    match receiver.recv_timeout(timeout) {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(error)) => Err(Some(error)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(None),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Some(std::io::Error::other(
+            "the lock-wait thread ended without an answer",
+        ))),
+    }
+}
+
 /// Takes an exclusive `flock` on `path` (created 0600, no-follow), waiting
 /// at most `wait_ms_max`, and writes `meta` into it.
 pub fn lock_exclusive(
@@ -182,32 +208,24 @@ pub fn lock_exclusive(
         holder: None,
         error: Some(fault),
     })?;
-    let deadline = start + Duration::from_millis(wait_ms_max);
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(TryLockError::WouldBlock) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    return Err(LockWait {
-                        waited_ms: waited(start),
-                        holder: read_holder(path),
-                        error: None,
-                    });
-                }
-                std::thread::sleep(pause.min(deadline - now));
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(TryLockError::Error(error)) => {
-                return Err(LockWait {
-                    waited_ms: waited(start),
-                    holder: None,
-                    error: Some(safe_fs::io_fault(path, "locking", &error)),
-                })
-            }
+    let file = match file.try_lock() {
+        Ok(()) => file,
+        Err(TryLockError::WouldBlock) => {
+            let deadline = start + Duration::from_millis(wait_ms_max);
+            wait_for_lock(file, deadline).map_err(|error| LockWait {
+                waited_ms: waited(start),
+                holder: if error.is_none() { read_holder(path) } else { None },
+                error: error.map(|error| safe_fs::io_fault(path, "locking", &error)),
+            })?
         }
-    }
+        Err(TryLockError::Error(error)) => {
+            return Err(LockWait {
+                waited_ms: waited(start),
+                holder: None,
+                error: Some(safe_fs::io_fault(path, "locking", &error)),
+            })
+        }
+    };
     let held = HeldLock { file };
     let mut meta = meta.clone();
     meta.since_ms = now_ms();
