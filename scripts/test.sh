@@ -5,7 +5,8 @@
 #      tests against real processes and a real OAuth server included;
 #   2. the loom models (exhaustive, `--cfg loom`, own target directory);
 #   3. the shuttle models (randomized and PCT schedules);
-#   4. a simulator sweep: a fixed list of seeds plus fresh ones, each CI seed
+#   4. every benchmark once, as a test (so the benchmarks cannot rot);
+#   5. a simulator sweep: a fixed list of seeds plus fresh ones, each CI seed
 #      run twice and its trace hash compared.
 #
 # Prints one closing line `rotor: N passed, N failed` and exits non-zero when
@@ -36,6 +37,7 @@ if [ -d model/tests ]; then
     cargo test -p rotor-model --release --tests
   run shuttle cargo test -p rotor-model --features shuttle --release --tests
 fi
+run benches cargo bench --workspace -- --test
 if [ -x scripts/sim-sweep.sh ]; then
   run sim-sweep bash scripts/sim-sweep.sh
 fi
