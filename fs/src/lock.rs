@@ -214,7 +214,11 @@ pub fn lock_exclusive(
             let deadline = start + Duration::from_millis(wait_ms_max);
             wait_for_lock(file, deadline).map_err(|error| LockWait {
                 waited_ms: waited(start),
-                holder: if error.is_none() { read_holder(path) } else { None },
+                holder: if error.is_none() {
+                    read_holder(path)
+                } else {
+                    None
+                },
                 error: error.map(|error| safe_fs::io_fault(path, "locking", &error)),
             })?
         }
