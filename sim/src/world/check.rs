@@ -1,0 +1,419 @@
+//! The checkers. Each names the guarantee it checks (SPEC §1) and runs at the
+//! moment the guarantee could first be seen broken:
+//!
+//! | when | checks |
+//! | --- | --- |
+//! | after every store write | G4 (contents equal the serialized history), G5 (generation never decreases), G3 (no account id or tenant replaced by a copy), G11 (no banned family written back) |
+//! | when a call is sent | G7 (the presented token is fenced, durably, everywhere it is stored), G2 (no call while a usable newer token of the family was there to adopt; calls per resolve bounded) |
+//! | when the provider sees a request | G1 (no token value presented twice outside the grace window), G2, G7 |
+//! | when a lock is granted / released | G8 (never two holders on the advisory backend; never a release while the holder's call is in flight), G6 (the rotation is durable before the release) |
+//! | when a resolve returns a token | G3 (an agent bound to one account never gets another's) |
+//! | after the liveness phase | every agent finished with a usable token, or failed only where a fault or an actor made that unavoidable |
+//!
+//! A double presentation is excused only when an injected fault made it
+//! unavoidable per the spec: a crash that dropped a lost-fsync write (the
+//! fence or rotation the host was told was durable), or a grace-window retry
+//! decided across a clock jump; or when the family was already dead at the
+//! provider (logged out, or ended by a single-session login) when presented
+//! again, so that the presentation could exchange or revoke nothing. With the lease backend, a double presentation
+//! after a lease expired under a live holder is the documented limit
+//! (`LEASE_LIMIT.md`): recorded as an expected finding, not a failure.
+
+use rotor_kernel::{
+    may_copy, Credential, Failure, Granted, Identity, Mutation, Resolution, StoreFaultKind,
+};
+
+use super::World;
+use crate::endpoint::{parse_token, Revocation, ServerFault};
+use crate::guarantee::Guarantee;
+use crate::store::Content;
+use crate::trace::ServerResult;
+use crate::world::setup::PROFILE;
+
+fn family_of(credential: &Credential) -> Option<(u32, u32)> {
+    credential
+        .refresh
+        .as_ref()
+        .and_then(|r| parse_token(r.expose()))
+}
+
+impl World {
+    /// After rotor wrote store `s` (G3, G4, G5, G11).
+    pub(crate) fn check_after_write(
+        &mut self,
+        s: usize,
+        before: Option<&Credential>,
+        mutation: &Mutation,
+    ) {
+        let login = matches!(mutation, Mutation::Login { .. } | Mutation::Logout { .. });
+        self.check_store(s, before, login);
+    }
+
+    /// After a background actor wrote store `s` (G4, G5).
+    pub(crate) fn check_after_actor_write(&mut self, s: usize, before: Option<&Credential>) {
+        self.check_store(s, before, false);
+    }
+
+    fn check_store(&mut self, s: usize, before: Option<&Credential>, login: bool) {
+        let name = self.store_names[s].clone();
+        let Some(doc) = self.stores[s].doc() else {
+            return;
+        };
+        let after = doc.profiles.get(PROFILE).cloned();
+        if *doc != self.stores[s].model {
+            let model = &self.stores[s].model;
+            let what = if doc.profiles.get(PROFILE) != model.profiles.get(PROFILE) {
+                "the shared profile"
+            } else if doc.state != model.state {
+                "the usage statistics (state)"
+            } else if doc.fences != model.fences {
+                "the fences"
+            } else {
+                "another profile"
+            };
+            self.violate(Guarantee::G4, || {
+                format!("{name}: an update of {what} was lost: a writer saved a stale copy over a concurrent write")
+            });
+        }
+        if let Some(after) = &after {
+            let generation = after.generation as i64;
+            let seen = self.stores[s].generation_seen;
+            if generation < seen {
+                self.violate(Guarantee::G5, || {
+                    format!("{name}: generation went back from {seen} to {generation}")
+                });
+            }
+            self.stores[s].generation_seen = seen.max(generation);
+        }
+        if !login {
+            if let (Some(old), Some(new)) = (before.filter(|c| c.is_oauth()), after.as_ref()) {
+                let (old_id, new_id) = (Identity::of(old), Identity::of(new));
+                let account_lost =
+                    old_id.account_id.is_some() && old_id.account_id != new_id.account_id;
+                let tenant_lost = old_id.tenant.is_some() && old_id.tenant != new_id.tenant;
+                if new.is_oauth() && (account_lost || tenant_lost) {
+                    self.violate(Guarantee::G3, || {
+                        format!(
+                            "{name}: a copy replaced account {:?} / tenant {:?} with {:?} / {:?}",
+                            old_id.account_id, old_id.tenant, new_id.account_id, new_id.tenant
+                        )
+                    });
+                }
+            }
+        }
+        if let Some((family, _)) = after.as_ref().filter(|c| c.is_oauth()).and_then(family_of) {
+            if family < self.banned[s] {
+                self.violate(Guarantee::G11, || {
+                    format!("{name}: family {family} written back after a logout or a new login")
+                });
+            }
+        }
+    }
+
+    /// When a refresh lock is granted (G8, advisory backend).
+    pub(crate) fn check_lock_granted(&mut self, index: u16) {
+        if self.is_lease() {
+            return;
+        }
+        let holders: Vec<_> = self
+            .agents
+            .iter()
+            .filter(|a| a.holds_lock)
+            .map(|a| a.who)
+            .collect();
+        if holders.len() > 1 {
+            let who = self.agents[index as usize].who;
+            self.violate(Guarantee::G8, || {
+                format!("{who} took the refresh lock while {holders:?} also hold it")
+            });
+        }
+    }
+
+    /// When an agent releases the refresh lock (G8, G6).
+    pub(crate) fn check_release(&mut self, index: u16) {
+        let agent = &self.agents[index as usize];
+        let who = agent.who;
+        let committed = agent.notes.committed;
+        if let Some(request) = agent.call {
+            if !self.endpoint.requests[request as usize].processed {
+                self.violate(Guarantee::G8, || {
+                    format!("{who} released the refresh lock while its request #{request} was still in flight")
+                });
+            }
+        }
+        if let Some((s, generation, true)) = committed {
+            let durable = match &self.stores[s as usize].durable {
+                Content::Doc(doc) => doc.profiles.get(PROFILE).map(|c| c.generation),
+                Content::Torn(_) => None,
+            };
+            if durable.is_none_or(|g| g < generation) {
+                let name = self.store_names[s as usize].clone();
+                self.violate(Guarantee::G6, || {
+                    format!("{who} released the lock before generation {generation} was durable in {name}")
+                });
+            }
+        }
+    }
+
+    /// When an agent sends a call (G7, G2).
+    pub(crate) fn check_call(&mut self, index: u16, subject: &Credential) {
+        let i = index as usize;
+        let who = self.agents[i].who;
+        let notes = self.agents[i].notes.clone();
+        let allowed = self.policy.call_attempts_max() + u64::from(notes.grace_retry);
+        if notes.calls as u64 > allowed {
+            self.violate(Guarantee::G2, || {
+                format!("{who} made {} endpoint calls in one resolve (at most {allowed})", notes.calls)
+            });
+        }
+        let Some(refresh) = subject.refresh.as_ref() else {
+            return;
+        };
+        let fingerprint = refresh.fingerprint();
+        let own = self.agents[i].own_store as usize;
+        let stores: &[usize] = if own == 0 { &[0] } else { &[own, 0] };
+        for &s in stores {
+            let Some(doc) = self.stores[s].doc() else {
+                continue;
+            };
+            let holds = doc
+                .profiles
+                .get(PROFILE)
+                .and_then(|c| c.refresh.as_ref())
+                .is_some_and(|r| r == refresh);
+            if !holds {
+                continue;
+            }
+            let fenced = |doc: &rotor_kernel::StoreDoc| {
+                doc.fences
+                    .get(PROFILE)
+                    .is_some_and(|f| f.refresh_fp == fingerprint)
+            };
+            let visible = fenced(doc);
+            let durable = match &self.stores[s].durable {
+                Content::Doc(doc) => fenced(doc),
+                Content::Torn(_) => false,
+            };
+            let lost_fsync = self.stores[s].unsynced_by.is_some();
+            if !visible || (!durable && !lost_fsync) {
+                let name = self.store_names[s].clone();
+                self.violate(Guarantee::G7, || {
+                    format!("{who} presented {refresh} without a durable in-doubt fence in {name}")
+                });
+            }
+        }
+        if notes.clock_jumped || self.lease_lost_live {
+            return;
+        }
+        let Some((family, _)) = family_of(subject) else {
+            return;
+        };
+        let now = self.clock(self.agents[i].process);
+        let margin_ms = self.policy.refresh_margin_ms();
+        let own_identity = self.stores[own]
+            .doc()
+            .and_then(|doc| doc.profiles.get(PROFILE))
+            .map(Identity::of)
+            .unwrap_or_default();
+        for &s in stores {
+            let Some(candidate) = self.stores[s].doc().and_then(|d| d.profiles.get(PROFILE)) else {
+                continue;
+            };
+            let newer = candidate.is_oauth()
+                && candidate.generation > subject.generation
+                && family_of(candidate).is_some_and(|(f, _)| f == family)
+                && candidate.is_usable(now, margin_ms)
+                && (s == own || may_copy(&own_identity, &Identity::of(candidate)));
+            if newer {
+                let name = self.store_names[s].clone();
+                let generation = candidate.generation;
+                self.violate(Guarantee::G2, || {
+                    format!(
+                        "{who} called the endpoint with generation {} although {name} held a usable generation {generation} of the same family it may adopt",
+                        subject.generation
+                    )
+                });
+            }
+        }
+    }
+
+    /// When the provider handles a request (G1, G2, G7).
+    pub(crate) fn check_presentation(&mut self, request: u32, result: ServerResult, before: u16) {
+        if result == ServerResult::Refused || before == 0 {
+            return;
+        }
+        let r = self.endpoint.requests[request as usize].clone();
+        let family = &self.endpoint.families[r.family as usize];
+        let rank = r.n as usize;
+        let consumed_at = family.consumed_at_ms[rank];
+        let first = family.first_request[rank];
+        let within_grace = self.endpoint.grace_ms.is_some_and(|grace| {
+            consumed_at != u64::MAX && self.now_ms.saturating_sub(consumed_at) <= grace
+        });
+        if within_grace {
+            return;
+        }
+        let first_at = if first == u32::MAX {
+            0
+        } else {
+            self.endpoint.requests[first as usize].sent_at_ms
+        };
+        let reverted = self.reverted_at_ms.is_some_and(|at| at >= first_at);
+        // A family the user logged out of (or a single-session login ended)
+        // is dead at the provider: presenting its token again is refused,
+        // exchanges nothing and revokes nothing that was not already.
+        let dead = matches!(family.revoked, Some(Revocation::Logout | Revocation::NewLogin))
+            && family.revoked_at_ms <= self.now_ms;
+        let jumped_retry = r.attempt > 0 && self.clock_jumped_at_ms.is_some();
+        if reverted || jumped_retry || dead {
+            return;
+        }
+        let who = self.agents[r.agent as usize].who;
+        let token = format!("r{}.{}", r.family, r.n);
+        let detail = || {
+            let first_text = if first == u32::MAX {
+                "before the run (a consumed token)".to_string()
+            } else {
+                format!("by request #{first}")
+            };
+            format!("refresh token {token} presented again by {who} (request #{request}); first presented {first_text}")
+        };
+        if self.is_lease() && self.lease_lost_live {
+            self.expected_finding(Guarantee::G1, detail);
+            return;
+        }
+        self.violate(Guarantee::G1, detail);
+        self.violate(Guarantee::G2, || {
+            format!("request #{request} by {who} could not rotate anything: {token} was already presented")
+        });
+        if first != u32::MAX {
+            let earlier = &self.endpoint.requests[first as usize];
+            let unknown = matches!(earlier.fault, ServerFault::Timeout | ServerFault::LostResponse)
+                || !earlier.replied;
+            if unknown {
+                self.violate(Guarantee::G7, || {
+                    format!("request #{first} had an unknown outcome, yet {who} presented {token} again")
+                });
+            }
+        }
+    }
+
+    /// When a resolve returns a token (G3).
+    pub(crate) fn check_grant(&mut self, index: u16, granted: &Granted) {
+        let Some((family, _)) = parse_token(granted.access.expose()) else {
+            return;
+        };
+        let account = self.endpoint.families[family as usize].account;
+        let agent = &mut self.agents[index as usize];
+        match agent.binding {
+            None => agent.binding = Some(account),
+            Some(bound) if bound != account => {
+                let who = agent.who;
+                self.violate(Guarantee::G3, || {
+                    format!("{who}, bound to account {bound}, received a token of account {account}")
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// After the liveness phase: every agent finished, and each failure was
+    /// judged excusable when it happened.
+    pub(crate) fn check_liveness(&mut self) {
+        for index in 0..self.agents.len() {
+            let who = self.agents[index].who;
+            match self.agents[index].liveness_result.clone() {
+                None => {
+                    let bound = self.config.liveness_steps_max;
+                    self.violate(Guarantee::Liveness, || {
+                        format!("{who} did not finish within {bound} steps with faults off")
+                    });
+                }
+                Some(Ok(())) => {}
+                Some(Err((guarantee, reason))) => {
+                    self.violate(guarantee, || format!("{who} with faults off: {reason}"));
+                }
+            }
+        }
+    }
+
+    /// Judges a liveness-phase resolution at the moment it ends.
+    pub(crate) fn judge_liveness(
+        &self,
+        index: usize,
+        resolution: &Resolution,
+    ) -> Result<(), (Guarantee, String)> {
+        match self.unexcused(index, resolution) {
+            None => Ok(()),
+            Some(reason) => Err((
+                match resolution {
+                    Err(Failure::LockTimeout { .. }) => Guarantee::G8,
+                    _ => Guarantee::Liveness,
+                },
+                reason,
+            )),
+        }
+    }
+
+    /// Why a liveness resolution is wrong, or `None` when it is fine or
+    /// explained by what faults and actors did.
+    fn unexcused(&self, index: usize, resolution: &Resolution) -> Option<String> {
+        let failure = match resolution {
+            Ok(granted) => {
+                let (family, n) = parse_token(granted.access.expose())?;
+                let f = &self.endpoint.families[family as usize];
+                return (n > f.current).then(|| "returned a token never issued".to_string());
+            }
+            Err(failure) => failure,
+        };
+        let torn = self.stores.iter().any(|s| s.torn);
+        let logged_out = self
+            .endpoint
+            .families
+            .iter()
+            .any(|f| f.revoked == Some(Revocation::Logout));
+        let excused = match failure {
+            Failure::NeedsReauth(_) => !self.recoverable(index),
+            Failure::LoggedOut { .. } => logged_out,
+            Failure::Store { fault, .. } => fault.kind == StoreFaultKind::Corrupt && torn,
+            Failure::NoCredential => torn || logged_out,
+            _ => false,
+        };
+        (!excused).then(|| format!("failed: {failure}"))
+    }
+
+    /// True when own or main holds a live token this agent may use: the
+    /// current token of an unrevoked family, unfenced and unmarked.
+    fn recoverable(&self, index: usize) -> bool {
+        let own = self.agents[index].own_store as usize;
+        let own_identity = self.stores[own]
+            .doc()
+            .and_then(|d| d.profiles.get(PROFILE))
+            .map(Identity::of)
+            .unwrap_or_default();
+        let fence_for = |fingerprint: rotor_kernel::Fingerprint| {
+            [own, 0].iter().any(|&s| {
+                self.stores[s].doc().is_some_and(|doc| {
+                    doc.fences
+                        .get(PROFILE)
+                        .is_some_and(|f| f.refresh_fp == fingerprint)
+                })
+            })
+        };
+        [own, 0].iter().any(|&s| {
+            let Some(doc) = self.stores[s].doc() else {
+                return false;
+            };
+            let Some(credential) = doc.profiles.get(PROFILE).filter(|c| c.is_oauth()) else {
+                return false;
+            };
+            let Some((family, n)) = family_of(credential) else {
+                return false;
+            };
+            let f = &self.endpoint.families[family as usize];
+            let fenced = credential.refresh_fingerprint().is_some_and(fence_for);
+            let allowed = s == own || may_copy(&own_identity, &Identity::of(credential));
+            f.revoked.is_none() && n == f.current && !fenced && !credential.needs_reauth && allowed
+        })
+    }
+}
