@@ -1,6 +1,6 @@
 //! The store document (SPEC §2) and the view of one profile the kernel reads.
 //!
-//! A store is `{ version, profiles: {id -> credential}, fences: {id -> fence},
+//! A store is `{ version, profiles: {id -> credential}, fences: {id -> [fence]},
 //! state: {...} }`. rotor owns `profiles` and `fences`; `state` (usage
 //! statistics, ordering, last-good markers) and any unknown top-level field
 //! belong to other writers and are carried through every rewrite unchanged
@@ -69,9 +69,12 @@ pub struct StoreDoc {
     /// Credentials by profile id.
     #[serde(default)]
     pub profiles: BTreeMap<String, Credential>,
-    /// In-doubt fences by profile id.
+    /// In-doubt fences by profile id, at most one per presented refresh
+    /// token. A list, not one slot: a sub-agent fences main too (every holder
+    /// of a copy of its token must see the fence), and that must not erase a
+    /// fence main already holds for another token of the same profile.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fences: BTreeMap<String, Fence>,
+    pub fences: BTreeMap<String, Vec<Fence>>,
     /// Data rotor does not own; preserved on every write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Value>,
@@ -136,18 +139,18 @@ impl StoreDoc {
     pub fn view(&self, profile: &str) -> ProfileView {
         ProfileView {
             credential: self.profiles.get(profile).cloned(),
-            fence: self.fences.get(profile).cloned(),
+            fences: self.fences.get(profile).cloned().unwrap_or_default(),
         }
     }
 }
 
-/// One profile as read from one store: its credential and its fence.
+/// One profile as read from one store: its credential and its fences.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProfileView {
     /// The credential, if the store has an entry for the profile.
     pub credential: Option<Credential>,
-    /// The in-doubt fence, if one is recorded for the profile.
-    pub fence: Option<Fence>,
+    /// The in-doubt fences recorded for the profile.
+    pub fences: Vec<Fence>,
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ impl StoreDoc {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                self.fences.insert(profile.into(), fence.clone());
+                self.put_fence(profile, fence.clone());
             }
             Mutation::Commit {
                 expect,
@@ -294,17 +294,26 @@ impl StoreDoc {
 
     fn next_generation(&self, profile: &str) -> u64 {
         let entry = self.profiles.get(profile).map_or(0, |c| c.generation);
-        let fence = self.fences.get(profile).map_or(0, |f| f.generation);
+        let fence = self
+            .fences
+            .get(profile)
+            .and_then(|fences| fences.iter().map(|f| f.generation).max())
+            .unwrap_or(0);
         entry.max(fence).saturating_add(1)
     }
 
+    fn put_fence(&mut self, profile: &str, fence: Fence) {
+        let fences = self.fences.entry(profile.into()).or_default();
+        fences.retain(|existing| existing.refresh_fp != fence.refresh_fp);
+        fences.push(fence);
+    }
+
     fn clear_fence(&mut self, profile: &str, presented_fp: Fingerprint) {
-        if self
-            .fences
-            .get(profile)
-            .is_some_and(|fence| fence.refresh_fp == presented_fp)
-        {
-            self.fences.remove(profile);
+        if let Some(fences) = self.fences.get_mut(profile) {
+            fences.retain(|fence| fence.refresh_fp != presented_fp);
+            if fences.is_empty() {
+                self.fences.remove(profile);
+            }
         }
     }
 }

@@ -100,7 +100,7 @@ pub fn fence_for<'a>(
     own: &'a ProfileView,
     main: Option<&'a ProfileView>,
 ) -> Option<&'a Fence> {
-    let matches = |view: &'a ProfileView| view.fence.as_ref().filter(|f| f.refresh_fp == presented);
+    let matches = |view: &'a ProfileView| view.fences.iter().find(|f| f.refresh_fp == presented);
     matches(own).or_else(|| main.and_then(matches))
 }
 

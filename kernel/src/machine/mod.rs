@@ -96,7 +96,7 @@ enum Phase {
         rereads: u8,
     },
     /// Steps 6..9: a refresh in progress (see `refresh.rs`).
-    Refresh(refresh::Phase),
+    Refresh(alloc::boxed::Box<refresh::Phase>),
     /// A queue of best-effort writes (fence clears, marks), then the
     /// release and this resolution.
     ExpectWrites {
@@ -220,7 +220,13 @@ impl Resolver {
             },
             (Phase::ExpectMain { own }, Input::StoreRead { result, .. }) => match result {
                 Ok(main) => self.on_main(own, main, now_ms),
-                // Main unreadable: it cannot help; go on with the own store alone.
+                // Nothing of our own to fall back on: say why main failed (G10),
+                // not "no credential".
+                Err(fault) if own.credential.is_none() => self.done(Err(Failure::Store {
+                    store: StoreRef::Main,
+                    fault,
+                })),
+                // Main unreadable: nothing to adopt; the locked re-read decides.
                 Err(_) => self.on_main(own, ProfileView::default(), now_ms),
             },
             (Phase::ExpectLock, Input::LockAcquired { .. }) => {
@@ -245,9 +251,15 @@ impl Resolver {
                 })),
             },
             (Phase::ExpectMainLocked { own, rereads }, Input::StoreRead { result, .. }) => {
-                // An unreadable main cannot be adopted from, fenced or mirrored.
-                let main = result.unwrap_or_default();
-                self.on_locked(own, Some(main), rereads, now_ms)
+                match result {
+                    Ok(main) => self.on_locked(own, Some(main), rereads, now_ms),
+                    // Main may hold an in-doubt fence for the token we would
+                    // present; unread, it cannot be honoured (G7): stop here.
+                    Err(fault) => self.release(Err(Failure::Store {
+                        store: StoreRef::Main,
+                        fault,
+                    })),
+                }
             }
             (
                 Phase::ExpectAdopt {
@@ -289,7 +301,7 @@ impl Resolver {
             (Phase::ExpectRelease { resolution }, Input::LockReleased { .. }) => {
                 self.done(resolution)
             }
-            (Phase::Refresh(phase), input) => self.step_refresh(phase, input, now_ms),
+            (Phase::Refresh(phase), input) => self.step_refresh(*phase, input, now_ms),
             (phase, input) => {
                 // `handle` checked the kind against `expected_kind`, which
                 // mirrors these arms; reaching here is a kernel bug.

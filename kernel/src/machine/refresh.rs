@@ -29,8 +29,10 @@ pub(super) struct Plan {
     warnings: Vec<Warning>,
 }
 
-/// What a refresh waits for.
+/// What a refresh waits for. Variants are named for the completion they
+/// expect (STYLE.md practice 3), hence the shared prefix.
 #[derive(Clone, Debug)]
+#[allow(clippy::enum_variant_names)]
 pub(super) enum Phase {
     /// Step 6: a fence write (required before presenting).
     ExpectFence {
@@ -55,6 +57,11 @@ pub(super) enum Phase {
         own: ProfileView,
         detail: alloc::string::String,
     },
+}
+
+/// Wraps a refresh phase into the resolver's phase.
+fn refreshing(phase: Phase) -> Outer {
+    Outer::Refresh(alloc::boxed::Box::new(phase))
 }
 
 impl Phase {
@@ -109,8 +116,11 @@ impl Resolver {
             started_at_ms: now_ms,
             attempt,
         };
-        // Fence every store from which a participant could pick up the
-        // presented token: the own store, and main when it holds the same token.
+        // Fence every store a participant holding a copy of the presented
+        // token reads under the lock: the own store when it holds the token,
+        // and, for a sub-agent, always main, the one store every participant
+        // reads (another sub-agent may hold a copy while main holds another
+        // family).
         let mut queue = VecDeque::new();
         let holds = |view: &ProfileView| {
             view.credential
@@ -119,8 +129,12 @@ impl Resolver {
                 == Some(presented_fp)
         };
         let mut fenced = Vec::new();
-        for (store, view) in [(StoreRef::Own, Some(&own)), (StoreRef::Main, main.as_ref())] {
-            if let Some(view) = view.filter(|view| holds(view)) {
+        let targets = [
+            (StoreRef::Own, Some(&own).filter(|own| holds(own))),
+            (StoreRef::Main, main.as_ref()),
+        ];
+        for (store, view) in targets {
+            if let Some(view) = view {
                 let expect = Expect::of(view.credential.as_ref());
                 queue.push_back((
                     store,
@@ -147,7 +161,7 @@ impl Resolver {
     fn next_fence(&mut self, plan: Plan, mut queue: VecDeque<(StoreRef, Mutation)>) {
         match queue.pop_front() {
             Some((store, mutation)) => {
-                let phase = Outer::Refresh(Phase::ExpectFence { plan, store, queue });
+                let phase = refreshing(Phase::ExpectFence { plan, store, queue });
                 self.write(store, mutation, phase)
             }
             None => self.call(plan),
@@ -164,7 +178,7 @@ impl Resolver {
             credential: plan.subject.clone(),
             deadline_ms: self.policy.call_deadline_ms(),
         };
-        self.emit(effect, Outer::Refresh(Phase::ExpectReply { plan }));
+        self.emit(effect, refreshing(Phase::ExpectReply { plan }));
     }
 
     pub(super) fn step_refresh(&mut self, phase: Phase, input: Input, now_ms: i64) {
@@ -190,14 +204,14 @@ impl Resolver {
                         credential: rotated.clone(),
                         presented_fp: plan.presented_fp,
                     };
-                    let phase = Outer::Refresh(Phase::ExpectCommit { plan, rotated });
+                    let phase = refreshing(Phase::ExpectCommit { plan, rotated });
                     self.write(StoreRef::Own, mutation, phase)
                 }
                 Err(error) => {
                     let detail = error.to_string();
                     match classify(&error) {
                         ErrorClass::Reuse => {
-                            let phase = Outer::Refresh(Phase::ExpectRecheckOwn { plan, detail });
+                            let phase = refreshing(Phase::ExpectRecheckOwn { plan, detail });
                             self.read(StoreRef::Own, phase)
                         }
                         ErrorClass::NotSent
@@ -245,7 +259,7 @@ impl Resolver {
             (Phase::ExpectRecheckOwn { plan, detail }, Input::StoreRead { result, .. }) => {
                 let own = result.unwrap_or_default();
                 if plan.main.is_some() {
-                    let phase = Outer::Refresh(Phase::ExpectRecheckMain { plan, own, detail });
+                    let phase = refreshing(Phase::ExpectRecheckMain { plan, own, detail });
                     self.read(StoreRef::Main, phase)
                 } else {
                     self.after_reuse(plan, own, None, detail, now_ms)
@@ -283,7 +297,7 @@ impl Resolver {
                 self.write(
                     StoreRef::Main,
                     mutation,
-                    Outer::Refresh(Phase::ExpectMirror { granted }),
+                    refreshing(Phase::ExpectMirror { granted }),
                 )
             }
             Some(refusal) => {

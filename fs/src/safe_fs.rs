@@ -1,0 +1,315 @@
+//! File-system primitives that refuse to be redirected (G9) and never leave a
+//! half-written file behind (G6).
+//!
+//! - Directories are created 0700 and files 0600.
+//! - Every directory from the state root down is checked with `lstat`: a
+//!   symlinked component, or one writable by group or others, is refused.
+//! - Files are opened with `O_NOFOLLOW` (a symlink in the last component fails
+//!   with `ELOOP`, reported as unsafe) and must be regular files.
+//! - Writes go to a fresh temp file in the same directory, which is fsynced,
+//!   renamed over the target, and then the directory is fsynced: a crash at
+//!   any instant leaves either the old or the new file, never a torn one.
+//!
+//! Errors are [`StoreFault`]s whose detail names the path and what to do.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rotor_kernel::{StoreFault, StoreFaultKind};
+
+use crate::failpoint;
+
+/// Mode of every directory rotor creates.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file rotor creates.
+pub const FILE_MODE: u32 = 0o600;
+
+/// A fault of kind `Unsafe` naming `path`.
+pub fn unsafe_path(path: &Path, reason: &str) -> StoreFault {
+    StoreFault {
+        kind: StoreFaultKind::Unsafe,
+        detail: format!("refusing {}: {reason}", path.display()),
+    }
+}
+
+/// A fault of kind `Io` naming `path` and the operation.
+pub fn io_fault(path: &Path, operation: &str, error: &io::Error) -> StoreFault {
+    StoreFault {
+        kind: StoreFaultKind::Io,
+        detail: format!("{operation} {}: {error}", path.display()),
+    }
+}
+
+/// Checks (and with `create`, makes) the state root: a real directory (not a
+/// symlink), owned by this user, not writable by group or others.
+pub fn check_root(root: &Path, create: bool) -> Result<(), StoreFault> {
+    match fs::symlink_metadata(root) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound && create => {
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent).map_err(|e| io_fault(parent, "creating", &e))?;
+            }
+            match DirBuilder::new().mode(DIR_MODE).create(root) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(io_fault(root, "creating state directory", &error)),
+            }
+            check_root(root, false)
+        }
+        Err(error) => Err(io_fault(root, "reading state directory", &error)),
+        Ok(meta) => check_dir_meta(root, &meta, true),
+    }
+}
+
+fn check_dir_meta(path: &Path, meta: &fs::Metadata, is_root: bool) -> Result<(), StoreFault> {
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_path(
+            path,
+            "it is a symbolic link; rotor never follows links inside its state directory (G9)",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_path(path, "it is not a directory"));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_path(
+            path,
+            &format!(
+                "it is writable by group or others (mode {mode:04o}); run `chmod 700 {}`",
+                path.display()
+            ),
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if is_root && meta.uid() != uid {
+        return Err(unsafe_path(
+            path,
+            &format!(
+                "it is owned by uid {}, not by this user (uid {uid})",
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Walks `components` below `root`, refusing symlinks and unsafe modes;
+/// with `create`, makes missing directories 0700. Returns the full path, or
+/// `None` when a component is missing and `create` is false.
+pub fn dir_chain(
+    root: &Path,
+    components: &[&str],
+    create: bool,
+) -> Result<Option<PathBuf>, StoreFault> {
+    let mut path = root.to_path_buf();
+    for component in components {
+        path.push(component);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => check_dir_meta(&path, &meta, false)?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                if !create {
+                    return Ok(None);
+                }
+                match DirBuilder::new().mode(DIR_MODE).create(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(error) => return Err(io_fault(&path, "creating directory", &error)),
+                }
+                let meta =
+                    fs::symlink_metadata(&path).map_err(|e| io_fault(&path, "reading", &e))?;
+                check_dir_meta(&path, &meta, false)?;
+            }
+            Err(error) => return Err(io_fault(&path, "reading", &error)),
+        }
+    }
+    Ok(Some(path))
+}
+
+fn nofollow(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+}
+
+fn open_error(path: &Path, operation: &str, error: io::Error) -> StoreFault {
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        unsafe_path(
+            path,
+            "it is a symbolic link; rotor never follows links inside its state directory (G9)",
+        )
+    } else {
+        io_fault(path, operation, &error)
+    }
+}
+
+fn check_regular(path: &Path, file: &File) -> Result<(), StoreFault> {
+    let meta = file.metadata().map_err(|e| io_fault(path, "reading", &e))?;
+    if !meta.is_file() {
+        return Err(unsafe_path(path, "it is not a regular file"));
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading without following a symlink. `None` when missing.
+pub fn open_read(path: &Path) -> Result<Option<File>, StoreFault> {
+    match nofollow(OpenOptions::new().read(true)).open(path) {
+        Ok(file) => {
+            check_regular(path, &file)?;
+            Ok(Some(file))
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(open_error(path, "opening", error)),
+    }
+}
+
+/// Reads the whole file, or `None` when it is missing.
+pub fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StoreFault> {
+    use std::io::Read;
+    let Some(mut file) = open_read(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_fault(path, "reading", &e))?;
+    Ok(Some(bytes))
+}
+
+/// Opens (creating 0600) a lock file for reading and writing, without
+/// following a symlink. Lock files are never deleted.
+pub fn open_lock_file(path: &Path) -> Result<File, StoreFault> {
+    let file = nofollow(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE),
+    )
+    .open(path)
+    .map_err(|error| open_error(path, "opening lock file", error))?;
+    check_regular(path, &file)?;
+    Ok(file)
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_path(target: &Path) -> PathBuf {
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    target.with_file_name(format!(".{name}.tmp-{}-{count}", std::process::id()))
+}
+
+/// Fsyncs a directory, so a rename inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreFault> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|error| open_error(dir, "opening directory", error))?;
+    file.sync_all()
+        .map_err(|e| io_fault(dir, "syncing directory", &e))
+}
+
+/// Replaces `target` with `bytes` atomically and durably: temp file in the
+/// same directory (0600, `O_EXCL`, no-follow), write, fsync, rename, fsync
+/// the directory. `label` names the write for failpoints
+/// (`before-rename:<label>`).
+pub fn write_atomic(target: &Path, bytes: &[u8], label: &str) -> Result<(), StoreFault> {
+    let temp = temp_path(target);
+    let result = (|| {
+        let mut file = nofollow(
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE),
+        )
+        .open(&temp)
+        .map_err(|error| open_error(&temp, "creating temp file", error))?;
+        file.write_all(bytes)
+            .map_err(|e| io_fault(&temp, "writing", &e))?;
+        file.sync_all()
+            .map_err(|e| io_fault(&temp, "syncing", &e))?;
+        drop(file);
+        failpoint::hit(&format!("before-rename:{label}"));
+        fs::rename(&temp, target).map_err(|e| io_fault(target, "renaming temp file onto", &e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+        return result;
+    }
+    let dir = target.parent().unwrap_or(Path::new("."));
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn created_dirs_are_0700_and_files_0600_g9() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("state");
+        check_root(&root, true).unwrap();
+        let dir = dir_chain(&root, &["a", "b"], true).unwrap().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        let file = dir.join("f.json");
+        write_atomic(&file, b"{}", "test").unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(fs::read(&file).unwrap(), b"{}");
+        drop(open_lock_file(&dir.join("x.lock")).unwrap());
+        assert_eq!(mode(&dir.join("x.lock")), 0o600);
+        // No temp file is left behind.
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn symlinked_components_and_files_are_refused_g9() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("state");
+        check_root(&root, true).unwrap();
+        let outside = temp.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        symlink(&outside, root.join("locks")).unwrap();
+        let fault = dir_chain(&root, &["locks", "oauth-refresh"], true).unwrap_err();
+        assert_eq!(fault.kind, StoreFaultKind::Unsafe);
+        assert!(fault.detail.contains("symbolic link"), "{}", fault.detail);
+        assert!(!outside.join("oauth-refresh").exists());
+
+        fs::write(outside.join("target"), b"x").unwrap();
+        symlink(outside.join("target"), root.join("f.lock")).unwrap();
+        let fault = open_lock_file(&root.join("f.lock")).unwrap_err();
+        assert_eq!(fault.kind, StoreFaultKind::Unsafe, "{}", fault.detail);
+        let fault = open_read(&root.join("f.lock")).unwrap_err();
+        assert_eq!(fault.kind, StoreFaultKind::Unsafe, "{}", fault.detail);
+    }
+
+    #[test]
+    fn a_root_writable_by_others_or_a_symlinked_root_is_refused_g9() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("state");
+        check_root(&root, true).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let fault = check_root(&root, true).unwrap_err();
+        assert!(
+            fault.detail.contains("writable by group or others"),
+            "{}",
+            fault.detail
+        );
+        let link = temp.path().join("link");
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        symlink(&root, &link).unwrap();
+        assert_eq!(
+            check_root(&link, true).unwrap_err().kind,
+            StoreFaultKind::Unsafe
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! `StoreDoc::apply`, Mutation by Mutation: the compare-and-swap (G5, G11),
+//! the mirror rules (G3, G5) and the fence bookkeeping (G7) that hosts run
+//! under a store's lock.
+
+mod common;
+
+use common::fixtures::*;
+use rotor_kernel::{
+    Conflict, Credential, CredentialKind, Expect, MirrorRefusal, Mutation, Secret, StoreDoc,
+    WriteOutcome,
+};
+
+fn fp(tag: &str) -> rotor_kernel::Fingerprint {
+    Secret::new(format!("rt-{tag}")).fingerprint()
+}
+
+/// Applies `mutation` to a copy of `doc`; a conflict must leave it untouched.
+#[track_caller]
+fn apply(doc: &StoreDoc, mutation: Mutation) -> (StoreDoc, WriteOutcome) {
+    let mut after = doc.clone();
+    let outcome = after.apply(PROFILE, &mutation);
+    if matches!(outcome, WriteOutcome::Conflict(_)) {
+        assert_eq!(&after, doc, "G5: a lost compare-and-swap applies nothing");
+    }
+    (after, outcome)
+}
+
+/// Entries that an `Expect::of(fresh(5))` must not match.
+fn not_fresh_5() -> Vec<(&'static str, Option<Credential>)> {
+    let mut other_token = fresh(5);
+    other_token.refresh = Some(Secret::new("rt-other"));
+    let mut other_kind = fresh(5);
+    other_kind.kind = CredentialKind::ApiKey;
+    vec![
+        ("absent", None),
+        ("older generation", Some(fresh(4))),
+        ("newer generation", Some(fresh(6))),
+        ("same generation, other refresh token", Some(other_token)),
+        ("same generation, other kind", Some(other_kind)),
+        ("tombstone (G11)", Some(Credential::tombstone(PROVIDER, 5))),
+    ]
+}
+
+fn doc_with(entry: Option<Credential>) -> StoreDoc {
+    entry.map_or_else(empty, store)
+}
+
+#[test]
+fn g5_every_cas_mutation_conflicts_unless_the_entry_is_as_read() {
+    let expect = Expect::of(Some(&fresh(5)));
+    let mutations = [
+        Mutation::Adopt {
+            expect: expect.clone(),
+            credential: fresh(6),
+        },
+        Mutation::PutFence {
+            expect: expect.clone(),
+            fence: fence("5", 5, 0, NOW_MS),
+        },
+        Mutation::Commit {
+            expect: expect.clone(),
+            credential: fresh(6),
+            presented_fp: fp("5"),
+        },
+        Mutation::Mirror {
+            expect: expect.clone(),
+            credential: fresh(6),
+            presented_fp: fp("5"),
+        },
+    ];
+    for mutation in &mutations {
+        for (what, entry) in not_fresh_5() {
+            let doc = doc_with(entry.clone());
+            let (_, outcome) = apply(&doc, mutation.clone());
+            assert_eq!(
+                outcome,
+                WriteOutcome::Conflict(Conflict {
+                    expected: expect.clone(),
+                    found: Expect::of(entry.as_ref()),
+                }),
+                "{what}: {mutation:?}"
+            );
+        }
+        // Differences the stamp ignores (expiry, access) do not conflict.
+        let mut same_stamp = fresh(5);
+        same_stamp.expires_at_ms = Some(0);
+        let (_, outcome) = apply(&store(same_stamp), mutation.clone());
+        assert!(
+            !matches!(outcome, WriteOutcome::Conflict(_)),
+            "{mutation:?}"
+        );
+    }
+}
+
+#[test]
+fn g5_adopt_installs_the_credential_and_keeps_the_fence() {
+    let doc = fenced(store(expired(5)), fence("4", 4, 0, NOW_MS));
+    let expect = Expect::of(Some(&expired(5)));
+    let (after, outcome) = apply(
+        &doc,
+        Mutation::Adopt {
+            expect,
+            credential: fresh(6),
+        },
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, fenced(store(fresh(6)), fence("4", 4, 0, NOW_MS)));
+    let (after, outcome) = apply(
+        &empty(),
+        Mutation::Adopt {
+            expect: Expect::of(None),
+            credential: fresh(6),
+        },
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, store(fresh(6)));
+}
+
+#[test]
+fn g7_put_fence_records_the_fence_and_changes_no_entry() {
+    let doc = store(expired(5));
+    let (after, outcome) = apply(
+        &doc,
+        Mutation::PutFence {
+            expect: Expect::of(Some(&expired(5))),
+            fence: fence("5", 5, 1, NOW_MS),
+        },
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, fenced(doc, fence("5", 5, 1, NOW_MS)));
+}
+
+#[test]
+fn g7_commit_replaces_the_entry_and_clears_only_its_own_fence() {
+    let expect = Expect::of(Some(&expired(5)));
+    let commit = Mutation::Commit {
+        expect,
+        credential: fresh(6),
+        presented_fp: fp("5"),
+    };
+    let (after, outcome) = apply(
+        &fenced(store(expired(5)), fence("5", 5, 0, NOW_MS)),
+        commit.clone(),
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, store(fresh(6)));
+    // Another presentation's fence is not ours to clear.
+    let (after, _) = apply(&fenced(store(expired(5)), fence("x", 5, 0, NOW_MS)), commit);
+    assert_eq!(after, fenced(store(fresh(6)), fence("x", 5, 0, NOW_MS)));
+}
+
+#[test]
+fn g3_g5_mirror_rules() {
+    let presented = fp("5");
+    let mirror = |main: Option<&Credential>, credential: Credential| Mutation::Mirror {
+        expect: Expect::of(main),
+        credential,
+        presented_fp: presented,
+    };
+    // Absent: created.
+    let (after, outcome) = apply(&empty(), mirror(None, fresh(6)));
+    assert_eq!((outcome, after), (WriteOutcome::Applied, store(fresh(6))));
+    // Older same-family entry with our fence: replaced, fence dropped.
+    let doc = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
+    let (after, outcome) = apply(&doc, mirror(Some(&expired(5)), fresh(6)));
+    assert_eq!((outcome, after), (WriteOutcome::Applied, store(fresh(6))));
+
+    let mut key = fresh(3);
+    key.kind = CredentialKind::ApiKey;
+    let other_provider = Credential::oauth("q", "a", "r", 0).with_generation(1);
+    let other_account = expired(5).with_account("acct-y");
+    let incoming_x = fresh(6).with_account("acct-x");
+    let newer = fresh(7);
+    // `None`: refused by the identity gate (its message is the gate's business).
+    let cases: [(&str, Credential, Credential, Option<MirrorRefusal>); 5] = [
+        (
+            "api_key",
+            key,
+            fresh(6),
+            Some(MirrorRefusal::NotOAuth(CredentialKind::ApiKey)),
+        ),
+        (
+            "other provider",
+            other_provider,
+            fresh(6),
+            Some(MirrorRefusal::OtherProvider("q".into())),
+        ),
+        (
+            "same generation",
+            fresh(6),
+            cred("x6", 6, NOW_MS + HOUR_MS),
+            Some(MirrorRefusal::NotNewer { main_generation: 6 }),
+        ),
+        (
+            "newer",
+            newer,
+            fresh(6),
+            Some(MirrorRefusal::NotNewer { main_generation: 7 }),
+        ),
+        ("other account (G3)", other_account, incoming_x, None),
+    ];
+    for (what, existing, incoming, refusal) in cases {
+        let doc = fenced(store(existing.clone()), fence("5", 5, 0, NOW_MS));
+        let (after, outcome) = apply(&doc, mirror(Some(&existing), incoming));
+        match refusal {
+            Some(refusal) => assert_eq!(outcome, WriteOutcome::MirrorRefused(refusal), "{what}"),
+            None => assert!(
+                matches!(
+                    outcome,
+                    WriteOutcome::MirrorRefused(MirrorRefusal::Identity(_))
+                ),
+                "{what}: {outcome:?}"
+            ),
+        }
+        assert_eq!(
+            after,
+            store(existing),
+            "{what}: entry kept, our fence dropped either way"
+        );
+    }
+}
+
+#[test]
+fn g7_clear_fence_removes_only_the_matching_fence() {
+    let doc = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
+    let (after, outcome) = apply(
+        &doc,
+        Mutation::ClearFence {
+            presented_fp: fp("5"),
+        },
+    );
+    assert_eq!((outcome, after), (WriteOutcome::Applied, store(expired(5))));
+    let (after, outcome) = apply(
+        &doc,
+        Mutation::ClearFence {
+            presented_fp: fp("4"),
+        },
+    );
+    assert_eq!((outcome, after), (WriteOutcome::Applied, doc.clone()));
+    let (after, _) = apply(
+        &empty(),
+        Mutation::ClearFence {
+            presented_fp: fp("5"),
+        },
+    );
+    assert_eq!(after, empty(), "clearing nothing is a no-op");
+}
+
+#[test]
+fn g11_mark_needs_reauth_flags_only_the_entry_holding_that_token() {
+    let mark = Mutation::MarkNeedsReauth {
+        presented_fp: fp("5"),
+    };
+    let doc = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
+    let (after, outcome) = apply(&doc, mark.clone());
+    assert_eq!(outcome, WriteOutcome::Applied);
+    let entry = &after.profiles[PROFILE];
+    assert!(entry.needs_reauth);
+    assert_eq!(
+        Credential {
+            needs_reauth: false,
+            ..entry.clone()
+        },
+        expired(5),
+        "kept, not deleted"
+    );
+    assert!(after.fences.is_empty());
+    // A newer token (a re-login) is not marked (G11).
+    let (after, _) = apply(&store(fresh(6)), mark.clone());
+    assert_eq!(after, store(fresh(6)));
+    // A tombstone stays a tombstone.
+    let tombstone = store(Credential::tombstone(PROVIDER, 6));
+    assert_eq!(apply(&tombstone, mark).0, tombstone);
+}
+
+#[test]
+fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks_and_fences() {
+    let mut marked = expired(5);
+    marked.needs_reauth = true;
+    let doc = fenced(store(marked), fence("5", 8, 0, NOW_MS));
+    let (after, outcome) = apply(
+        &doc,
+        Mutation::Login {
+            credential: cred("new", 0, NOW_MS + HOUR_MS),
+        },
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(
+        after,
+        store(cred("new", 9, NOW_MS + HOUR_MS)),
+        "past the fence's generation 8"
+    );
+    // A login that brings a higher generation keeps it.
+    let (after, _) = apply(
+        &store(expired(5)),
+        Mutation::Login {
+            credential: fresh(20),
+        },
+    );
+    assert_eq!(after.profiles[PROFILE].generation, 20);
+    let (after, _) = apply(
+        &empty(),
+        Mutation::Login {
+            credential: fresh(0),
+        },
+    );
+    assert_eq!(after.profiles[PROFILE].generation, 1);
+}
+
+#[test]
+fn g11_logout_leaves_a_tombstone_one_generation_on() {
+    let logout = Mutation::Logout {
+        provider: PROVIDER.into(),
+    };
+    let (after, outcome) = apply(
+        &fenced(store(expired(5)), fence("5", 5, 0, NOW_MS)),
+        logout.clone(),
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, store(Credential::tombstone(PROVIDER, 6)));
+    let (after, _) = apply(&empty(), logout.clone());
+    assert_eq!(after, store(Credential::tombstone(PROVIDER, 1)));
+    // Logging out twice still moves forward (G5).
+    let (again, _) = apply(&after, logout);
+    assert_eq!(again, store(Credential::tombstone(PROVIDER, 2)));
+}

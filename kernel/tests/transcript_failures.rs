@@ -1,0 +1,374 @@
+//! Transcripts of SPEC §3 step 9 (the endpoint failed) and of the commit
+//! failing after a successful call.
+
+mod common;
+
+use common::fixtures::*;
+use common::transcript::Transcript;
+use rotor_kernel::{
+    Credential, Failure, Mutation, Policy, PolicyConfig, ReauthReason, Secret, StoreDoc,
+};
+
+/// The lines every sub-agent refresh of rt-5 starts with, both stores fenced.
+const FENCED_CALL: [&str; 8] = [
+    "read own",
+    "read main",
+    "acquire",
+    "read own",
+    "read main",
+    "write own PutFence gen=5 attempt=0",
+    "write main PutFence gen=5 attempt=0",
+    "call rt-5",
+];
+
+fn after_call(rest: &[&'static str]) -> Vec<&'static str> {
+    FENCED_CALL
+        .iter()
+        .copied()
+        .chain(rest.iter().copied())
+        .collect()
+}
+
+fn both_expired() -> Transcript {
+    Transcript::sub(store(expired(5)), store(expired(5)))
+}
+
+fn marked(credential: Credential) -> Credential {
+    Credential {
+        needs_reauth: true,
+        ..credential
+    }
+}
+
+#[test]
+fn g2_reuse_then_a_peer_rotation_in_own_is_adopted() {
+    let run = both_expired()
+        .during("call", |own, _| {
+            own.profiles.insert(PROFILE.into(), fresh(6));
+        })
+        .reply(Err(reuse_error()))
+        .run();
+    run.assert_lines(&after_call(&[
+        "read own",
+        "read main",
+        "release",
+        "done Adopted(Peer) gen=6",
+    ]));
+    assert_eq!(run.granted().access, Secret::new("at-6"));
+    assert_eq!(run.own.profiles[PROFILE], fresh(6));
+    // Whatever fence is left names the refused token, never the stored one.
+    let stored_fp = Secret::new("rt-6").fingerprint();
+    for doc in [&run.own, &run.main] {
+        assert!(doc
+            .fences
+            .values()
+            .flatten()
+            .all(|f| f.refresh_fp != stored_fp));
+    }
+}
+
+#[test]
+fn g2_g3_reuse_then_a_rotation_in_main_is_adopted() {
+    let run = both_expired()
+        .during("call", |_, main| {
+            main.profiles.insert(PROFILE.into(), fresh(6));
+        })
+        .reply(Err(reuse_error()))
+        .run();
+    run.assert_lines(&after_call(&[
+        "read own",
+        "read main",
+        "write own Adopt gen=6",
+        "release",
+        "done Adopted(Main) gen=6",
+    ]));
+    assert_eq!(run.own.profiles[PROFILE], fresh(6));
+    assert_eq!(run.calls.len(), 1, "G2: adopting is not a second call");
+}
+
+#[test]
+fn g1_g10_reuse_with_nothing_newer_marks_both_stores_and_needs_reauth() {
+    let run = both_expired().reply(Err(reuse_error())).run();
+    run.assert_lines(&after_call(&[
+        "read own",
+        "read main",
+        "write own MarkNeedsReauth",
+        "write main MarkNeedsReauth",
+        "release",
+        "done NeedsReauth(TokenRefused)",
+    ]));
+    // The credential is kept (so a re-login can propagate), flagged, unfenced.
+    assert_eq!(run.own, store(marked(expired(5))));
+    assert_eq!(run.main, store(marked(expired(5))));
+    match run.failure() {
+        Failure::NeedsReauth(ReauthReason::TokenRefused { detail }) => {
+            assert!(detail.contains("invalid_grant"), "G10: {detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn g2_a_marked_credential_fails_fast_without_a_call() {
+    let first = both_expired().reply(Err(reuse_error())).run();
+    let again = first.next().run();
+    again.assert_lines(&[
+        "read own",
+        "read main",
+        "acquire",
+        "read own",
+        "read main",
+        "release",
+        "done NeedsReauth(Marked)",
+    ]);
+    assert!(
+        again.calls.is_empty(),
+        "G2: a refused family is not presented again"
+    );
+    let main_agent = Transcript::main_agent(first.main.clone()).run();
+    main_agent.assert_lines(&[
+        "read own",
+        "acquire",
+        "read own",
+        "release",
+        "done NeedsReauth(Marked)",
+    ]);
+}
+
+#[test]
+fn g11_a_relogin_in_main_propagates_over_a_marked_own_entry() {
+    let first = both_expired().reply(Err(reuse_error())).run();
+    let mut main = first.main.clone();
+    main.apply(
+        PROFILE,
+        &Mutation::Login {
+            credential: cred("new", 0, NOW_MS + HOUR_MS),
+        },
+    );
+    let run = Transcript::sub(first.own.clone(), main).run();
+    run.assert_lines(&[
+        "read own",
+        "read main",
+        "write own Adopt gen=6",
+        "done Adopted(Main) gen=6",
+    ]);
+    assert!(!run.own.profiles[PROFILE].needs_reauth);
+}
+
+#[test]
+fn g2_not_sent_is_retried_exactly_once_then_transient_with_fences_cleared() {
+    let run = both_expired()
+        .reply(Err(not_sent_error()))
+        .reply(Err(not_sent_error()))
+        .run();
+    run.assert_lines(&after_call(&[
+        "call rt-5",
+        "write own ClearFence",
+        "write main ClearFence",
+        "release",
+        "done Transient",
+    ]));
+    assert_eq!(run.calls.len(), 2, "G2: one retry, within policy");
+    assert_eq!(
+        run.own,
+        store(expired(5)),
+        "nothing was sent: no fence, no mark"
+    );
+    assert_eq!(run.main, store(expired(5)));
+}
+
+#[test]
+fn g2_not_sent_then_success_refreshes() {
+    let run = both_expired()
+        .reply(Err(not_sent_error()))
+        .reply(Ok(grant("6")))
+        .run();
+    run.assert_lines(&after_call(&[
+        "call rt-5",
+        "write own Commit gen=6",
+        "write main Mirror gen=6",
+        "release",
+        "done Refreshed gen=6",
+    ]));
+}
+
+#[test]
+fn g2_no_retry_when_the_policy_allows_none() {
+    let policy = Policy::new(PolicyConfig {
+        transient_retries_max: 0,
+        ..PolicyConfig::default()
+    })
+    .expect("no retries breaks no invariant");
+    let run = both_expired()
+        .policy(policy)
+        .reply(Err(not_sent_error()))
+        .run();
+    run.assert_lines(&after_call(&[
+        "write own ClearFence",
+        "write main ClearFence",
+        "release",
+        "done Transient",
+    ]));
+}
+
+#[test]
+fn g7_rejected_clears_fences_and_marks_nothing() {
+    let run = both_expired().reply(Err(rejected_error())).run();
+    run.assert_lines(&after_call(&[
+        "write own ClearFence",
+        "write main ClearFence",
+        "release",
+        "done Rejected",
+    ]));
+    assert_eq!(run.calls.len(), 1, "a definite refusal is not retried");
+    assert_eq!(run.own, store(expired(5)));
+    assert_eq!(run.main, store(expired(5)));
+}
+
+fn assert_in_doubt_then_needs_reauth(error: rotor_kernel::EndpointError) {
+    let run = both_expired().reply(Err(error)).run();
+    run.assert_lines(&after_call(&["release", "done InDoubt"]));
+    for doc in [&run.own, &run.main] {
+        let fence = &doc.fences[PROFILE][0];
+        assert_eq!(
+            fence.refresh_fp,
+            Secret::new("rt-5").fingerprint(),
+            "G7: fence kept"
+        );
+        assert_eq!(fence.holder, sub_holder());
+        assert_eq!(
+            doc.profiles[PROFILE],
+            expired(5),
+            "not marked: it may have rotated"
+        );
+    }
+    // G7: the next resolve on these stores does not present rt-5 again.
+    let next = run.next().run();
+    next.assert_lines(&[
+        "read own",
+        "read main",
+        "acquire",
+        "read own",
+        "read main",
+        "release",
+        "done NeedsReauth(InDoubt)",
+    ]);
+    assert!(next.calls.is_empty(), "G7");
+    // Nor does the main agent, which sees only main's fence.
+    let main_agent = Transcript::main_agent(run.main.clone()).run();
+    assert_eq!(
+        main_agent.lines.last().unwrap(),
+        "done NeedsReauth(InDoubt)"
+    );
+    // Nor a sub-agent with no entry of its own.
+    let newcomer = Transcript::sub(StoreDoc::default(), run.main.clone()).run();
+    assert_eq!(newcomer.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
+    assert!(newcomer.calls.is_empty(), "G7");
+}
+
+#[test]
+fn g7_timeout_after_send_is_in_doubt_and_the_next_resolve_needs_reauth() {
+    assert_in_doubt_then_needs_reauth(timeout_after_send_error());
+}
+
+#[test]
+fn g7_5xx_without_body_is_in_doubt_and_the_next_resolve_needs_reauth() {
+    assert_in_doubt_then_needs_reauth(bad_gateway_error());
+}
+
+#[test]
+fn g11_logout_during_the_call_is_never_overwritten() {
+    let run = both_expired()
+        .during("call", |own, main| {
+            let logout = Mutation::Logout {
+                provider: PROVIDER.into(),
+            };
+            own.apply(PROFILE, &logout);
+            main.apply(PROFILE, &logout);
+        })
+        .reply(Ok(grant("6")))
+        .run();
+    run.assert_lines(&after_call(&[
+        "write own Commit gen=6 -> Conflict",
+        "release",
+        "done Superseded(own)",
+    ]));
+    assert_eq!(run.own, store(Credential::tombstone(PROVIDER, 6)), "G11");
+    assert_eq!(
+        run.main,
+        store(Credential::tombstone(PROVIDER, 6)),
+        "G11: no mirror"
+    );
+    let message = run.failure().to_string();
+    assert!(
+        message.contains("logged_out generation 6"),
+        "G10: {message}"
+    );
+    let next = run.next().run();
+    next.assert_lines(&["read own", "done LoggedOut gen=6"]);
+}
+
+#[test]
+fn g11_relogin_during_the_call_is_never_overwritten() {
+    let run = both_expired()
+        .during("call", |own, _| {
+            own.apply(
+                PROFILE,
+                &Mutation::Login {
+                    credential: cred("new", 0, NOW_MS + HOUR_MS),
+                },
+            );
+        })
+        .reply(Ok(grant("6")))
+        .run();
+    assert_eq!(run.lines.last().unwrap(), "done Superseded(own)");
+    assert_eq!(
+        run.own.profiles[PROFILE].access,
+        Some(Secret::new("at-new"))
+    );
+    assert_eq!(run.main.profiles[PROFILE], expired(5), "nothing mirrored");
+}
+
+#[test]
+fn g7_commit_io_failure_is_rotation_not_stored_with_fences_kept() {
+    let run = both_expired()
+        .fault("write own Commit", io_fault("own store: disk full"))
+        .reply(Ok(grant("6")))
+        .run();
+    run.assert_lines(&after_call(&[
+        "write own Commit gen=6 -> fault",
+        "release",
+        "done RotationNotStored",
+    ]));
+    assert!(run.failure().to_string().contains("disk full"), "G10");
+    for doc in [&run.own, &run.main] {
+        assert_eq!(
+            doc.fences[PROFILE][0].refresh_fp,
+            Secret::new("rt-5").fingerprint(),
+            "G7"
+        );
+    }
+    // rt-5 is consumed: the next participant must not present it.
+    let next = run.next().run();
+    assert_eq!(next.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
+    assert!(next.calls.is_empty(), "G7/G1");
+}
+
+#[test]
+fn g1_main_agent_reuse_marks_its_store() {
+    let run = Transcript::main_agent(store(expired(5)))
+        .reply(Err(reuse_error()))
+        .run();
+    run.assert_lines(&[
+        "read own",
+        "acquire",
+        "read own",
+        "write own PutFence gen=5 attempt=0",
+        "call rt-5",
+        "read own",
+        "write own MarkNeedsReauth",
+        "release",
+        "done NeedsReauth(TokenRefused)",
+    ]);
+    assert_eq!(run.own, store(marked(expired(5))));
+}

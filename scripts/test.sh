@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# rotor's whole test suite: the one command README.md names and CI runs.
+#
+#   1. every crate's unit, integration and doc tests (debug), end-to-end
+#      tests against real processes and a real OAuth server included;
+#   2. the loom models (exhaustive, `--cfg loom`, own target directory);
+#   3. the shuttle models (randomized and PCT schedules);
+#   4. a simulator sweep: a fixed list of seeds plus fresh ones, each CI seed
+#      run twice and its trace hash compared.
+#
+# Prints one closing line `rotor: N passed, N failed` and exits non-zero when
+# anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed_steps=()
+
+run() {
+  local name=$1; shift
+  echo "==> $name: $*"
+  if ! "$@" 2>&1 | tee -a "$log"; then
+    failed_steps+=("$name")
+  fi
+}
+
+# The OAuth end-to-end test needs oidc-provider (npm); install it once.
+if [ -f tests/oidc/package.json ] && [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  run npm-install npm ci --prefix tests/oidc --no-audit --no-fund
+fi
+
+run workspace cargo test --workspace
+if [ -d model/tests ]; then
+  run loom env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -p rotor-model --release --tests
+  run shuttle cargo test -p rotor-model --features shuttle --release --tests
+fi
+if [ -x scripts/sim-sweep.sh ]; then
+  run sim-sweep bash scripts/sim-sweep.sh
+fi
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | grep -v '^0 ' | awk '{s+=$1} END {print s+0}')
+if [ ${#failed_steps[@]} -gt 0 ] && [ "$failed" -eq 0 ]; then
+  failed=${#failed_steps[@]}
+fi
+if [ ${#failed_steps[@]} -gt 0 ]; then
+  echo "failed steps: ${failed_steps[*]}"
+fi
+echo "rotor: $passed passed, $failed failed"
+[ ${#failed_steps[@]} -eq 0 ]

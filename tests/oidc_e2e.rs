@@ -1,0 +1,166 @@
+//! End to end against a real OAuth server: npm `oidc-provider` 8.8.1 with
+//! refresh-token rotation on (a consumed refresh token presented again gets
+//! 400 invalid_grant and the whole grant is revoked; no grace window).
+//! Sixteen `rotor token` processes at each of five forced expiries: every
+//! process gets the round's token, the server sees exactly five successful
+//! refresh grants and no invalid_grant, and the family is alive at the end
+//! (G1, G2).
+//!
+//! Needs `node` and the fixture's packages: `npm ci --prefix tests/oidc`
+//! (`.ci/run` does it).
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+const PROFILE: &str = "oidc:default";
+
+struct OidcServer {
+    child: Child,
+    info: serde_json::Value,
+}
+
+impl OidcServer {
+    fn start() -> OidcServer {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider/package.json").exists(),
+            "the oidc-provider fixture is not installed: run `npm ci --prefix tests/oidc` \
+             (node 20 and npm needed; .ci/run does this)"
+        );
+        let mut child = Command::new("node")
+            .arg(dir.join("server.mjs"))
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting node (is node 20 installed?)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("oidc fixture printed {line:?}: {e}"));
+        OidcServer { child, info }
+    }
+
+    fn field(&self, key: &str) -> String {
+        self.info[key].as_str().unwrap().to_owned()
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let port = self.info["port"].as_u64().unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+        write!(
+            stream,
+            "GET /test/state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("bad /test/state {text:?}: {e}"))
+    }
+}
+
+impl Drop for OidcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
+    let server = OidcServer::start();
+    let (_temp, state) = state_dir();
+    let tokens = serde_json::json!({
+        "access_token": "initial-access",
+        "refresh_token": server.field("refresh_token"),
+        "expires_in": 3600,
+        "client_secret": server.field("client_secret"),
+    });
+    let output = run_with_stdin(
+        rotor().args(["login", "--state-dir"]).arg(&state).args([
+            "--profile",
+            PROFILE,
+            "--provider",
+            "oidc",
+            "--token-url",
+            &server.field("token_url"),
+            "--client-id",
+            &server.field("client_id"),
+            "--auth-method",
+            "client_secret_basic",
+        ]),
+        &tokens.to_string(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut round_tokens = BTreeSet::new();
+    for round in 1..=5 {
+        force_expiry(&state, "main", PROFILE);
+        let children: Vec<_> = (0..16)
+            .map(|_| spawn_token(&state, "main", PROFILE, &[]))
+            .collect();
+        let runs: Vec<TokenRun> = children.into_iter().map(finish).collect();
+        let first = runs[0].access().to_owned();
+        for run in &runs {
+            assert_eq!(
+                run.code,
+                Some(0),
+                "round {round}: a process failed: {run:?}"
+            );
+            assert_eq!(
+                run.access(),
+                first,
+                "G2: round {round}: processes got different tokens"
+            );
+        }
+        let refreshed = runs
+            .iter()
+            .filter(|r| r.json["outcome"] == "refreshed")
+            .count();
+        assert_eq!(
+            refreshed, 1,
+            "G2: round {round}: {refreshed} processes refreshed"
+        );
+        round_tokens.insert(first);
+        let seen = server.state();
+        assert_eq!(seen["refresh_success"], round, "G2: round {round}: {seen}");
+        assert_eq!(seen["invalid_grant"], 0, "G1: round {round}: {seen}");
+    }
+    assert_eq!(
+        round_tokens.len(),
+        5,
+        "each forced expiry produced a new token"
+    );
+    let seen = server.state();
+    assert_eq!(
+        seen["refresh_success"], 5,
+        "G2: exactly five refresh grants: {seen}"
+    );
+    assert_eq!(
+        seen["invalid_grant"], 0,
+        "G1: no consumed token presented: {seen}"
+    );
+    assert_eq!(
+        seen["family_alive"], true,
+        "G1: the grant (token family) was revoked: {seen}"
+    );
+    let doc = read_store(&state, "main");
+    assert_eq!(
+        doc.profiles[PROFILE].generation, 6,
+        "login + five rotations"
+    );
+}
