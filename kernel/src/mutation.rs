@@ -107,13 +107,16 @@ pub enum Mutation {
         presented_fp: Fingerprint,
     },
     /// A login or import installs a new token family: generation moves past
-    /// everything this store has seen, fence and mark cleared. Hosts take the
+    /// everything this store has seen, mark cleared. In-doubt fences are kept:
+    /// they name tokens of the previous family that sub-agent stores may still
+    /// hold, and those agents must keep seeing them (G7). Hosts take the
     /// refresh lock first (SPEC §3).
     Login {
         /// The credential to install; its generation is replaced.
         credential: Credential,
     },
-    /// A logout leaves a tombstone one generation past the entry (G11).
+    /// A logout leaves a tombstone one generation past the entry (G11); like a
+    /// login, it keeps in-doubt fences (G7).
     Logout {
         /// Provider of the tombstone.
         provider: String,
@@ -278,7 +281,6 @@ impl StoreDoc {
                 installed.generation = self.next_generation(profile).max(credential.generation);
                 installed.needs_reauth = false;
                 self.profiles.insert(profile.into(), installed);
-                self.fences.remove(profile);
             }
             Mutation::Logout { provider } => {
                 let generation = self.next_generation(profile);
@@ -286,7 +288,6 @@ impl StoreDoc {
                     profile.into(),
                     Credential::tombstone(provider.clone(), generation),
                 );
-                self.fences.remove(profile);
             }
         }
         WriteOutcome::Applied

@@ -274,7 +274,7 @@ fn g11_mark_needs_reauth_flags_only_the_entry_holding_that_token() {
 }
 
 #[test]
-fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks_and_fences() {
+fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks() {
     let mut marked = expired(5);
     marked.needs_reauth = true;
     let doc = fenced(store(marked), fence("5", 8, 0, NOW_MS));
@@ -287,8 +287,11 @@ fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks_and_fences() {
     assert_eq!(outcome, WriteOutcome::Applied);
     assert_eq!(
         after,
-        store(cred("new", 9, NOW_MS + HOUR_MS)),
-        "past the fence's generation 8"
+        fenced(
+            store(cred("new", 9, NOW_MS + HOUR_MS)),
+            fence("5", 8, 0, NOW_MS)
+        ),
+        "past the fence's generation 8; the old family's fence kept (G7)"
     );
     // A login that brings a higher generation keeps it.
     let (after, _) = apply(
@@ -317,10 +320,41 @@ fn g11_logout_leaves_a_tombstone_one_generation_on() {
         logout.clone(),
     );
     assert_eq!(outcome, WriteOutcome::Applied);
-    assert_eq!(after, store(Credential::tombstone(PROVIDER, 6)));
+    assert_eq!(
+        after,
+        fenced(
+            store(Credential::tombstone(PROVIDER, 6)),
+            fence("5", 5, 0, NOW_MS)
+        ),
+        "the in-doubt fence survives the logout (G7)"
+    );
     let (after, _) = apply(&empty(), logout.clone());
     assert_eq!(after, store(Credential::tombstone(PROVIDER, 1)));
     // Logging out twice still moves forward (G5).
     let (again, _) = apply(&after, logout);
     assert_eq!(again, store(Credential::tombstone(PROVIDER, 2)));
+}
+
+/// Regression (found by the simulator): a re-login or logout in main used to
+/// drop every fence of the profile. A sub-agent store still holding a copy of
+/// the in-doubt token then saw no fence in main and presented the token again
+/// (G7, G1). The fence names one token; keeping it costs nothing.
+#[test]
+fn g7_login_and_logout_keep_the_fence_of_an_in_doubt_token_of_the_old_family() {
+    let in_doubt = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
+    for mutation in [
+        Mutation::Login {
+            credential: cred("new", 0, NOW_MS + HOUR_MS),
+        },
+        Mutation::Logout {
+            provider: PROVIDER.into(),
+        },
+    ] {
+        let (after, _) = apply(&in_doubt, mutation.clone());
+        let fences = after.fences.get(PROFILE).cloned().unwrap_or_default();
+        assert!(
+            fences.iter().any(|f| f.refresh_fp == fp("5")),
+            "{mutation:?} dropped the fence a sub-agent holding token 5 must see"
+        );
+    }
 }
