@@ -448,7 +448,11 @@ impl Config {
             access_lifetime_ms: rng.between(420_000, 1_200_000),
             fault_rate_per_mille: rng.between(5, 40) as u32,
             faults_max: rng.between(1, 4) as u32,
-            lease_ms: 60_000,
+            lease_ms: rotor_kernel::LeaseConfig::for_config(&rotor_kernel::PolicyConfig {
+                grace_window_ms,
+                ..rotor_kernel::PolicyConfig::default()
+            })
+            .lease_ms,
         };
         let mut config = Config {
             seed,

@@ -91,6 +91,9 @@ pub struct Request {
     pub grant: Option<(u32, u32)>,
     /// The fence attempt the presenting agent wrote (1: a grace retry).
     pub attempt: u32,
+    /// The presenting agent's process stalled (paused, or its clock jumped)
+    /// during the resolve that sent this request.
+    pub stalled: bool,
 }
 
 /// The provider.
@@ -303,6 +306,7 @@ mod tests {
             result: None,
             grant: None,
             attempt: 0,
+            stalled: false,
         }
     }
 

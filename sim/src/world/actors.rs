@@ -10,7 +10,7 @@
 //!   `rotor login` installs it in main under the refresh lock (SPEC §3).
 //! - `foreign-login`: the same, by a tool that does not take the refresh lock.
 //! - `logout`: under the refresh lock, a tombstone in main; the provider
-//!   revokes the family.
+//!   revokes every family of the account ("sign out everywhere").
 
 use rotor_kernel::{Mutation, StoreDoc};
 use serde_json::{json, Value};
@@ -21,7 +21,7 @@ use crate::endpoint::{parse_token, Revocation};
 use crate::rng::Rng;
 use crate::store::Owner;
 use crate::trace::{ActorStep, What};
-use crate::world::setup::{credential, OTHER_PROFILE, PROFILE, PROVIDER};
+use crate::world::setup::{credential, reported_identity, OTHER_PROFILE, PROFILE, PROVIDER};
 
 /// Where an actor is in its work.
 #[derive(Clone, Debug)]
@@ -105,12 +105,25 @@ impl World {
         }
     }
 
-    /// Faults off: an actor holding a store lock lets go without writing.
+    /// Faults off: an actor lets go of any lock it holds or waits for,
+    /// without writing.
     pub(crate) fn stop_actor(&mut self, index: u8) {
         let j = index as usize;
         if let ActorState::Holding(_) = self.actors[j].state {
             let s = self.actors[j].store as usize;
             self.release_store_lock(s);
+        }
+        let owner = Owner::Actor(index);
+        let process = self.actors[j].process;
+        for slot in 0..self.locks.len() {
+            self.locks[slot].waiters.retain(|w| w.owner != owner);
+            let holds = self.locks[slot]
+                .holder
+                .as_ref()
+                .is_some_and(|h| h.owner == owner);
+            if holds && self.locks[slot].release(owner, process) {
+                self.hand_over(slot);
+            }
         }
         self.actors[j].state = ActorState::Finished;
     }
@@ -252,8 +265,15 @@ impl World {
             .and_then(|r| parse_token(r.expose()))
             .map(|(family, _)| family);
         let mutation = if kind == ActorKind::Logout {
-            if let Some(family) = current_family {
-                self.endpoint.revoke(family, Revocation::Logout, self.now_ms);
+            // "Sign out": the provider ends every session of the account.
+            // (A logout that revoked only main's current family would leave
+            // stale copies of replaced families in sub-agent stores alive;
+            // see the simulator's report on that gap.)
+            let _ = current_family;
+            for family in 0..self.endpoint.families.len() as u32 {
+                if self.endpoint.families[family as usize].account == 0 {
+                    self.endpoint.revoke(family, Revocation::Logout, self.now_ms);
+                }
             }
             Mutation::Logout {
                 provider: PROVIDER.into(),
@@ -267,11 +287,21 @@ impl World {
             }
             let expires = self.clock(process) + self.config.knobs.access_lifetime_ms as i64;
             let shape = self.config.knobs.identity;
+            let mut installed = credential(shape, 0, family, 0, 0, expires);
+            if self.config.knobs.provider_reports_identity {
+                // A login learns the account from the provider, as a refresh does.
+                let (account_id, email) = reported_identity(shape, 0);
+                installed.account_id = account_id.map(String::from).or(installed.account_id);
+                installed.email = email.map(String::from).or(installed.email);
+            }
             Mutation::Login {
-                credential: credential(shape, 0, family, 0, 0, expires),
+                credential: installed,
             }
         };
         let (result, _) = self.rotor_write(process, 0, &mutation);
+        if result.is_ok() && kind == ActorKind::Logout {
+            self.logged_out = true;
+        }
         if result.is_ok() {
             self.banned[0] = self.endpoint.families.len() as u32
                 - u32::from(kind != ActorKind::Logout);

@@ -425,6 +425,7 @@ impl World {
             result: None,
             grant: None,
             attempt,
+            stalled: self.agents[i].notes.paused || self.agents[i].notes.clock_jumped,
         });
         self.agents[i].call = Some(request);
         self.stats.endpoint_calls += 1;

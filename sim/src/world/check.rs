@@ -13,7 +13,7 @@
 //! A double presentation is excused only when an injected fault made it
 //! unavoidable per the spec: a crash that dropped a lost-fsync write (the
 //! fence or rotation the host was told was durable), or a grace-window retry
-//! decided across a clock jump; or when the family was already dead at the
+//! that a stall (pause) or a clock jump carried past the provider's window; or when the family was already dead at the
 //! provider (logged out, or ended by a single-session login) when presented
 //! again, so that the presentation could exchange or revoke nothing. With the lease backend, a double presentation
 //! after a lease expired under a live holder is the documented limit
@@ -169,39 +169,29 @@ impl World {
         let Some(refresh) = subject.refresh.as_ref() else {
             return;
         };
+        // Every participant reads main under the lock, so main must carry the
+        // fence (the kernel fences main for every sub-agent call, and a main
+        // agent's own store is main); a lost fsync is the one excuse for a
+        // fence that is visible but not durable.
         let fingerprint = refresh.fingerprint();
+        let fenced = |doc: &rotor_kernel::StoreDoc| {
+            doc.fences
+                .get(PROFILE)
+                .is_some_and(|list| list.iter().any(|f| f.refresh_fp == fingerprint))
+        };
+        let visible = self.stores[0].doc().is_some_and(fenced);
+        let durable = match &self.stores[0].durable {
+            Content::Doc(doc) => fenced(doc),
+            Content::Torn(_) => false,
+        };
+        let lost_fsync = self.stores[0].unsynced_by.is_some();
+        if !visible || (!durable && !lost_fsync) {
+            self.violate(Guarantee::G7, || {
+                format!("{who} presented {refresh} without a durable in-doubt fence in the main store")
+            });
+        }
         let own = self.agents[i].own_store as usize;
         let stores: &[usize] = if own == 0 { &[0] } else { &[own, 0] };
-        for &s in stores {
-            let Some(doc) = self.stores[s].doc() else {
-                continue;
-            };
-            let holds = doc
-                .profiles
-                .get(PROFILE)
-                .and_then(|c| c.refresh.as_ref())
-                .is_some_and(|r| r == refresh);
-            if !holds {
-                continue;
-            }
-            let fenced = |doc: &rotor_kernel::StoreDoc| {
-                doc.fences
-                    .get(PROFILE)
-                    .is_some_and(|f| f.refresh_fp == fingerprint)
-            };
-            let visible = fenced(doc);
-            let durable = match &self.stores[s].durable {
-                Content::Doc(doc) => fenced(doc),
-                Content::Torn(_) => false,
-            };
-            let lost_fsync = self.stores[s].unsynced_by.is_some();
-            if !visible || (!durable && !lost_fsync) {
-                let name = self.store_names[s].clone();
-                self.violate(Guarantee::G7, || {
-                    format!("{who} presented {refresh} without a durable in-doubt fence in {name}")
-                });
-            }
-        }
         if notes.clock_jumped || self.lease_lost_live {
             return;
         }
@@ -264,8 +254,10 @@ impl World {
         // exchanges nothing and revokes nothing that was not already.
         let dead = matches!(family.revoked, Some(Revocation::Logout | Revocation::NewLogin))
             && family.revoked_at_ms <= self.now_ms;
-        let jumped_retry = r.attempt > 0 && self.clock_jumped_at_ms.is_some();
-        if reverted || jumped_retry || dead {
+        // A grace retry is decided inside the window by the retrier's clock;
+        // a stall or a clock jump can carry it past the provider's window.
+        let stalled_retry = r.attempt > 0 && (r.stalled || self.clock_jumped_at_ms.is_some());
+        if reverted || stalled_retry || dead {
             return;
         }
         let who = self.agents[r.agent as usize].who;
@@ -367,11 +359,7 @@ impl World {
             Err(failure) => failure,
         };
         let torn = self.stores.iter().any(|s| s.torn);
-        let logged_out = self
-            .endpoint
-            .families
-            .iter()
-            .any(|f| f.revoked == Some(Revocation::Logout));
+        let logged_out = self.logged_out;
         let excused = match failure {
             Failure::NeedsReauth(_) => !self.recoverable(index),
             Failure::LoggedOut { .. } => logged_out,
@@ -396,24 +384,31 @@ impl World {
                 self.stores[s].doc().is_some_and(|doc| {
                     doc.fences
                         .get(PROFILE)
-                        .is_some_and(|f| f.refresh_fp == fingerprint)
+                        .is_some_and(|list| list.iter().any(|f| f.refresh_fp == fingerprint))
                 })
             })
         };
-        [own, 0].iter().any(|&s| {
-            let Some(doc) = self.stores[s].doc() else {
-                return false;
-            };
-            let Some(credential) = doc.profiles.get(PROFILE).filter(|c| c.is_oauth()) else {
-                return false;
-            };
-            let Some((family, n)) = family_of(credential) else {
-                return false;
-            };
-            let f = &self.endpoint.families[family as usize];
-            let fenced = credential.refresh_fingerprint().is_some_and(fence_for);
-            let allowed = s == own || may_copy(&own_identity, &Identity::of(credential));
-            f.revoked.is_none() && n == f.current && !fenced && !credential.needs_reauth && allowed
-        })
+        // The credential the kernel works from: main's when it is newer and
+        // allowed (a sub-agent never presents an older copy), else its own.
+        let entry = |s: usize| {
+            self.stores[s]
+                .doc()
+                .and_then(|d| d.profiles.get(PROFILE))
+                .filter(|c| c.is_oauth())
+        };
+        let own_entry = entry(own);
+        let main_entry = entry(0).filter(|m| {
+            own_entry.is_none_or(|o| m.generation > o.generation)
+                && may_copy(&own_identity, &Identity::of(m))
+        });
+        let Some(credential) = main_entry.or(own_entry) else {
+            return false;
+        };
+        let Some((family, n)) = family_of(credential) else {
+            return false;
+        };
+        let f = &self.endpoint.families[family as usize];
+        let fenced = credential.refresh_fingerprint().is_some_and(fence_for);
+        f.revoked.is_none() && n == f.current && !fenced && !credential.needs_reauth
     }
 }

@@ -229,10 +229,26 @@ impl World {
         for s in 0..self.stores.len() {
             if self.stores[s].crash(process) {
                 self.reverted_at_ms = Some(self.now_ms);
+                self.abandon_snapshots(s);
             }
         }
         let delay = self.fault_rng.between(100, 30_000);
         self.schedule(delay, Ev::Restart { process });
+    }
+
+    /// A store reverted: a writer holding a copy read from the lost contents
+    /// gives up rather than write those contents back (the file it read no
+    /// longer exists; as after a power loss, it would not have survived
+    /// either).
+    fn abandon_snapshots(&mut self, s: usize) {
+        for index in 0..self.actors.len() {
+            let holding = matches!(self.actors[index].state, ActorState::Holding(_))
+                && self.actors[index].store as usize == s;
+            if holding {
+                self.actors[index].state = ActorState::Idle;
+                self.release_store_lock(s);
+            }
+        }
     }
 
     fn schedule_lease_expiry(&mut self, slot: usize) {
@@ -248,6 +264,11 @@ impl World {
     fn pause_process(&mut self, process: u8, duration_ms: u64) {
         let until = self.now_ms + duration_ms;
         self.processes[process as usize].paused_until_ms = Some(until);
+        for agent in &mut self.agents {
+            if agent.process == process && agent.resolver.is_some() {
+                agent.notes.paused = true;
+            }
+        }
         if self.is_lease() {
             for slot in 0..self.locks.len() {
                 if self.locks[slot]

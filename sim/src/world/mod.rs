@@ -95,6 +95,8 @@ pub(crate) struct ResolveNotes {
     pub committed: Option<(u8, u64, bool)>,
     pub in_liveness: bool,
     pub clock_jumped: bool,
+    /// The agent's process was paused during this resolve.
+    pub paused: bool,
 }
 
 /// One agent.
@@ -192,6 +194,8 @@ pub struct World {
     pub(crate) clock_jumped_at_ms: Option<u64>,
     /// A lease expired while its holder was alive (the lease limit).
     pub(crate) lease_lost_live: bool,
+    /// The logout actor logged the profile out.
+    pub(crate) logged_out: bool,
     /// Stores a logout or login banned families from: (store, families below).
     pub(crate) banned: Vec<u32>,
     stop: StopOn,

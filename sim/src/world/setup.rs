@@ -108,7 +108,7 @@ pub(super) fn build(
         lease,
         ..PolicyConfig::default()
     })
-    .unwrap_or_else(|error| panic!("bug: the simulator built an invalid policy: {error:?}"));
+    .unwrap_or_else(|error| panic!("bug: the simulator built an invalid policy: {error}"));
 
     let processes: Vec<Process> = (0..config.processes)
         .map(|_| {
@@ -283,6 +283,7 @@ pub(super) fn build(
         reverted_at_ms: None,
         clock_jumped_at_ms: None,
         lease_lost_live: false,
+        logged_out: false,
         banned: vec![0; store_count],
         stop,
         stopped: false,
