@@ -134,6 +134,7 @@ impl SimStore {
             Ok(doc) => {
                 self.model = doc.clone();
                 self.model_durable = doc.clone();
+                self.generation_seen = -1;
                 self.visible = Content::Doc(doc);
             }
             Err(_) => {

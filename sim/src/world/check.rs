@@ -24,7 +24,7 @@ use rotor_kernel::{
 };
 
 use super::World;
-use crate::endpoint::{parse_token, Revocation, ServerFault};
+use crate::endpoint::{parse_token, ServerFault};
 use crate::guarantee::Guarantee;
 use crate::store::Content;
 use crate::trace::ServerResult;
@@ -185,7 +185,9 @@ impl World {
             Content::Torn(_) => false,
         };
         let lost_fsync = self.stores[0].unsynced_by.is_some();
-        if !visible || (!durable && !lost_fsync) {
+        // A torn write by another program destroys whatever main held.
+        let torn = self.stores[0].torn;
+        if !torn && (!visible || (!durable && !lost_fsync)) {
             self.violate(Guarantee::G7, || {
                 format!("{who} presented {refresh} without a durable in-doubt fence in the main store")
             });
@@ -243,17 +245,21 @@ impl World {
         if within_grace {
             return;
         }
+        // Requests can overtake each other on the wire: the earlier of the
+        // two sends is where the double presentation began.
         let first_at = if first == u32::MAX {
             0
         } else {
-            self.endpoint.requests[first as usize].sent_at_ms
+            self.endpoint.requests[first as usize]
+                .sent_at_ms
+                .min(r.sent_at_ms)
         };
         let reverted = self.reverted_at_ms.is_some_and(|at| at >= first_at);
-        // A family the user logged out of (or a single-session login ended)
-        // is dead at the provider: presenting its token again is refused,
-        // exchanges nothing and revokes nothing that was not already.
-        let dead = matches!(family.revoked, Some(Revocation::Logout | Revocation::NewLogin))
-            && family.revoked_at_ms <= self.now_ms;
+        // A family already revoked (logged out, ended by a single-session
+        // login, or revoked by an earlier reuse, itself judged when it
+        // happened) is dead at the provider: presenting its token again is
+        // refused, exchanges nothing and revokes nothing that was not already.
+        let dead = result == ServerResult::Revoked;
         // A grace retry is decided inside the window by the retrier's clock;
         // a stall or a clock jump can carry it past the provider's window.
         let stalled_retry = r.attempt > 0 && (r.stalled || self.clock_jumped_at_ms.is_some());
