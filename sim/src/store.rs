@@ -60,6 +60,10 @@ pub struct SimStore {
     pub generation_seen: i64,
     /// True once an in-place writer tore the file.
     pub torn: bool,
+    /// Families below this id may not come back (a login or logout), G11.
+    pub banned_below: u32,
+    /// The same, as of the durable contents.
+    pub banned_below_durable: u32,
 }
 
 impl SimStore {
@@ -81,6 +85,8 @@ impl SimStore {
             waiters: Vec::new(),
             generation_seen,
             torn: false,
+            banned_below: 0,
+            banned_below_durable: 0,
         }
     }
 
@@ -120,6 +126,7 @@ impl SimStore {
         if synced {
             self.durable = self.visible.clone();
             self.model_durable = self.model.clone();
+            self.banned_below_durable = self.banned_below;
             self.unsynced_by = None;
         } else {
             self.unsynced_by = Some(process);
@@ -154,6 +161,7 @@ impl SimStore {
         }
         self.visible = self.durable.clone();
         self.model = self.model_durable.clone();
+        self.banned_below = self.banned_below_durable;
         self.unsynced_by = None;
         self.generation_seen = match &self.visible {
             Content::Doc(doc) => doc

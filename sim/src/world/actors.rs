@@ -298,13 +298,19 @@ impl World {
                 credential: installed,
             }
         };
-        let (result, _) = self.rotor_write(process, 0, &mutation);
+        // The ban takes effect with the write (and reverts with it).
+        let banned_below =
+            self.endpoint.families.len() as u32 - u32::from(kind != ActorKind::Logout);
+        let previous = (self.stores[0].banned_below, self.stores[0].banned_below_durable);
+        self.stores[0].banned_below = banned_below;
+        let (result, synced) = self.rotor_write(process, 0, &mutation);
         if result.is_ok() && kind == ActorKind::Logout {
             self.logged_out = true;
         }
-        if result.is_ok() {
-            self.banned[0] = self.endpoint.families.len() as u32
-                - u32::from(kind != ActorKind::Logout);
+        if result.is_ok() && synced {
+            self.stores[0].banned_below_durable = banned_below;
+        } else if result.is_err() {
+            (self.stores[0].banned_below, self.stores[0].banned_below_durable) = previous;
         }
         self.record(What::Actor {
             actor: kind,

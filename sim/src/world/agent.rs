@@ -221,10 +221,12 @@ impl World {
                     since_ms: self.now_ms,
                     store: s as u8,
                 };
+                self.agents[i].waits += 1;
+                let wait = self.agents[i].waits;
                 let budget = self.policy.store_lock_wait_ms_max();
                 self.schedule(budget, Ev::StoreTimeout {
                     agent: index,
-                    epoch,
+                    wait,
                 });
             }
             self.stores[s].waiters.push((index, epoch));
@@ -270,12 +272,12 @@ impl World {
         self.deliver(index, Input::StoreWritten { id, result });
     }
 
-    pub(super) fn on_store_timeout(&mut self, index: u16, epoch: u32) {
+    pub(super) fn on_store_timeout(&mut self, index: u16, wait: u32) {
         let i = index as usize;
         let Waiting::Store { since_ms, store } = self.agents[i].waiting else {
             return;
         };
-        if self.agents[i].epoch != epoch {
+        if self.agents[i].waits != wait {
             return;
         }
         let Some(Effect::WriteStore { id, ref mutation, .. }) = self.agents[i].effect else {
@@ -327,9 +329,11 @@ impl World {
                 epoch,
                 since_ms: self.now_ms,
             });
+            self.agents[i].waits += 1;
+            let wait = self.agents[i].waits;
             self.schedule(wait_ms_max, Ev::LockTimeout {
                 agent: index,
-                epoch,
+                wait,
             });
             let who = self.agents[i].who;
             self.record(What::LockWait { agent: who });
@@ -351,12 +355,12 @@ impl World {
         self.deliver(index, Input::LockAcquired { id });
     }
 
-    pub(super) fn on_lock_timeout(&mut self, index: u16, epoch: u32) {
+    pub(super) fn on_lock_timeout(&mut self, index: u16, wait: u32) {
         let i = index as usize;
         let Waiting::Lock { since_ms } = self.agents[i].waiting else {
             return;
         };
-        if self.agents[i].epoch != epoch {
+        if self.agents[i].waits != wait {
             return;
         }
         let slot = self.agents[i].lock_slot as usize;

@@ -102,7 +102,7 @@ impl World {
             }
         }
         if let Some((family, _)) = after.as_ref().filter(|c| c.is_oauth()).and_then(family_of) {
-            if family < self.banned[s] {
+            if family < self.stores[s].banned_below {
                 self.violate(Guarantee::G11, || {
                     format!("{name}: family {family} written back after a logout or a new login")
                 });

@@ -57,10 +57,10 @@ pub(crate) enum Ev {
     Wake { agent: u16, epoch: u32 },
     /// An agent performs its pending effect.
     Effect { agent: u16, epoch: u32 },
-    /// An agent's refresh-lock wait budget runs out.
-    LockTimeout { agent: u16, epoch: u32 },
-    /// An agent's store-lock wait budget runs out.
-    StoreTimeout { agent: u16, epoch: u32 },
+    /// An agent's refresh-lock wait budget runs out (`wait`: which wait).
+    LockTimeout { agent: u16, wait: u32 },
+    /// An agent's store-lock wait budget runs out (`wait`: which wait).
+    StoreTimeout { agent: u16, wait: u32 },
     /// A request reaches the provider.
     ServerArrive { request: u32 },
     /// The host reports a call's result.
@@ -113,6 +113,8 @@ pub(crate) struct Agent {
     pub epoch: u32,
     pub requests_left: u8,
     pub waiting: Waiting,
+    /// Counts the waits begun, so a stale wait timeout is recognised.
+    pub waits: u32,
     pub holds_lock: bool,
     pub lost_lease: bool,
     pub call: Option<u32>,
@@ -196,8 +198,6 @@ pub struct World {
     pub(crate) lease_lost_live: bool,
     /// The logout actor logged the profile out.
     pub(crate) logged_out: bool,
-    /// Stores a logout or login banned families from: (store, families below).
-    pub(crate) banned: Vec<u32>,
     stop: StopOn,
     stopped: bool,
     active_agents: usize,
@@ -284,8 +284,8 @@ impl World {
         match event {
             Ev::Wake { agent, epoch } => self.on_wake(agent, epoch),
             Ev::Effect { agent, epoch } => self.on_effect(agent, epoch),
-            Ev::LockTimeout { agent, epoch } => self.on_lock_timeout(agent, epoch),
-            Ev::StoreTimeout { agent, epoch } => self.on_store_timeout(agent, epoch),
+            Ev::LockTimeout { agent, wait } => self.on_lock_timeout(agent, wait),
+            Ev::StoreTimeout { agent, wait } => self.on_store_timeout(agent, wait),
             Ev::ServerArrive { request } => self.on_server(request),
             Ev::CallComplete {
                 agent,
