@@ -60,6 +60,9 @@ pub struct SimStore {
     pub generation_seen: i64,
     /// True once an in-place writer tore the file.
     pub torn: bool,
+    /// True once an in-place writer's torn write replaced the contents
+    /// (decodable or not): whatever rotor had stored there is gone.
+    pub destroyed: bool,
     /// Families below this id may not come back (a login or logout), G11.
     pub banned_below: u32,
     /// The same, as of the durable contents.
@@ -85,6 +88,7 @@ impl SimStore {
             waiters: Vec::new(),
             generation_seen,
             torn: false,
+            destroyed: false,
             banned_below: 0,
             banned_below_durable: 0,
         }
@@ -137,6 +141,7 @@ impl SimStore {
     /// document): the file is torn, durably. A prefix that still decodes
     /// (an empty file) becomes the new baseline.
     pub fn tear(&mut self, bytes: Vec<u8>) {
+        self.destroyed = true;
         match StoreDoc::from_json(&bytes) {
             Ok(doc) => {
                 self.model = doc.clone();

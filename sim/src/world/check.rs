@@ -141,7 +141,9 @@ impl World {
                 });
             }
         }
-        if let Some((s, generation, true)) = committed {
+        if let Some((s, generation, true)) =
+            committed.filter(|(s, _, _)| !self.stores[*s as usize].destroyed)
+        {
             let durable = match &self.stores[s as usize].durable {
                 Content::Doc(doc) => doc.profiles.get(PROFILE).map(|c| c.generation),
                 Content::Torn(_) => None,
@@ -186,7 +188,7 @@ impl World {
         };
         let lost_fsync = self.stores[0].unsynced_by.is_some();
         // A torn write by another program destroys whatever main held.
-        let torn = self.stores[0].torn;
+        let torn = self.stores[0].destroyed;
         if !torn && (!visible || (!durable && !lost_fsync)) {
             self.violate(Guarantee::G7, || {
                 format!("{who} presented {refresh} without a durable in-doubt fence in the main store")
