@@ -338,6 +338,7 @@ impl World {
         self.processes[p].paused_until_ms = None;
         self.record(What::Restart { process });
         self.renew_leases(process);
+        self.unpark(process);
     }
 
     /// A running process renews the leases it holds.
@@ -386,6 +387,7 @@ impl World {
             state.skew_ms = state.base_skew_ms;
             if state.paused_until_ms.take().is_some() {
                 self.renew_leases(process as u8);
+                self.unpark(process as u8);
             }
             if self.processes[process].crashed {
                 self.processes[process].crashed = false;

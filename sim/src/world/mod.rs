@@ -198,6 +198,8 @@ pub struct World {
     pub(crate) lease_lost_live: bool,
     /// The logout actor logged the profile out.
     pub(crate) logged_out: bool,
+    /// Events of paused processes, in arrival order, until they resume.
+    parked: Vec<(u8, Ev)>,
     stop: StopOn,
     stopped: bool,
     active_agents: usize,
@@ -217,10 +219,10 @@ impl World {
             let Some((at_ms, event)) = self.pop() else {
                 break;
             };
+            self.now_ms = self.now_ms.max(at_ms);
             if self.defer_if_paused(at_ms, event) {
                 continue;
             }
-            self.now_ms = self.now_ms.max(at_ms);
             self.step += 1;
             self.maybe_inject_fault();
             self.dispatch(event);
@@ -324,11 +326,22 @@ impl World {
         };
         match self.processes[process as usize].paused_until_ms {
             Some(until_ms) if until_ms > at_ms => {
-                self.seq += 1;
-                self.queue.push(Reverse((until_ms, self.seq, event)));
+                self.parked.push((process, event));
                 true
             }
             _ => false,
+        }
+    }
+
+    /// A paused process runs again: its parked events happen now, in order.
+    pub(crate) fn unpark(&mut self, process: u8) {
+        let parked = std::mem::take(&mut self.parked);
+        for (owner, event) in parked {
+            if owner == process {
+                self.schedule(0, event);
+            } else {
+                self.parked.push((owner, event));
+            }
         }
     }
 

@@ -285,6 +285,7 @@ pub(super) fn build(
         clock_jumped_at_ms: None,
         lease_lost_live: false,
         logged_out: false,
+        parked: Vec::new(),
         stop,
         stopped: false,
         active_agents: agent_count,
