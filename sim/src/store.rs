@@ -141,7 +141,10 @@ impl SimStore {
     /// document): the file is torn, durably. A prefix that still decodes
     /// (an empty file) becomes the new baseline.
     pub fn tear(&mut self, bytes: Vec<u8>) {
+        // The store's history (fences, logins, tombstones) is gone with it.
         self.destroyed = true;
+        self.banned_below = 0;
+        self.banned_below_durable = 0;
         match StoreDoc::from_json(&bytes) {
             Ok(doc) => {
                 self.model = doc.clone();

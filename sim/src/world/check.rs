@@ -30,6 +30,10 @@ use crate::store::Content;
 use crate::trace::ServerResult;
 use crate::world::setup::PROFILE;
 
+fn credential_provider<'a>(own: Option<&'a Credential>, main: &'a Credential) -> &'a str {
+    own.map_or(main.provider.as_str(), |o| o.provider.as_str())
+}
+
 fn family_of(credential: &Credential) -> Option<(u32, u32)> {
     credential
         .refresh
@@ -265,7 +269,10 @@ impl World {
         // A grace retry is decided inside the window by the retrier's clock;
         // a stall or a clock jump can carry it past the provider's window.
         let stalled_retry = r.attempt > 0 && (r.stalled || self.clock_jumped_at_ms.is_some());
-        if reverted || stalled_retry || dead {
+        // Another program's torn write emptied or corrupted main: the fences
+        // and rotations every participant relies on are gone.
+        let destroyed = self.stores[0].destroyed;
+        if reverted || stalled_retry || dead || destroyed {
             return;
         }
         let who = self.agents[r.agent as usize].who;
@@ -366,7 +373,7 @@ impl World {
             }
             Err(failure) => failure,
         };
-        let torn = self.stores.iter().any(|s| s.torn);
+        let torn = self.stores.iter().any(|s| s.destroyed);
         let logged_out = self.logged_out;
         let excused = match failure {
             Failure::NeedsReauth(_) => !self.recoverable(index),
@@ -406,7 +413,8 @@ impl World {
         };
         let own_entry = entry(own);
         let main_entry = entry(0).filter(|m| {
-            own_entry.is_none_or(|o| m.generation > o.generation)
+            rotor_kernel::machine::is_newer(m, own_entry)
+                && m.provider == credential_provider(own_entry, m)
                 && may_copy(&own_identity, &Identity::of(m))
         });
         let Some(credential) = main_entry.or(own_entry) else {
