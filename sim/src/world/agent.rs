@@ -236,6 +236,9 @@ impl World {
         self.agents[i].waiting = Waiting::Nothing;
         let kind = write_kind(mutation);
         let who = self.agents[i].who;
+        if let Mutation::Mirror { credential, .. } = mutation {
+            self.agents[i].notes.mirrored = Some(credential.generation);
+        }
         if kind == WriteKind::Mirror && self.hooks.mirror_after_release() {
             self.agents[i].deferred = Some(mutation.clone());
             self.record(What::Write {
@@ -262,6 +265,8 @@ impl World {
         }
         if kind == WriteKind::Mirror && matches!(result, Ok(WriteOutcome::Applied)) {
             self.coverage.hit(Branch::Mirror);
+        } else if kind == WriteKind::Mirror {
+            self.agents[i].notes.mirrored = None;
         }
         self.record(What::Write {
             agent: who,

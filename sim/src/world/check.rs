@@ -138,10 +138,26 @@ impl World {
         let agent = &self.agents[index as usize];
         let who = agent.who;
         let committed = agent.notes.committed;
+        let mirrored = agent.notes.mirrored;
         if let Some(request) = agent.call {
             if !self.endpoint.requests[request as usize].processed {
                 self.violate(Guarantee::G8, || {
                     format!("{who} released the refresh lock while its request #{request} was still in flight")
+                });
+            }
+        }
+        // SPEC §3 step 8: mirror, *then* release. A holder that releases
+        // before main holds its rotation lets the next holder read the
+        // consumed token from main; rotor's fences still stop that holder,
+        // but the order is what G1 rests on (bugs.md B6).
+        if let Some(generation) = mirrored.filter(|_| !self.stores[0].destroyed) {
+            let in_main = self.stores[0]
+                .doc()
+                .and_then(|d| d.profiles.get(PROFILE))
+                .map(|c| c.generation);
+            if in_main.is_none_or(|g| g < generation) {
+                self.violate(Guarantee::G1, || {
+                    format!("{who} released the refresh lock before main held its rotation (generation {generation}); main holds {in_main:?}")
                 });
             }
         }

@@ -97,6 +97,8 @@ pub(crate) struct ResolveNotes {
     pub clock_jumped: bool,
     /// The agent's process was paused during this resolve.
     pub paused: bool,
+    /// Generation of a rotation the host reported mirrored into main.
+    pub mirrored: Option<u64>,
 }
 
 /// One agent.
