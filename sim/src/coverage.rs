@@ -194,7 +194,12 @@ impl fmt::Display for Stats {
         )?;
         writeln!(f, "  faults by kind:")?;
         for kind in FaultKind::ALL {
-            writeln!(f, "    {:<26} {:>12}", kind.name(), self.faults[*kind as usize])?;
+            writeln!(
+                f,
+                "    {:<26} {:>12}",
+                kind.name(),
+                self.faults[*kind as usize]
+            )?;
         }
         Ok(())
     }

@@ -322,7 +322,11 @@ mod tests {
         assert_eq!(endpoint.process(next, 30).0, ServerResult::Revoked);
         assert!(!endpoint.access_valid(family, 2));
         let stale = endpoint.send(request(family, 0));
-        assert_eq!(endpoint.process(stale, 40).1, 1, "rank 0 was presented before the run");
+        assert_eq!(
+            endpoint.process(stale, 40).1,
+            1,
+            "rank 0 was presented before the run"
+        );
     }
 
     #[test]

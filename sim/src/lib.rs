@@ -33,7 +33,9 @@ pub mod store;
 pub mod trace;
 pub mod world;
 
-pub use config::{ActorKind, ActorSet, Backend, Config, ConfigError, FaultKind, FaultSet, Overrides};
+pub use config::{
+    ActorKind, ActorSet, Backend, Config, ConfigError, FaultKind, FaultSet, Overrides,
+};
 pub use coverage::{Branch, Coverage, Stats};
 pub use guarantee::{Guarantee, Violation};
 pub use hooks::{HostHooks, ReadContext, Shipped};

@@ -91,7 +91,9 @@ impl RefreshLock {
     /// caller no longer holds it (its lease expired and someone else took it).
     pub fn release(&mut self, owner: Owner, process: u8) -> bool {
         match &mut self.holder {
-            Some(holder) if holder.owner == owner || (holder.shared && holder.process == process) => {
+            Some(holder)
+                if holder.owner == owner || (holder.shared && holder.process == process) =>
+            {
                 holder.count -= 1;
                 if holder.count == 0 {
                     self.holder = None;
@@ -126,7 +128,10 @@ mod tests {
         assert!(lock.try_acquire(Owner::Agent(0), 0, 0, true));
         assert!(!lock.try_acquire(Owner::Agent(1), 0, 0, true));
         assert!(!lock.try_acquire(Owner::Agent(2), 1, 0, true));
-        assert!(lock.try_acquire(Owner::Agent(1), 0, 0, false), "B3 walks in");
+        assert!(
+            lock.try_acquire(Owner::Agent(1), 0, 0, false),
+            "B3 walks in"
+        );
         assert!(lock.release(Owner::Agent(0), 0));
         assert!(lock.holder.is_some());
         assert!(lock.release(Owner::Agent(1), 0));

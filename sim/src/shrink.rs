@@ -8,7 +8,7 @@
 //! does not shift the others), and a handful of other seeds with the same
 //! shape. Every run stops at the violation, so the trace also ends there.
 
-use crate::config::{ActorKind, Config, FaultKind};
+use crate::config::{ActorKind, ActorSet, Config, FaultKind, FaultSet};
 use crate::guarantee::Guarantee;
 use crate::rng::Rng;
 use crate::run::{run_config, RunOptions};
@@ -72,9 +72,43 @@ pub fn shrink(config: &Config, target: Guarantee, options: &RunOptions, runs_max
     }
 }
 
-/// Smaller variants of `config`, most promising first.
+/// Smaller variants of `config`, most promising first: a smaller shape with
+/// the same seed and then with other seeds (a smaller world draws differently,
+/// so the same seed rarely fails the same way), then single faults, actors and
+/// drawn faults removed, then other seeds of the same shape.
 fn candidates(config: &Config, derivable: bool) -> Vec<Config> {
+    let reseed = |base: &Config, seed: u64| {
+        let mut candidate = if derivable {
+            Config::derive(seed, &base.as_overrides())
+        } else {
+            Config {
+                seed,
+                ..base.clone()
+            }
+        };
+        candidate.fault_mask = 0;
+        candidate
+    };
+    let mut seeds = Rng::new(config.seed).fork(0x5eed);
     let mut out = Vec::new();
+    let shapes: [&dyn Fn(&mut Config); 5] = [
+        &|c| c.processes = c.processes.saturating_sub(1).max(1),
+        &|c| c.agents = c.agents.saturating_sub(1).max(1),
+        &|c| c.actors = ActorSet::none(),
+        &|c| c.faults = FaultSet::none(),
+        &|c| c.requests = 1,
+    ];
+    for shape in shapes {
+        let mut smaller = config.clone();
+        shape(&mut smaller);
+        if smaller == *config {
+            continue;
+        }
+        out.push(smaller.clone());
+        for _ in 0..SEEDS_PER_SHAPE {
+            out.push(reseed(&smaller, seeds.next_u64()));
+        }
+    }
     let mut push = |change: &dyn Fn(&mut Config)| {
         let mut candidate = config.clone();
         change(&mut candidate);
@@ -82,15 +116,6 @@ fn candidates(config: &Config, derivable: bool) -> Vec<Config> {
             out.push(candidate);
         }
     };
-    if config.processes > 1 {
-        push(&|c| c.processes -= 1);
-    }
-    if config.agents > 1 {
-        push(&|c| c.agents -= 1);
-    }
-    if config.requests > 1 {
-        push(&|c| c.requests -= 1);
-    }
     for kind in FaultKind::ALL {
         if config.faults.has(*kind) {
             push(&|c| c.faults = c.faults.without(*kind));
@@ -106,19 +131,11 @@ fn candidates(config: &Config, derivable: bool) -> Vec<Config> {
             push(&|c| c.fault_mask |= 1 << index);
         }
     }
-    let mut rng = Rng::new(config.seed).fork(0x5eed);
-    for _ in 0..12 {
-        let seed = rng.next_u64();
-        let mut candidate = if derivable {
-            Config::derive(seed, &config.as_overrides())
-        } else {
-            Config {
-                seed,
-                ..config.clone()
-            }
-        };
-        candidate.fault_mask = 0;
-        out.push(candidate);
+    for _ in 0..SEEDS_PER_SHAPE {
+        out.push(reseed(config, seeds.next_u64()));
     }
     out
 }
+
+/// Other seeds tried per smaller shape.
+const SEEDS_PER_SHAPE: usize = 24;

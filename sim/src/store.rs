@@ -187,7 +187,9 @@ impl SimStore {
 fn corrupt(name: &str, error: &DecodeError) -> StoreFault {
     StoreFault {
         kind: StoreFaultKind::Corrupt,
-        detail: format!("{name} is corrupt ({error}); kept aside as {name}.corrupt, not overwritten"),
+        detail: format!(
+            "{name} is corrupt ({error}); kept aside as {name}.corrupt, not overwritten"
+        ),
     }
 }
 

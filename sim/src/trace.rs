@@ -165,9 +165,18 @@ pub enum What {
     Start { agent: AgentRef },
     /// A lock-free read; `generation` of the entry, -1 when absent, -2 when
     /// the store could not be read.
-    Read { agent: AgentRef, store: u8, generation: i64 },
+    Read {
+        agent: AgentRef,
+        store: u8,
+        generation: i64,
+    },
     /// A store write.
-    Write { agent: AgentRef, store: u8, kind: WriteKind, result: WriteResult },
+    Write {
+        agent: AgentRef,
+        store: u8,
+        kind: WriteKind,
+        result: WriteResult,
+    },
     /// The agent waits for the refresh lock.
     LockWait { agent: AgentRef },
     /// The agent holds the refresh lock.
@@ -175,23 +184,45 @@ pub enum What {
     /// The lock wait ran out.
     LockFailed { agent: AgentRef, waited_ms: u64 },
     /// The agent presents refresh token `family.n`.
-    Call { agent: AgentRef, request: u32, family: u32, n: u32 },
+    Call {
+        agent: AgentRef,
+        request: u32,
+        family: u32,
+        n: u32,
+    },
     /// The provider handles a request.
-    Server { request: u32, family: u32, n: u32, result: ServerResult },
+    Server {
+        request: u32,
+        family: u32,
+        n: u32,
+        result: ServerResult,
+    },
     /// The host reports the call's result to the agent.
-    Reply { agent: AgentRef, request: u32, reply: ReplyKind },
+    Reply {
+        agent: AgentRef,
+        request: u32,
+        reply: ReplyKind,
+    },
     /// The agent releases the refresh lock.
     Release { agent: AgentRef },
     /// The resolve ended.
     Done { agent: AgentRef, outcome: DoneKind },
     /// A fault was injected (`applied` false when masked by shrinking).
-    Fault { fault: FaultKind, process: u8, applied: bool },
+    Fault {
+        fault: FaultKind,
+        process: u8,
+        applied: bool,
+    },
     /// A crashed process restarts; a paused one resumes.
     Restart { process: u8 },
     /// A lease expired while its holder process was stalled or dead.
     LeaseExpired { process: u8 },
     /// A background actor acted on a store.
-    Actor { actor: ActorKind, store: u8, step: ActorStep },
+    Actor {
+        actor: ActorKind,
+        store: u8,
+        action: ActorStep,
+    },
     /// Faults off: the liveness phase begins.
     Liveness,
     /// A checker reported a violation.
@@ -239,7 +270,11 @@ impl fmt::Display for Event {
                 } else if generation < 0 {
                     write!(f, "{agent} reads {}: no entry", store_name(store))
                 } else {
-                    write!(f, "{agent} reads {}: generation {generation}", store_name(store))
+                    write!(
+                        f,
+                        "{agent} reads {}: generation {generation}",
+                        store_name(store)
+                    )
                 }
             }
             What::Write {
@@ -247,7 +282,11 @@ impl fmt::Display for Event {
                 store,
                 kind,
                 result,
-            } => write!(f, "{agent} writes {} {kind:?} -> {result:?}", store_name(store)),
+            } => write!(
+                f,
+                "{agent} writes {} {kind:?} -> {result:?}",
+                store_name(store)
+            ),
             What::LockWait { agent } => write!(f, "{agent} waits for the refresh lock"),
             What::LockAcquired { agent } => write!(f, "{agent} holds the refresh lock"),
             What::LockFailed { agent, waited_ms } => {
@@ -258,7 +297,10 @@ impl fmt::Display for Event {
                 request,
                 family,
                 n,
-            } => write!(f, "{agent} presents refresh token r{family}.{n} (request #{request})"),
+            } => write!(
+                f,
+                "{agent} presents refresh token r{family}.{n} (request #{request})"
+            ),
             What::Server {
                 request,
                 family,
@@ -284,8 +326,12 @@ impl fmt::Display for Event {
             What::LeaseExpired { process } => {
                 write!(f, "the lease held by p{process} expires")
             }
-            What::Actor { actor, store, step } => {
-                write!(f, "{} on {}: {step:?}", actor.name(), store_name(store))
+            What::Actor {
+                actor,
+                store,
+                action,
+            } => {
+                write!(f, "{} on {}: {action:?}", actor.name(), store_name(store))
             }
             What::Liveness => f.write_str("faults off: liveness phase"),
             What::Violation { guarantee } => write!(f, "VIOLATION of {guarantee}"),

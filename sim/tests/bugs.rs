@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
+use rotor_kernel::{ProfileView, Role, StoreRef};
 use rotor_sim::config::IdentityShape;
 use rotor_sim::{
-    run_config, ActorKind, ActorSet, Config, FaultKind, FaultSet, Guarantee, HostHooks,
-    Overrides, ReadContext, RunOptions, StopOn,
+    run_config, ActorKind, ActorSet, Config, FaultKind, FaultSet, Guarantee, HostHooks, Overrides,
+    ReadContext, RunOptions, StopOn,
 };
-use rotor_kernel::{ProfileView, Role, StoreRef};
 
 /// Runs `trials` independent searches; each tries seeds until the guarantee
 /// is violated (at most `seeds_max`). Returns the seeds needed per trial.

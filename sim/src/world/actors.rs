@@ -130,10 +130,13 @@ impl World {
 
     fn reschedule(&mut self, index: u8, delay_ms: u64) {
         let epoch = self.actors[index as usize].epoch;
-        self.schedule(delay_ms, Ev::Actor {
-            actor: index,
-            epoch,
-        });
+        self.schedule(
+            delay_ms,
+            Ev::Actor {
+                actor: index,
+                epoch,
+            },
+        );
     }
 
     /// Frees a store lock and lets its waiting agents try again.
@@ -164,7 +167,7 @@ impl World {
                         self.record(What::Actor {
                             actor: kind,
                             store,
-                            step: ActorStep::Read,
+                            action: ActorStep::Read,
                         });
                         let hold = self.rng.between(1, 300);
                         self.reschedule(index, hold);
@@ -173,7 +176,7 @@ impl World {
                         self.record(What::Actor {
                             actor: kind,
                             store,
-                            step: ActorStep::GaveUp,
+                            action: ActorStep::GaveUp,
                         });
                         let delay = self.rng.between(20_000, 200_000);
                         self.reschedule(index, delay);
@@ -196,7 +199,7 @@ impl World {
                     self.record(What::Actor {
                         actor: kind,
                         store,
-                        step: ActorStep::Write,
+                        action: ActorStep::Write,
                     });
                     // The OS releases a dead writer's store lock.
                     self.release_store_lock(s);
@@ -214,7 +217,7 @@ impl World {
                 self.record(What::Actor {
                     actor: kind,
                     store,
-                    step,
+                    action: step,
                 });
                 self.release_store_lock(s);
                 let delay = self.rng.between(20_000, 200_000);
@@ -272,7 +275,8 @@ impl World {
             let _ = current_family;
             for family in 0..self.endpoint.families.len() as u32 {
                 if self.endpoint.families[family as usize].account == 0 {
-                    self.endpoint.revoke(family, Revocation::Logout, self.now_ms);
+                    self.endpoint
+                        .revoke(family, Revocation::Logout, self.now_ms);
                 }
             }
             Mutation::Logout {
@@ -301,7 +305,10 @@ impl World {
         // The ban takes effect with the write (and reverts with it).
         let banned_below =
             self.endpoint.families.len() as u32 - u32::from(kind != ActorKind::Logout);
-        let previous = (self.stores[0].banned_below, self.stores[0].banned_below_durable);
+        let previous = (
+            self.stores[0].banned_below,
+            self.stores[0].banned_below_durable,
+        );
         self.stores[0].banned_below = banned_below;
         let (result, synced) = self.rotor_write(process, 0, &mutation);
         if result.is_ok() && kind == ActorKind::Logout {
@@ -310,12 +317,15 @@ impl World {
         if result.is_ok() && synced {
             self.stores[0].banned_below_durable = banned_below;
         } else if result.is_err() {
-            (self.stores[0].banned_below, self.stores[0].banned_below_durable) = previous;
+            (
+                self.stores[0].banned_below,
+                self.stores[0].banned_below_durable,
+            ) = previous;
         }
         self.record(What::Actor {
             actor: kind,
             store: 0,
-            step: if result.is_ok() {
+            action: if result.is_ok() {
                 ActorStep::Installed
             } else {
                 ActorStep::GaveUp
@@ -329,6 +339,7 @@ impl World {
 
     /// A fault kind drawn for an in-place write: true when it tears.
     fn draw_torn_write(&mut self, process: u8) -> bool {
-        self.draw_op_fault(process, &[FaultKind::TornWrite]).is_some()
+        self.draw_op_fault(process, &[FaultKind::TornWrite])
+            .is_some()
     }
 }

@@ -58,9 +58,7 @@ pub(crate) fn done_kind(resolution: &Resolution) -> DoneKind {
         },
         Err(failure) => match failure {
             Failure::NeedsReauth(ReauthReason::InDoubt { .. }) => DoneKind::FenceNeedsReauth,
-            Failure::NeedsReauth(ReauthReason::TokenRefused { .. }) => {
-                DoneKind::RefusedNeedsReauth
-            }
+            Failure::NeedsReauth(ReauthReason::TokenRefused { .. }) => DoneKind::RefusedNeedsReauth,
             Failure::NeedsReauth(_) => DoneKind::MarkedNeedsReauth,
             Failure::InDoubt { .. } => DoneKind::InDoubt,
             Failure::Transient { .. } => DoneKind::Transient,
@@ -131,10 +129,13 @@ impl World {
         self.agents[i].effect = Some(effect);
         let delay = self.host_delay();
         let epoch = self.agents[i].epoch;
-        self.schedule(delay, Ev::Effect {
-            agent: index,
-            epoch,
-        });
+        self.schedule(
+            delay,
+            Ev::Effect {
+                agent: index,
+                epoch,
+            },
+        );
     }
 
     /// Hands a completion to the kernel.
@@ -224,10 +225,7 @@ impl World {
                 self.agents[i].waits += 1;
                 let wait = self.agents[i].waits;
                 let budget = self.policy.store_lock_wait_ms_max();
-                self.schedule(budget, Ev::StoreTimeout {
-                    agent: index,
-                    wait,
-                });
+                self.schedule(budget, Ev::StoreTimeout { agent: index, wait });
             }
             self.stores[s].waiters.push((index, epoch));
             self.agents[i].effect = Some(effect);
@@ -285,13 +283,18 @@ impl World {
         if self.agents[i].waits != wait {
             return;
         }
-        let Some(Effect::WriteStore { id, ref mutation, .. }) = self.agents[i].effect else {
+        let Some(Effect::WriteStore {
+            id, ref mutation, ..
+        }) = self.agents[i].effect
+        else {
             return;
         };
         let kind = write_kind(mutation);
         self.agents[i].effect = None;
         self.agents[i].waiting = Waiting::Nothing;
-        self.stores[store as usize].waiters.retain(|(a, _)| *a != index);
+        self.stores[store as usize]
+            .waiters
+            .retain(|(a, _)| *a != index);
         let waited_ms = self.now_ms - since_ms;
         let who = self.agents[i].who;
         self.record(What::Write {
@@ -301,10 +304,13 @@ impl World {
             result: WriteResult::LockTimeout,
         });
         let fault = lock_fault(&self.store_names[store as usize], waited_ms);
-        self.deliver(index, Input::StoreWritten {
-            id,
-            result: Err(fault),
-        });
+        self.deliver(
+            index,
+            Input::StoreWritten {
+                id,
+                result: Err(fault),
+            },
+        );
     }
 
     fn agent_acquire(&mut self, index: u16, effect: Effect) {
@@ -336,10 +342,7 @@ impl World {
             });
             self.agents[i].waits += 1;
             let wait = self.agents[i].waits;
-            self.schedule(wait_ms_max, Ev::LockTimeout {
-                agent: index,
-                wait,
-            });
+            self.schedule(wait_ms_max, Ev::LockTimeout { agent: index, wait });
             let who = self.agents[i].who;
             self.record(What::LockWait { agent: who });
         }
@@ -526,12 +529,23 @@ impl World {
             (ServerFault::None, Some(ServerResult::Rotated | ServerResult::Grace), Some(g)) => {
                 let account = self.endpoint.families[g.0 as usize].account;
                 let identity = reported_identity(self.config.knobs.identity, account);
-                (ReplyKind::Granted, Ok(self.endpoint.grant(g.0, g.1, identity)))
+                (
+                    ReplyKind::Granted,
+                    Ok(self.endpoint.grant(g.0, g.1, identity)),
+                )
             }
-            (ServerFault::None, _, _) => (ReplyKind::InvalidGrant, Err(endpoint_error(fault, result))),
-            (ServerFault::NotSent, _, _) => (ReplyKind::NotSent, Err(endpoint_error(fault, result))),
-            (ServerFault::Timeout, _, _) => (ReplyKind::Timeout, Err(endpoint_error(fault, result))),
-            (ServerFault::LostResponse, _, _) => (ReplyKind::Reset, Err(endpoint_error(fault, result))),
+            (ServerFault::None, _, _) => {
+                (ReplyKind::InvalidGrant, Err(endpoint_error(fault, result)))
+            }
+            (ServerFault::NotSent, _, _) => {
+                (ReplyKind::NotSent, Err(endpoint_error(fault, result)))
+            }
+            (ServerFault::Timeout, _, _) => {
+                (ReplyKind::Timeout, Err(endpoint_error(fault, result)))
+            }
+            (ServerFault::LostResponse, _, _) => {
+                (ReplyKind::Reset, Err(endpoint_error(fault, result)))
+            }
             (_, _, _) => (ReplyKind::ServerError, Err(endpoint_error(fault, result))),
         };
         self.endpoint.requests[request as usize].replied = true;
@@ -548,7 +562,13 @@ impl World {
             reply,
         });
         let id = self.current_call_id(index);
-        self.deliver(index, Input::EndpointReplied { id, result: outcome });
+        self.deliver(
+            index,
+            Input::EndpointReplied {
+                id,
+                result: outcome,
+            },
+        );
     }
 
     /// The id of the outstanding call effect (the resolver knows it).
@@ -575,10 +595,13 @@ impl World {
         if self.agents[i].deferred.is_some() {
             let epoch = self.agents[i].epoch;
             let delay = self.host_delay();
-            self.schedule(delay, Ev::DeferredMirror {
-                agent: index,
-                epoch,
-            });
+            self.schedule(
+                delay,
+                Ev::DeferredMirror {
+                    agent: index,
+                    epoch,
+                },
+            );
         }
         self.deliver(index, Input::LockReleased { id });
     }
@@ -595,17 +618,23 @@ impl World {
         match waiter.owner {
             Owner::Agent(agent) => {
                 let delay = self.rng.below(3);
-                self.schedule(delay, Ev::Effect {
-                    agent,
-                    epoch: waiter.epoch,
-                });
+                self.schedule(
+                    delay,
+                    Ev::Effect {
+                        agent,
+                        epoch: waiter.epoch,
+                    },
+                );
             }
             Owner::Actor(actor) => {
                 let delay = self.rng.below(3);
-                self.schedule(delay, Ev::Actor {
-                    actor,
-                    epoch: waiter.epoch,
-                });
+                self.schedule(
+                    delay,
+                    Ev::Actor {
+                        actor,
+                        epoch: waiter.epoch,
+                    },
+                );
             }
         }
     }
@@ -660,10 +689,13 @@ impl World {
             } else {
                 self.rng.between(60_000, 900_000)
             };
-            self.schedule(delay, Ev::Wake {
-                agent: index,
-                epoch,
-            });
+            self.schedule(
+                delay,
+                Ev::Wake {
+                    agent: index,
+                    epoch,
+                },
+            );
         } else {
             self.agent_finished();
         }

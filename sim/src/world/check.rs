@@ -185,7 +185,10 @@ impl World {
         let allowed = self.policy.call_attempts_max() + u64::from(notes.grace_retry);
         if notes.calls as u64 > allowed {
             self.violate(Guarantee::G2, || {
-                format!("{who} made {} endpoint calls in one resolve (at most {allowed})", notes.calls)
+                format!(
+                    "{who} made {} endpoint calls in one resolve (at most {allowed})",
+                    notes.calls
+                )
             });
         }
         let Some(refresh) = subject.refresh.as_ref() else {
@@ -211,7 +214,9 @@ impl World {
         let torn = self.stores[0].destroyed;
         if !torn && (!visible || (!durable && !lost_fsync)) {
             self.violate(Guarantee::G7, || {
-                format!("{who} presented {refresh} without a durable in-doubt fence in the main store")
+                format!(
+                    "{who} presented {refresh} without a durable in-doubt fence in the main store"
+                )
             });
         }
         let own = self.agents[i].own_store as usize;
@@ -311,8 +316,10 @@ impl World {
         });
         if first != u32::MAX {
             let earlier = &self.endpoint.requests[first as usize];
-            let unknown = matches!(earlier.fault, ServerFault::Timeout | ServerFault::LostResponse)
-                || !earlier.replied;
+            let unknown = matches!(
+                earlier.fault,
+                ServerFault::Timeout | ServerFault::LostResponse
+            ) || !earlier.replied;
             if unknown {
                 self.violate(Guarantee::G7, || {
                     format!("request #{first} had an unknown outcome, yet {who} presented {token} again")
@@ -333,7 +340,9 @@ impl World {
             Some(bound) if bound != account => {
                 let who = agent.who;
                 self.violate(Guarantee::G3, || {
-                    format!("{who}, bound to account {bound}, received a token of account {account}")
+                    format!(
+                        "{who}, bound to account {bound}, received a token of account {account}"
+                    )
                 });
             }
             Some(_) => {}

@@ -71,7 +71,8 @@ impl World {
 
     /// An fsync that reports success and persists nothing.
     pub(crate) fn draw_lost_fsync(&mut self, process: u8) -> bool {
-        self.draw_op_fault(process, &[FaultKind::LostFsync]).is_some()
+        self.draw_op_fault(process, &[FaultKind::LostFsync])
+            .is_some()
     }
 
     /// What goes wrong with an endpoint call, if anything.
@@ -104,7 +105,11 @@ impl World {
             .iter()
             .filter(|k| self.config.faults.has(**k))
             .count();
-        if enabled == 0 || !self.fault_rng.chance(self.config.knobs.fault_rate_per_mille) {
+        if enabled == 0
+            || !self
+                .fault_rng
+                .chance(self.config.knobs.fault_rate_per_mille)
+        {
             return;
         }
         let pick = self.fault_rng.below(enabled as u64) as usize;
@@ -255,10 +260,13 @@ impl World {
         let lease_ms = self.config.knobs.lease_ms;
         let expiry = self.locks[slot].lease_expiry(self.now_ms, lease_ms, lease_ms / 3);
         let epoch = self.locks[slot].epoch;
-        self.schedule(expiry.saturating_sub(self.now_ms), Ev::LeaseExpire {
-            lock: slot as u8,
-            epoch,
-        });
+        self.schedule(
+            expiry.saturating_sub(self.now_ms),
+            Ev::LeaseExpire {
+                lock: slot as u8,
+                epoch,
+            },
+        );
     }
 
     fn pause_process(&mut self, process: u8, duration_ms: u64) {
@@ -310,10 +318,13 @@ impl World {
             if agent.process == process && agent.resolver.is_none() && agent.requests_left > 0 {
                 let epoch = agent.epoch;
                 let delay = self.rng.below(500);
-                self.schedule(delay, Ev::Wake {
-                    agent: index as u16,
-                    epoch,
-                });
+                self.schedule(
+                    delay,
+                    Ev::Wake {
+                        agent: index as u16,
+                        epoch,
+                    },
+                );
             }
         }
         for index in 0..self.actors.len() {
@@ -321,10 +332,13 @@ impl World {
             if actor.process == process && !matches!(actor.state, ActorState::Finished) {
                 let epoch = actor.epoch;
                 let delay = self.rng.between(1, 1_000);
-                self.schedule(delay, Ev::Actor {
-                    actor: index as u8,
-                    epoch,
-                });
+                self.schedule(
+                    delay,
+                    Ev::Actor {
+                        actor: index as u8,
+                        epoch,
+                    },
+                );
             }
         }
     }
@@ -362,7 +376,9 @@ impl World {
             return;
         };
         let state = &self.processes[holder.process as usize];
-        let stalled = state.paused_until_ms.is_some_and(|until| until > self.now_ms);
+        let stalled = state
+            .paused_until_ms
+            .is_some_and(|until| until > self.now_ms);
         if !stalled && !state.crashed {
             return; // renewed
         }

@@ -64,7 +64,11 @@ pub(crate) enum Ev {
     /// A request reaches the provider.
     ServerArrive { request: u32 },
     /// The host reports a call's result.
-    CallComplete { agent: u16, epoch: u32, request: u32 },
+    CallComplete {
+        agent: u16,
+        epoch: u32,
+        request: u32,
+    },
     /// A background actor acts.
     Actor { actor: u8, epoch: u32 },
     /// A crashed process starts again.
@@ -263,10 +267,13 @@ impl World {
             if agent.resolver.is_none() {
                 let epoch = agent.epoch;
                 let delay = self.rng.below(1_000);
-                self.schedule(delay, Ev::Wake {
-                    agent: index as u16,
-                    epoch,
-                });
+                self.schedule(
+                    delay,
+                    Ev::Wake {
+                        agent: index as u16,
+                        epoch,
+                    },
+                );
             }
         }
         self.active_agents = self.agents.len();
@@ -370,7 +377,7 @@ impl World {
     /// Records a violation (the first of each guarantee) and stops the run
     /// when asked to.
     pub(crate) fn violate(&mut self, guarantee: Guarantee, detail: impl FnOnce() -> String) {
-        if self.violations.iter().any(|v| v.guarantee == guarantee) {
+        if self.stopped || self.violations.iter().any(|v| v.guarantee == guarantee) {
             return;
         }
         self.record(What::Violation { guarantee });
@@ -388,7 +395,11 @@ impl World {
     }
 
     /// Records an expected finding (the lease limit).
-    pub(crate) fn expected_finding(&mut self, guarantee: Guarantee, detail: impl FnOnce() -> String) {
+    pub(crate) fn expected_finding(
+        &mut self,
+        guarantee: Guarantee,
+        detail: impl FnOnce() -> String,
+    ) {
         if self.findings.is_empty() {
             self.findings.push(Violation {
                 guarantee,

@@ -32,7 +32,11 @@ pub const OTHER_PROFILE: &str = "other:work";
 pub(crate) fn identity(
     shape: IdentityShape,
     account: u8,
-) -> (Option<&'static str>, Option<&'static str>, Option<&'static str>) {
+) -> (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+) {
     let (id, email) = if account == 0 {
         ("acct-x", "x@example.com")
     } else {
@@ -149,7 +153,8 @@ pub(super) fn build(
     let mut store_accounts = vec![None; store_count];
     let mut main = base_doc();
     if !knobs.main_absent {
-        main.profiles.insert(PROFILE.into(), main_credential.clone());
+        main.profiles
+            .insert(PROFILE.into(), main_credential.clone());
     }
     main.profiles.insert(OTHER_PROFILE.into(), {
         let mut key = Credential::oauth("other", "k", "", 0);
@@ -242,7 +247,12 @@ pub(super) fn build(
     if config.actors.has(ActorKind::Usage) {
         for store in 0..store_count as u8 {
             let in_place = knobs.in_place_writer && store == 0;
-            actors.push(Actor::new(ActorKind::Usage, store, pick_process(&mut rng), in_place));
+            actors.push(Actor::new(
+                ActorKind::Usage,
+                store,
+                pick_process(&mut rng),
+                in_place,
+            ));
         }
     }
     for kind in [
@@ -293,17 +303,23 @@ pub(super) fn build(
     };
     for index in 0..agent_count {
         let delay = world.rng.below(2_000);
-        world.schedule(delay, Ev::Wake {
-            agent: index as u16,
-            epoch: 0,
-        });
+        world.schedule(
+            delay,
+            Ev::Wake {
+                agent: index as u16,
+                epoch: 0,
+            },
+        );
     }
     for index in 0..world.actors.len() {
         let delay = world.actors[index].first_delay(&mut world.rng);
-        world.schedule(delay, Ev::Actor {
-            actor: index as u8,
-            epoch: 0,
-        });
+        world.schedule(
+            delay,
+            Ev::Actor {
+                actor: index as u8,
+                epoch: 0,
+            },
+        );
     }
     world
 }
