@@ -40,18 +40,19 @@ pub enum Owner {
 }
 
 /// One store file.
+///
+/// The durable contents are kept only while they differ from the visible
+/// ones (after a lost fsync): a synced write costs no copy.
 #[derive(Clone, Debug)]
 pub struct SimStore {
     /// What readers see.
     pub visible: Content,
-    /// What survives a crash.
-    pub durable: Content,
+    /// What survives a crash, when it differs from `visible`.
+    durable_behind: Option<(Content, StoreDoc)>,
     /// The process whose lost-fsync write is visible but not durable.
     pub unsynced_by: Option<u8>,
     /// The serialized reference of `visible` (G4).
     pub model: StoreDoc,
-    /// The serialized reference of `durable`.
-    pub model_durable: StoreDoc,
     /// The store lock's holder (the lock every read-modify-write takes).
     pub lock: Option<Owner>,
     /// Agents waiting for the store lock: (agent, epoch).
@@ -80,9 +81,8 @@ impl SimStore {
             .unwrap_or(-1);
         SimStore {
             visible: Content::Doc(doc.clone()),
-            durable: Content::Doc(doc.clone()),
+            durable_behind: None,
             unsynced_by: None,
-            model_durable: doc.clone(),
             model: doc,
             lock: None,
             waiters: Vec::new(),
@@ -122,17 +122,28 @@ impl SimStore {
         }
     }
 
-    /// Replaces the contents by rename. `synced` false models a lost fsync
-    /// by `process`; true makes everything durable.
-    pub fn replace(&mut self, doc: StoreDoc, synced: bool, process: u8) {
-        self.visible = Content::Doc(doc);
+    /// What survives a crash.
+    pub fn durable(&self) -> &Content {
+        self.durable_behind
+            .as_ref()
+            .map_or(&self.visible, |(content, _)| content)
+    }
+
+    /// Replaces the contents by rename, with `model` the new serialized
+    /// reference. `synced` false models a lost fsync by `process`; true
+    /// makes everything durable.
+    pub fn replace(&mut self, doc: StoreDoc, model: StoreDoc, synced: bool, process: u8) {
+        let previous = std::mem::replace(&mut self.visible, Content::Doc(doc));
+        let previous_model = std::mem::replace(&mut self.model, model);
         self.torn = false;
         if synced {
-            self.durable = self.visible.clone();
-            self.model_durable = self.model.clone();
+            self.durable_behind = None;
             self.banned_below_durable = self.banned_below;
             self.unsynced_by = None;
         } else {
+            if self.durable_behind.is_none() {
+                self.durable_behind = Some((previous, previous_model));
+            }
             self.unsynced_by = Some(process);
         }
     }
@@ -148,7 +159,6 @@ impl SimStore {
         match StoreDoc::from_json(&bytes) {
             Ok(doc) => {
                 self.model = doc.clone();
-                self.model_durable = doc.clone();
                 self.generation_seen = -1;
                 self.visible = Content::Doc(doc);
             }
@@ -157,7 +167,7 @@ impl SimStore {
                 self.torn = true;
             }
         }
-        self.durable = self.visible.clone();
+        self.durable_behind = None;
         self.unsynced_by = None;
     }
 
@@ -167,8 +177,10 @@ impl SimStore {
         if self.unsynced_by != Some(process) {
             return false;
         }
-        self.visible = self.durable.clone();
-        self.model = self.model_durable.clone();
+        if let Some((content, model)) = self.durable_behind.take() {
+            self.visible = content;
+            self.model = model;
+        }
         self.banned_below = self.banned_below_durable;
         self.unsynced_by = None;
         self.generation_seen = match &self.visible {
@@ -230,8 +242,7 @@ mod tests {
     #[test]
     fn a_lost_fsync_is_visible_until_its_writer_crashes() {
         let mut store = SimStore::new(doc(1));
-        store.model = doc(2);
-        store.replace(doc(2), false, 3);
+        store.replace(doc(2), doc(2), false, 3);
         assert_eq!(store.doc(), Some(&doc(2)));
         assert!(!store.crash(1), "another process's crash loses nothing");
         assert!(store.crash(3));
@@ -242,7 +253,7 @@ mod tests {
     #[test]
     fn a_synced_write_survives_and_a_torn_file_reads_as_corrupt() {
         let mut store = SimStore::new(doc(1));
-        store.replace(doc(2), true, 3);
+        store.replace(doc(2), doc(2), true, 3);
         assert!(!store.crash(3));
         let bytes = doc(3).to_json();
         store.tear(bytes[..bytes.len() / 2].to_vec());

@@ -207,10 +207,9 @@ impl World {
                     return;
                 } else {
                     let synced = !self.draw_lost_fsync(process);
-                    let mut model = std::mem::take(&mut self.stores[s].model);
+                    let mut model = self.stores[s].model.clone();
                     self.actors[j].change(&mut model);
-                    self.stores[s].model = model;
-                    self.stores[s].replace(doc, synced, process);
+                    self.stores[s].replace(doc, model, synced, process);
                     self.check_after_actor_write(s, before.as_ref());
                     ActorStep::Write
                 };

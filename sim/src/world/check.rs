@@ -164,7 +164,7 @@ impl World {
         if let Some((s, generation, true)) =
             committed.filter(|(s, _, _)| !self.stores[*s as usize].destroyed)
         {
-            let durable = match &self.stores[s as usize].durable {
+            let durable = match self.stores[s as usize].durable() {
                 Content::Doc(doc) => doc.profiles.get(PROFILE).map(|c| c.generation),
                 Content::Torn(_) => None,
             };
@@ -205,7 +205,7 @@ impl World {
                 .is_some_and(|list| list.iter().any(|f| f.refresh_fp == fingerprint))
         };
         let visible = self.stores[0].doc().is_some_and(fenced);
-        let durable = match &self.stores[0].durable {
+        let durable = match self.stores[0].durable() {
             Content::Doc(doc) => fenced(doc),
             Content::Torn(_) => false,
         };
