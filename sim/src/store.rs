@@ -14,10 +14,9 @@
 //!   reader until someone repairs it; rotor's host keeps such a file aside and
 //!   never overwrites it (G10).
 //!
-//! `model` is the document as it would be if every write had been serialized
-//! and applied to the latest contents: each writer's *intent* (a kernel
-//! mutation, a usage-statistics update) is applied to it. A lost update (G4)
-//! shows as the real contents differing from the model.
+//! `version` counts every change of the contents. A read-modify-write that
+//! writes back a document read at an older version overwrites a concurrent
+//! write: a lost update (G4).
 
 use rotor_kernel::{DecodeError, ProfileView, StoreDoc, StoreFault, StoreFaultKind};
 
@@ -48,11 +47,11 @@ pub struct SimStore {
     /// What readers see.
     pub visible: Content,
     /// What survives a crash, when it differs from `visible`.
-    durable_behind: Option<(Content, StoreDoc)>,
+    durable_behind: Option<Content>,
     /// The process whose lost-fsync write is visible but not durable.
     pub unsynced_by: Option<u8>,
-    /// The serialized reference of `visible` (G4).
-    pub model: StoreDoc,
+    /// Bumped by every change of the contents (G4).
+    pub version: u64,
     /// The store lock's holder (the lock every read-modify-write takes).
     pub lock: Option<Owner>,
     /// Agents waiting for the store lock: (agent, epoch).
@@ -80,10 +79,10 @@ impl SimStore {
             .max()
             .unwrap_or(-1);
         SimStore {
-            visible: Content::Doc(doc.clone()),
+            visible: Content::Doc(doc),
             durable_behind: None,
             unsynced_by: None,
-            model: doc,
+            version: 0,
             lock: None,
             waiters: Vec::new(),
             generation_seen,
@@ -124,17 +123,14 @@ impl SimStore {
 
     /// What survives a crash.
     pub fn durable(&self) -> &Content {
-        self.durable_behind
-            .as_ref()
-            .map_or(&self.visible, |(content, _)| content)
+        self.durable_behind.as_ref().unwrap_or(&self.visible)
     }
 
-    /// Replaces the contents by rename, with `model` the new serialized
-    /// reference. `synced` false models a lost fsync by `process`; true
-    /// makes everything durable.
-    pub fn replace(&mut self, doc: StoreDoc, model: StoreDoc, synced: bool, process: u8) {
+    /// Replaces the contents by rename. `synced` false models a lost fsync
+    /// by `process`; true makes everything durable.
+    pub fn replace(&mut self, doc: StoreDoc, synced: bool, process: u8) {
         let previous = std::mem::replace(&mut self.visible, Content::Doc(doc));
-        let previous_model = std::mem::replace(&mut self.model, model);
+        self.version += 1;
         self.torn = false;
         if synced {
             self.durable_behind = None;
@@ -142,7 +138,7 @@ impl SimStore {
             self.unsynced_by = None;
         } else {
             if self.durable_behind.is_none() {
-                self.durable_behind = Some((previous, previous_model));
+                self.durable_behind = Some(previous);
             }
             self.unsynced_by = Some(process);
         }
@@ -154,11 +150,11 @@ impl SimStore {
     pub fn tear(&mut self, bytes: Vec<u8>) {
         // The store's history (fences, logins, tombstones) is gone with it.
         self.destroyed = true;
+        self.version += 1;
         self.banned_below = 0;
         self.banned_below_durable = 0;
         match StoreDoc::from_json(&bytes) {
             Ok(doc) => {
-                self.model = doc.clone();
                 self.generation_seen = -1;
                 self.visible = Content::Doc(doc);
             }
@@ -177,9 +173,9 @@ impl SimStore {
         if self.unsynced_by != Some(process) {
             return false;
         }
-        if let Some((content, model)) = self.durable_behind.take() {
+        if let Some(content) = self.durable_behind.take() {
             self.visible = content;
-            self.model = model;
+            self.version += 1;
         }
         self.banned_below = self.banned_below_durable;
         self.unsynced_by = None;
@@ -242,18 +238,17 @@ mod tests {
     #[test]
     fn a_lost_fsync_is_visible_until_its_writer_crashes() {
         let mut store = SimStore::new(doc(1));
-        store.replace(doc(2), doc(2), false, 3);
+        store.replace(doc(2), false, 3);
         assert_eq!(store.doc(), Some(&doc(2)));
         assert!(!store.crash(1), "another process's crash loses nothing");
         assert!(store.crash(3));
         assert_eq!(store.doc(), Some(&doc(1)));
-        assert_eq!(store.model, doc(1));
     }
 
     #[test]
     fn a_synced_write_survives_and_a_torn_file_reads_as_corrupt() {
         let mut store = SimStore::new(doc(1));
-        store.replace(doc(2), doc(2), true, 3);
+        store.replace(doc(2), true, 3);
         assert!(!store.crash(3));
         let bytes = doc(3).to_json();
         store.tear(bytes[..bytes.len() / 2].to_vec());

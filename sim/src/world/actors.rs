@@ -27,8 +27,8 @@ use crate::world::setup::{credential, reported_identity, OTHER_PROFILE, PROFILE,
 #[derive(Clone, Debug)]
 pub(crate) enum ActorState {
     Idle,
-    /// Holds the store lock with the document it read.
-    Holding(StoreDoc),
+    /// Holds the store lock with the document it read, and its version.
+    Holding(StoreDoc, u64),
     /// Waits for (or holds) the refresh lock.
     Locking,
     Finished,
@@ -109,7 +109,7 @@ impl World {
     /// without writing.
     pub(crate) fn stop_actor(&mut self, index: u8) {
         let j = index as usize;
-        if let ActorState::Holding(_) = self.actors[j].state {
+        if let ActorState::Holding(..) = self.actors[j].state {
             let s = self.actors[j].store as usize;
             self.release_store_lock(s);
         }
@@ -163,7 +163,8 @@ impl World {
                 match self.stores[s].load(&self.store_names[s]) {
                     Ok(doc) => {
                         self.stores[s].lock = Some(Owner::Actor(index));
-                        self.actors[j].state = ActorState::Holding(doc);
+                        let version = self.stores[s].version;
+                        self.actors[j].state = ActorState::Holding(doc, version);
                         self.record(What::Actor {
                             actor: kind,
                             store,
@@ -183,7 +184,7 @@ impl World {
                     }
                 }
             }
-            ActorState::Holding(mut doc) => {
+            ActorState::Holding(mut doc, read_version) => {
                 self.actors[j].counter += 1;
                 let process = self.actors[j].process;
                 let in_place = self.actors[j].in_place;
@@ -207,9 +208,8 @@ impl World {
                     return;
                 } else {
                     let synced = !self.draw_lost_fsync(process);
-                    let mut model = self.stores[s].model.clone();
-                    self.actors[j].change(&mut model);
-                    self.stores[s].replace(doc, model, synced, process);
+                    self.check_stale_write(s, read_version, kind);
+                    self.stores[s].replace(doc, synced, process);
                     self.check_after_actor_write(s, before.as_ref());
                     ActorStep::Write
                 };

@@ -3,7 +3,7 @@
 //!
 //! | when | checks |
 //! | --- | --- |
-//! | after every store write | G4 (contents equal the serialized history), G5 (generation never decreases), G3 (no account id or tenant replaced by a copy), G11 (no banned family written back) |
+//! | after every store write | G4 (a read-modify-write never writes back a copy older than the store), G5 (generation never decreases), G3 (no account id or tenant replaced by a copy), G11 (no banned family written back) |
 //! | when a call is sent | G7 (the presented token is fenced, durably, everywhere it is stored), G2 (no call while a usable newer token of the family was there to adopt; calls per resolve bounded) |
 //! | when the provider sees a request | G1 (no token value presented twice outside the grace window), G2, G7 |
 //! | when a lock is granted / released | G8 (never two holders on the advisory backend; never a release while the holder's call is in flight), G6 (the rotation is durable before the release) |
@@ -24,6 +24,7 @@ use rotor_kernel::{
 };
 
 use super::World;
+use crate::config::ActorKind;
 use crate::endpoint::{parse_token, ServerFault};
 use crate::guarantee::Guarantee;
 use crate::store::Content;
@@ -59,58 +60,41 @@ impl World {
     }
 
     fn check_store(&mut self, s: usize, before: Option<&Credential>, login: bool) {
-        let name = self.store_names[s].clone();
-        let Some(doc) = self.stores[s].doc() else {
+        let Some(after) = self.stores[s].doc().and_then(|d| d.profiles.get(PROFILE)) else {
             return;
         };
-        let after = doc.profiles.get(PROFILE).cloned();
-        if *doc != self.stores[s].model {
-            let model = &self.stores[s].model;
-            let what = if doc.profiles.get(PROFILE) != model.profiles.get(PROFILE) {
-                "the shared profile"
-            } else if doc.state != model.state {
-                "the usage statistics (state)"
-            } else if doc.fences != model.fences {
-                "the fences"
-            } else {
-                "another profile"
-            };
-            self.violate(Guarantee::G4, || {
-                format!("{name}: an update of {what} was lost: a writer saved a stale copy over a concurrent write")
+        // Read what the checks need without copying the credential.
+        let generation = after.generation as i64;
+        let new_id = Identity::of(after);
+        let new_oauth = after.is_oauth();
+        let family = family_of(after).map(|(family, _)| family);
+        let seen = self.stores[s].generation_seen;
+        self.stores[s].generation_seen = seen.max(generation);
+        if generation < seen {
+            let name = self.store_names[s].clone();
+            self.violate(Guarantee::G5, || {
+                format!("{name}: generation went back from {seen} to {generation}")
             });
         }
-        if let Some(after) = &after {
-            let generation = after.generation as i64;
-            let seen = self.stores[s].generation_seen;
-            if generation < seen {
-                self.violate(Guarantee::G5, || {
-                    format!("{name}: generation went back from {seen} to {generation}")
+        if let Some(old) = before.filter(|c| c.is_oauth() && new_oauth && !login) {
+            let old_id = Identity::of(old);
+            let account_lost = old_id.account_id.is_some() && old_id.account_id != new_id.account_id;
+            let tenant_lost = old_id.tenant.is_some() && old_id.tenant != new_id.tenant;
+            if account_lost || tenant_lost {
+                let name = self.store_names[s].clone();
+                self.violate(Guarantee::G3, || {
+                    format!(
+                        "{name}: a copy replaced account {:?} / tenant {:?} with {:?} / {:?}",
+                        old_id.account_id, old_id.tenant, new_id.account_id, new_id.tenant
+                    )
                 });
             }
-            self.stores[s].generation_seen = seen.max(generation);
         }
-        if !login {
-            if let (Some(old), Some(new)) = (before.filter(|c| c.is_oauth()), after.as_ref()) {
-                let (old_id, new_id) = (Identity::of(old), Identity::of(new));
-                let account_lost =
-                    old_id.account_id.is_some() && old_id.account_id != new_id.account_id;
-                let tenant_lost = old_id.tenant.is_some() && old_id.tenant != new_id.tenant;
-                if new.is_oauth() && (account_lost || tenant_lost) {
-                    self.violate(Guarantee::G3, || {
-                        format!(
-                            "{name}: a copy replaced account {:?} / tenant {:?} with {:?} / {:?}",
-                            old_id.account_id, old_id.tenant, new_id.account_id, new_id.tenant
-                        )
-                    });
-                }
-            }
-        }
-        if let Some((family, _)) = after.as_ref().filter(|c| c.is_oauth()).and_then(family_of) {
-            if family < self.stores[s].banned_below {
-                self.violate(Guarantee::G11, || {
-                    format!("{name}: family {family} written back after a logout or a new login")
-                });
-            }
+        if let Some(family) = family.filter(|f| new_oauth && *f < self.stores[s].banned_below) {
+            let name = self.store_names[s].clone();
+            self.violate(Guarantee::G11, || {
+                format!("{name}: family {family} written back after a logout or a new login")
+            });
         }
     }
 
@@ -129,6 +113,22 @@ impl World {
             let who = self.agents[index as usize].who;
             self.violate(Guarantee::G8, || {
                 format!("{who} took the refresh lock while {holders:?} also hold it")
+            });
+        }
+    }
+
+    /// Before a read-modify-write writes back what it read at `read_version`
+    /// (G4): the store must not have changed since, or this write loses the
+    /// change.
+    pub(crate) fn check_stale_write(&mut self, s: usize, read_version: u64, writer: ActorKind) {
+        if self.stores[s].version != read_version {
+            let name = self.store_names[s].clone();
+            let lost = self.stores[s].version - read_version;
+            self.violate(Guarantee::G4, || {
+                format!(
+                    "{name}: the {} writer saved the copy it read over {lost} concurrent write(s): a lost update",
+                    writer.name()
+                )
             });
         }
     }

@@ -205,7 +205,7 @@ impl World {
             for lock in &mut self.locks {
                 lock.waiters.retain(|w| w.owner != owner);
             }
-            if let ActorState::Holding(_) = self.actors[index].state {
+            if let ActorState::Holding(..) = self.actors[index].state {
                 let s = self.actors[index].store as usize;
                 self.release_store_lock(s);
             }
@@ -247,7 +247,7 @@ impl World {
     /// either).
     fn abandon_snapshots(&mut self, s: usize) {
         for index in 0..self.actors.len() {
-            let holding = matches!(self.actors[index].state, ActorState::Holding(_))
+            let holding = matches!(self.actors[index].state, ActorState::Holding(..))
                 && self.actors[index].store as usize == s;
             if holding {
                 self.actors[index].state = ActorState::Idle;

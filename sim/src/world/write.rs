@@ -33,9 +33,7 @@ impl World {
             return (Ok(outcome), true);
         }
         let synced = !self.draw_lost_fsync(process);
-        let mut model = self.stores[s].model.clone();
-        self.hooks.apply(&mut model, PROFILE, mutation);
-        self.stores[s].replace(doc, model, synced, process);
+        self.stores[s].replace(doc, synced, process);
         self.check_after_write(s, before.as_ref(), mutation);
         (Ok(outcome), synced)
     }
