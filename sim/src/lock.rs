@@ -29,6 +29,9 @@ pub struct LockHolder {
     /// True once a second agent of the process walked in (B3): any agent of
     /// the process may then release one hold.
     pub shared: bool,
+    /// True once the holder's process died: a lease nobody renews (a
+    /// restarted process is a new holder, not this one).
+    pub orphaned: bool,
 }
 
 /// One waiter.
@@ -74,11 +77,14 @@ impl RefreshLock {
                     count: 1,
                     acquired_at_ms: now_ms,
                     shared: false,
+                    orphaned: false,
                 });
                 self.epoch += 1;
                 true
             }
-            Some(holder) if !in_process_exclusion && holder.process == process => {
+            Some(holder)
+                if !in_process_exclusion && holder.process == process && !holder.orphaned =>
+            {
                 holder.count += 1;
                 holder.shared = true;
                 true

@@ -134,6 +134,9 @@ pub struct CheckArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Stop starting new seeds after this many seconds (CI's fresh seeds).
+    #[arg(long)]
+    pub max_seconds: Option<f64>,
     /// Print the summary as JSON on stdout (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -165,9 +168,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
         .clamp(1, 64);
     let bar = progress_bar(count, args.json);
     let began = Instant::now();
-    let report = parallel_sweep(start, count, &overrides, threads, args.twice, &bar);
+    let deadline = args
+        .max_seconds
+        .map(|seconds| began + std::time::Duration::from_secs_f64(seconds.max(0.0)));
+    let report = parallel_sweep(start, count, &overrides, threads, args.twice, deadline, &bar);
     bar.finish_and_clear();
     let elapsed = began.elapsed();
+    let count = report.sweep.stats.seeds;
     let missing = report.sweep.coverage.missing();
     if args.json {
         print_json(&report, &missing, start, count, elapsed.as_secs_f64());
@@ -234,6 +241,7 @@ fn parallel_sweep(
     overrides: &Overrides,
     threads: usize,
     twice: bool,
+    deadline: Option<Instant>,
     bar: &indicatif::ProgressBar,
 ) -> Report {
     let done = AtomicU64::new(0);
@@ -250,7 +258,10 @@ fn parallel_sweep(
                 scope.spawn(move || {
                     let from = worker * chunk;
                     let to = (from + chunk).min(count);
-                    let seeds = (from..to).map(|i| start.wrapping_add(i));
+                    let in_time = move || deadline.is_none_or(|d| Instant::now() < d);
+                    let seeds = (from..to)
+                        .take_while(move |_| in_time())
+                        .map(|i| start.wrapping_add(i));
                     let mut nondeterministic = Vec::new();
                     let sweep = sweep(seeds, overrides, options, 16, |_| {
                         let total = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -259,7 +270,8 @@ fn parallel_sweep(
                         }
                     });
                     if twice {
-                        for i in from..to {
+                        let ran = sweep.stats.seeds;
+                        for i in from..from + ran {
                             let seed = start.wrapping_add(i);
                             let a = rotor_sim::run_seed(seed, overrides, options);
                             let b = rotor_sim::run_seed(seed, overrides, options);

@@ -324,7 +324,7 @@ impl World {
         let already = self.locks[slot]
             .holder
             .as_ref()
-            .is_some_and(|h| h.owner == owner);
+            .is_some_and(|h| h.owner == owner && !h.orphaned);
         let exclusion = self.hooks.in_process_exclusion();
         if already || self.locks[slot].try_acquire(owner, process, self.now_ms, exclusion) {
             return self.grant(index, effect);
@@ -376,7 +376,7 @@ impl World {
         if self.locks[slot]
             .holder
             .as_ref()
-            .is_some_and(|h| h.owner == owner)
+            .is_some_and(|h| h.owner == owner && !h.orphaned)
         {
             return; // handed over just now; the grant is on its way
         }
@@ -615,6 +615,11 @@ impl World {
         let pick = self.rng.below(lock.waiters.len() as u64) as usize;
         let waiter = lock.waiters.swap_remove(pick);
         lock.try_acquire(waiter.owner, waiter.process, self.now_ms, true);
+        // A lease handed to a stalled or dead process is never renewed.
+        let state = &self.processes[waiter.process as usize];
+        if self.is_lease() && (state.crashed || state.paused_until_ms.is_some()) {
+            self.schedule_lease_expiry(slot);
+        }
         match waiter.owner {
             Owner::Agent(agent) => {
                 let delay = self.rng.below(3);

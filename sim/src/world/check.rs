@@ -78,7 +78,8 @@ impl World {
         }
         if let Some(old) = before.filter(|c| c.is_oauth() && new_oauth && !login) {
             let old_id = Identity::of(old);
-            let account_lost = old_id.account_id.is_some() && old_id.account_id != new_id.account_id;
+            let account_lost =
+                old_id.account_id.is_some() && old_id.account_id != new_id.account_id;
             let tenant_lost = old_id.tenant.is_some() && old_id.tenant != new_id.tenant;
             if account_lost || tenant_lost {
                 let name = self.store_names[s].clone();
@@ -212,7 +213,10 @@ impl World {
         let lost_fsync = self.stores[0].unsynced_by.is_some();
         // A torn write by another program destroys whatever main held.
         let torn = self.stores[0].destroyed;
-        if !torn && (!visible || (!durable && !lost_fsync)) {
+        // Two holders after a lease expired under a live one overwrite and
+        // clear each other's fences: that is the lease limit, not G7.
+        let lease_limit = self.is_lease() && self.lease_lost_live;
+        if !torn && !lease_limit && (!visible || (!durable && !lost_fsync)) {
             self.violate(Guarantee::G7, || {
                 format!(
                     "{who} presented {refresh} without a durable in-doubt fence in the main store"

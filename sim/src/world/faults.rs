@@ -224,6 +224,9 @@ impl World {
                 continue;
             }
             if lease {
+                if let Some(holder) = self.locks[slot].holder.as_mut() {
+                    holder.orphaned = true;
+                }
                 self.schedule_lease_expiry(slot);
             } else {
                 self.locks[slot].holder = None;
@@ -256,7 +259,7 @@ impl World {
         }
     }
 
-    fn schedule_lease_expiry(&mut self, slot: usize) {
+    pub(crate) fn schedule_lease_expiry(&mut self, slot: usize) {
         let lease_ms = self.config.knobs.lease_ms;
         let expiry = self.locks[slot].lease_expiry(self.now_ms, lease_ms, lease_ms / 3);
         let epoch = self.locks[slot].epoch;
@@ -359,7 +362,7 @@ impl World {
     fn renew_leases(&mut self, process: u8) {
         for lock in &mut self.locks {
             if let Some(holder) = lock.holder.as_mut() {
-                if holder.process == process {
+                if holder.process == process && !holder.orphaned {
                     holder.acquired_at_ms = self.now_ms;
                     lock.epoch += 1;
                 }
@@ -379,10 +382,10 @@ impl World {
         let stalled = state
             .paused_until_ms
             .is_some_and(|until| until > self.now_ms);
-        if !stalled && !state.crashed {
+        if !stalled && !state.crashed && !holder.orphaned {
             return; // renewed
         }
-        if stalled {
+        if stalled && !holder.orphaned {
             if let Owner::Agent(agent) = holder.owner {
                 self.agents[agent as usize].lost_lease = true;
             }
