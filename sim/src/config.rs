@@ -399,7 +399,7 @@ pub fn in_range(field: &'static str, value: u64, min: u64, max: u64) -> Result<u
 impl Config {
     /// Draws a configuration from `seed` (swarm mode), then applies `overrides`.
     pub fn derive(seed: u64, overrides: &Overrides) -> Config {
-        let mut rng = Rng::new(seed).fork(0xC0_F1_6);
+        let mut rng = Rng::new(seed).fork(0x000C_0F16);
         let processes = [1, 2, 2, 3][rng.below(4) as usize];
         let agents = [1, 2, 2, 3][rng.below(4) as usize];
         // The default swarm uses the advisory backend; the lease backend's

@@ -14,8 +14,8 @@ use std::time::Instant;
 use rotor_sim::config::{in_range, parse_number, AGENTS_MAX, PROCESSES_MAX, REQUESTS_MAX};
 use rotor_sim::shrink::shrink;
 use rotor_sim::{
-    sweep, ActorSet, Backend, Config, FaultSet, Overrides, RunOptions, RunOutcome, Stats,
-    StopOn, SweepReport, TraceFile, TraceMode,
+    sweep, ActorSet, Backend, Config, FaultSet, Overrides, RunOptions, RunOutcome, Stats, StopOn,
+    SweepReport, TraceFile, TraceMode,
 };
 
 /// Seeds in the default swarm: under a minute in release mode on two cores.
@@ -171,7 +171,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let deadline = args
         .max_seconds
         .map(|seconds| began + std::time::Duration::from_secs_f64(seconds.max(0.0)));
-    let report = parallel_sweep(start, count, &overrides, threads, args.twice, deadline, &bar);
+    let report = parallel_sweep(
+        start, count, &overrides, threads, args.twice, deadline, &bar,
+    );
     bar.finish_and_clear();
     let elapsed = began.elapsed();
     let count = report.sweep.stats.seeds;
@@ -179,7 +181,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
     if args.json {
         print_json(&report, &missing, start, count, elapsed.as_secs_f64());
     } else {
-        print_summary(&report.sweep.stats, start, count, elapsed.as_secs_f64(), threads);
+        print_summary(
+            &report.sweep.stats,
+            start,
+            count,
+            elapsed.as_secs_f64(),
+            threads,
+        );
         if missing.is_empty() {
             println!("coverage: every protocol branch and fault kind was hit");
         } else {
@@ -398,7 +406,10 @@ fn report_failure(outcome: &RunOutcome, trace_dir: &std::path::Path, json: bool)
             path.display(),
             path.display()
         )),
-        Err(error) => out.push_str(&format!("trace not written to {}: {error}\n", path.display())),
+        Err(error) => out.push_str(&format!(
+            "trace not written to {}: {error}\n",
+            path.display()
+        )),
     }
     if json {
         eprint!("{out}");

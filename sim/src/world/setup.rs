@@ -88,9 +88,10 @@ pub(crate) fn credential(
 }
 
 fn base_doc() -> StoreDoc {
-    let mut doc = StoreDoc::default();
-    doc.state = Some(json!({ "usage": {} }));
-    doc
+    StoreDoc {
+        state: Some(json!({ "usage": {} })),
+        ..StoreDoc::default()
+    }
 }
 
 pub(super) fn build(
@@ -103,7 +104,7 @@ pub(super) fn build(
     let mut rng = root.fork(1);
     let fault_rng = root.fork(2);
     let knobs = config.knobs.clone();
-    let lease = (config.backend == Backend::Lease).then(|| LeaseConfig {
+    let lease = (config.backend == Backend::Lease).then_some(LeaseConfig {
         lease_ms: knobs.lease_ms,
         renew_every_ms: knobs.lease_ms / 3,
     });
@@ -164,6 +165,7 @@ pub(super) fn build(
     });
     stores.push(SimStore::new(main));
     store_accounts[0] = Some(0);
+    #[allow(clippy::needless_range_loop)] // `index` names the store in three places
     for index in 1..store_count {
         let mut doc = base_doc();
         if other_account && index == 1 {
