@@ -436,8 +436,10 @@ impl Config {
         let knobs = Knobs {
             shared_agent_stores: rng.chance(500),
             // The provider's window covers the kernel's plus every delay the
-            // kernel cannot see: clock skew, request latency up to the deadline.
-            provider_grace_ms: grace_window_ms.map(|ms| ms + 2 * SKEW_MS_MAX + 30_000 + 5_000),
+            // kernel cannot see: clock skew, and a request that reaches the
+            // provider as late as 1.5 call deadlines after it was sent (the
+            // timeout fault's latency), plus slack.
+            provider_grace_ms: grace_window_ms.map(|ms| ms + 2 * SKEW_MS_MAX + 45_000 + 5_000),
             grace_window_ms,
             identity,
             provider_reports_identity: rng.chance(700),

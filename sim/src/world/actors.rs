@@ -197,6 +197,12 @@ impl World {
                     let bytes = doc.to_json();
                     let cut = self.rng.below(bytes.len() as u64) as usize;
                     self.stores[s].tear(bytes[..cut].to_vec());
+                    // The account the store was bound to is gone with it (G3).
+                    for agent in &mut self.agents {
+                        if agent.own_store as usize == s {
+                            agent.binding = None;
+                        }
+                    }
                     self.record(What::Actor {
                         actor: kind,
                         store,
