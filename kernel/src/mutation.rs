@@ -246,7 +246,17 @@ impl StoreDoc {
                 credential,
                 presented_fp,
             } => {
-                if !expect.matches(current) {
+                // A peer sharing this store may have copied, without the
+                // refresh lock, the very credential that was presented (a
+                // step-2 adopt from main): the rotation of that credential
+                // still belongs here. Refusing it would discard a rotation the
+                // provider already made (G7).
+                let holds_presented = current.is_some_and(|c| {
+                    c.is_oauth()
+                        && c.refresh_fingerprint() == Some(*presented_fp)
+                        && c.generation.saturating_add(1) == credential.generation
+                });
+                if !expect.matches(current) && !holds_presented {
                     return conflict(expect);
                 }
                 self.profiles.insert(profile.into(), credential.clone());

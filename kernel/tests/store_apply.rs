@@ -358,3 +358,35 @@ fn g7_login_and_logout_keep_the_fence_of_an_in_doubt_token_of_the_old_family() {
         );
     }
 }
+
+/// Regression (found by the simulator): a sub-agent refreshed main's token
+/// (expired by its clock) while a peer sharing its store adopted that same
+/// credential from main without the lock (usable by the peer's clock). The
+/// commit's compare-and-swap expected the own entry as read, lost, and the
+/// rotation the provider had already made was discarded (G7). The store now
+/// holds the very credential that was presented, so the commit applies.
+#[test]
+fn g7_commit_applies_when_a_peer_copied_the_presented_credential_meanwhile() {
+    let commit = Mutation::Commit {
+        expect: Expect::of(Some(&expired(4))),
+        credential: fresh(6),
+        presented_fp: fp("5"),
+    };
+    let (after, outcome) = apply(
+        &fenced(store(expired(5)), fence("5", 5, 0, NOW_MS)),
+        commit.clone(),
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, store(fresh(6)));
+    // Anything else still conflicts: another token at that generation, or a
+    // newer entry.
+    let mut other = expired(5);
+    other.refresh = Some(Secret::new("rt-other"));
+    for entry in [other, expired(6)] {
+        let (_, outcome) = apply(&store(entry.clone()), commit.clone());
+        assert!(
+            matches!(outcome, WriteOutcome::Conflict(_)),
+            "{entry:?} accepted"
+        );
+    }
+}
