@@ -14,9 +14,9 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" check --seeds 100000 --twice --require-coverage --trace-dir "$TRACE_DIR"
 # The lease backend: its limit is an expected finding, anything else fails.
 "$ROTOR" check --seeds 20000 --backend lease --trace-dir "$TRACE_DIR"
-# Fresh seeds for at most two minutes (the start seed is printed). Two kernel
-# findings still open (sim/README.md, "Open findings") show up about once per
-# 40,000 fresh seeds, so this step reports without blocking until they are
+# Fresh seeds for at most two minutes (the start seed is printed). One kernel
+# finding still open (sim/README.md, "Open findings") shows up about once per
+# 200,000 fresh seeds, so this step reports without blocking until it is
 # fixed; set SIM_FRESH_BLOCKING=1 to make it block.
 if ! "$ROTOR" check --fresh --seeds 100000000 --max-seconds 120 --trace-dir "$TRACE_DIR"; then
   echo "rotor check: fresh seeds found failures (replay commands above)"

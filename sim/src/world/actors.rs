@@ -307,9 +307,15 @@ impl World {
                 credential: installed,
             }
         };
-        // The ban takes effect with the write (and reverts with it).
-        let banned_below =
-            self.endpoint.families.len() as u32 - u32::from(kind != ActorKind::Logout);
+        // The ban takes effect with the write (and reverts with it). G11 is
+        // promised for logins and logouts that follow the protocol (under the
+        // refresh lock, SPEC §3); a foreign login that skips the lock races
+        // in-flight refreshes, and rotor cannot promise it sticks.
+        let banned_below = if takes_lock {
+            self.endpoint.families.len() as u32 - u32::from(kind != ActorKind::Logout)
+        } else {
+            self.stores[0].banned_below
+        };
         let previous = (
             self.stores[0].banned_below,
             self.stores[0].banned_below_durable,
