@@ -333,7 +333,15 @@ fn print_json(report: &Report, missing: &[&str], start: u64, count: u64, seconds
             })
         })
         .collect();
+    let faults: serde_json::Map<String, serde_json::Value> = rotor_sim::FaultKind::ALL
+        .iter()
+        .map(|kind| {
+            let count = report.sweep.stats.faults[*kind as usize];
+            (kind.name().to_string(), serde_json::Value::from(count))
+        })
+        .collect();
     let summary = serde_json::json!({
+        "faults_by_kind": faults,
         "start_seed": start,
         "seeds": count,
         "seconds": seconds,
