@@ -144,6 +144,25 @@ impl SimStore {
         }
     }
 
+    /// The visible document, for a write applied in place and then synced
+    /// (call [`SimStore::synced_in_place`] after a change).
+    pub fn doc_mut(&mut self) -> Option<&mut StoreDoc> {
+        match &mut self.visible {
+            Content::Doc(doc) => Some(doc),
+            Content::Torn(_) => None,
+        }
+    }
+
+    /// Records a change made through [`SimStore::doc_mut`] as written by
+    /// rename and fsynced: everything is durable.
+    pub fn synced_in_place(&mut self) {
+        self.version += 1;
+        self.torn = false;
+        self.durable_behind = None;
+        self.banned_below_durable = self.banned_below;
+        self.unsynced_by = None;
+    }
+
     /// An in-place writer died after writing `bytes` (a prefix of its
     /// document): the file is torn, durably. A prefix that still decodes
     /// (an empty file) becomes the new baseline.

@@ -69,6 +69,11 @@ impl World {
         self.draw_op_fault(process, &[FaultKind::WriteError, FaultKind::DiskFull])
     }
 
+    /// True when a lost fsync could still be drawn in this run.
+    pub(crate) fn lost_fsync_possible(&self) -> bool {
+        self.fault_budget_left() && self.config.faults.has(FaultKind::LostFsync)
+    }
+
     /// An fsync that reports success and persists nothing.
     pub(crate) fn draw_lost_fsync(&mut self, process: u8) -> bool {
         self.draw_op_fault(process, &[FaultKind::LostFsync])
