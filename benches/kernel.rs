@@ -294,6 +294,7 @@ fn store_50() -> StoreDoc {
                 },
                 started_at_ms: NOW_MS,
                 attempt: 0,
+                rotated: false,
             }],
         );
     }
@@ -332,6 +333,7 @@ fn bench_store(c: &mut Criterion) {
             },
             started_at_ms: NOW_MS,
             attempt: 0,
+            rotated: false,
         },
     };
     assert_eq!(fenced.apply("profile-10", &fence), WriteOutcome::Applied);

@@ -117,13 +117,16 @@ pub enum Mutation {
         presented_fp: Fingerprint,
     },
     /// A login or import installs a new token family: generation moves past
-    /// everything this store has seen, fence and mark cleared. Hosts take the
+    /// everything this store has seen, mark cleared. In-doubt fences are kept:
+    /// they name tokens of the previous family that sub-agent stores may still
+    /// hold, and those agents must keep seeing them (G7). Hosts take the
     /// refresh lock first (SPEC §3).
     Login {
         /// The credential to install; its generation is replaced.
         credential: Credential,
     },
-    /// A logout leaves a tombstone one generation past the entry (G11).
+    /// A logout leaves a tombstone one generation past the entry (G11); like a
+    /// login, it keeps in-doubt fences (G7).
     Logout {
         /// Provider of the tombstone.
         provider: String,
@@ -272,7 +275,17 @@ impl StoreDoc {
                 credential,
                 presented_fp,
             } => {
-                if !expect.matches(current) {
+                // A peer sharing this store may have copied, without the
+                // refresh lock, the very credential that was presented (a
+                // step-2 adopt from main): the rotation of that credential
+                // still belongs here. Refusing it would discard a rotation the
+                // provider already made (G7).
+                let holds_presented = current.is_some_and(|c| {
+                    c.is_oauth()
+                        && c.refresh_fingerprint() == Some(*presented_fp)
+                        && c.generation.saturating_add(1) == credential.generation
+                });
+                if !expect.matches(current) && !holds_presented {
                     return conflict(expect);
                 }
                 self.profiles.insert(profile.into(), credential.clone());
@@ -308,7 +321,6 @@ impl StoreDoc {
                 installed.generation = self.next_generation(profile).max(credential.generation);
                 installed.needs_reauth = false;
                 self.profiles.insert(profile.into(), installed);
-                self.fences.remove(profile);
             }
             Mutation::Logout { provider } => {
                 let generation = self.next_generation(profile);
@@ -316,7 +328,6 @@ impl StoreDoc {
                     profile.into(),
                     Credential::tombstone(provider.clone(), generation),
                 );
-                self.fences.remove(profile);
             }
         }
         WriteOutcome::Applied

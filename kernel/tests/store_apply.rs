@@ -276,7 +276,7 @@ fn g11_mark_needs_reauth_flags_only_the_entry_holding_that_token() {
 }
 
 #[test]
-fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks_and_fences() {
+fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks() {
     let mut marked = expired(5);
     marked.needs_reauth = true;
     let doc = fenced(store(marked), fence("5", 8, 0, NOW_MS));
@@ -289,8 +289,11 @@ fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks_and_fences() {
     assert_eq!(outcome, WriteOutcome::Applied);
     assert_eq!(
         after,
-        store(cred("new", 9, NOW_MS + HOUR_MS)),
-        "past the fence's generation 8"
+        fenced(
+            store(cred("new", 9, NOW_MS + HOUR_MS)),
+            fence("5", 8, 0, NOW_MS)
+        ),
+        "past the fence's generation 8; the old family's fence kept (G7)"
     );
     // A login that brings a higher generation keeps it.
     let (after, _) = apply(
@@ -319,7 +322,14 @@ fn g11_logout_leaves_a_tombstone_one_generation_on() {
         logout.clone(),
     );
     assert_eq!(outcome, WriteOutcome::Applied);
-    assert_eq!(after, store(Credential::tombstone(PROVIDER, 6)));
+    assert_eq!(
+        after,
+        fenced(
+            store(Credential::tombstone(PROVIDER, 6)),
+            fence("5", 5, 0, NOW_MS)
+        ),
+        "the in-doubt fence survives the logout (G7)"
+    );
     let (after, _) = apply(&empty(), logout.clone());
     assert_eq!(after, store(Credential::tombstone(PROVIDER, 1)));
     // Logging out twice still moves forward (G5).
@@ -366,4 +376,60 @@ fn g1_settle_fence_marks_rotated_and_the_list_stays_bounded() {
         !fences.iter().any(|f| f.refresh_fp == fp("r0")),
         "oldest rotated dropped"
     );
+}
+
+/// Regression (found by the simulator): a re-login or logout in main used to
+/// drop every fence of the profile. A sub-agent store still holding a copy of
+/// the in-doubt token then saw no fence in main and presented the token again
+/// (G7, G1). The fence names one token; keeping it costs nothing.
+#[test]
+fn g7_login_and_logout_keep_the_fence_of_an_in_doubt_token_of_the_old_family() {
+    let in_doubt = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
+    for mutation in [
+        Mutation::Login {
+            credential: cred("new", 0, NOW_MS + HOUR_MS),
+        },
+        Mutation::Logout {
+            provider: PROVIDER.into(),
+        },
+    ] {
+        let (after, _) = apply(&in_doubt, mutation.clone());
+        let fences = after.fences.get(PROFILE).cloned().unwrap_or_default();
+        assert!(
+            fences.iter().any(|f| f.refresh_fp == fp("5")),
+            "{mutation:?} dropped the fence a sub-agent holding token 5 must see"
+        );
+    }
+}
+
+/// Regression (found by the simulator): a sub-agent refreshed main's token
+/// (expired by its clock) while a peer sharing its store adopted that same
+/// credential from main without the lock (usable by the peer's clock). The
+/// commit's compare-and-swap expected the own entry as read, lost, and the
+/// rotation the provider had already made was discarded (G7). The store now
+/// holds the very credential that was presented, so the commit applies.
+#[test]
+fn g7_commit_applies_when_a_peer_copied_the_presented_credential_meanwhile() {
+    let commit = Mutation::Commit {
+        expect: Expect::of(Some(&expired(4))),
+        credential: fresh(6),
+        presented_fp: fp("5"),
+    };
+    let (after, outcome) = apply(
+        &fenced(store(expired(5)), fence("5", 5, 0, NOW_MS)),
+        commit.clone(),
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, store(fresh(6)));
+    // Anything else still conflicts: another token at that generation, or a
+    // newer entry.
+    let mut other = expired(5);
+    other.refresh = Some(Secret::new("rt-other"));
+    for entry in [other, expired(6)] {
+        let (_, outcome) = apply(&store(entry.clone()), commit.clone());
+        assert!(
+            matches!(outcome, WriteOutcome::Conflict(_)),
+            "{entry:?} accepted"
+        );
+    }
 }

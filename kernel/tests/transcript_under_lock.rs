@@ -398,3 +398,31 @@ fn g7_unreadable_main_under_the_lock_does_not_present_blindly() {
         "G7: a fence we could not read is not ignored"
     );
 }
+
+/// Regression (found by the simulator): a grace retry answered with a definite
+/// refusal (or never sent) rotated nothing, but the *first* presentation's
+/// outcome is still unknown. Clearing the fence let the next participant
+/// present the token again outside the window (G7, G1).
+#[test]
+fn g7_grace_retry_refused_keeps_the_fence_of_the_earlier_unknown_outcome() {
+    // A definite refusal is answered once; a not-sent call is retried once.
+    for (error, replies) in [(rejected_error(), 1), (not_sent_error(), 2)] {
+        let own = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS - MINUTE_MS));
+        let mut transcript =
+            Transcript::sub(own, store(expired(5))).policy(grace_policy(10 * MINUTE_MS as u64));
+        for _ in 0..replies {
+            transcript = transcript.reply(Err(error.clone()));
+        }
+        let run = transcript.run();
+        for doc in [&run.own, &run.main] {
+            let kept = doc
+                .fences
+                .get(PROFILE)
+                .is_some_and(|fences| fences.iter().any(|f| f.generation == 5));
+            assert!(kept, "{error:?}: the in-doubt fence for rt-5 was dropped");
+        }
+        let again = run.next().run();
+        assert_eq!(again.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
+        assert!(again.calls.is_empty(), "G7/G1: no third presentation");
+    }
+}

@@ -25,6 +25,9 @@ pub(super) struct Plan {
     subject: Credential,
     presented_fp: Fingerprint,
     fenced: Vec<StoreRef>,
+    /// 0 for a first presentation, 1 for the grace-window retry of a token
+    /// whose earlier presentation has an unknown outcome.
+    attempt: u32,
     calls_made: u64,
     warnings: Vec<Warning>,
 }
@@ -159,6 +162,7 @@ impl Resolver {
             subject,
             presented_fp,
             fenced,
+            attempt,
             calls_made: 0,
             warnings,
         };
@@ -378,6 +382,11 @@ impl Resolver {
 
     /// The presentation is known not to have rotated anything: drop the fences.
     fn clear_fences(&mut self, plan: Plan, failure: Failure) {
+        if plan.attempt > 0 {
+            // This was the grace retry: it rotated nothing, but the earlier
+            // presentation's outcome is still unknown. The fence stays (G7).
+            return self.continue_writes(VecDeque::new(), Err(failure));
+        }
         let presented_fp = plan.presented_fp;
         let queue = plan
             .fenced
@@ -390,6 +399,11 @@ impl Resolver {
     /// A fence write failed before anything was presented: drop the fences
     /// already written (they would block the next caller for nothing).
     fn abandon_fences(&mut self, plan: Plan, failed: StoreRef, failure: Failure) {
+        if plan.attempt > 0 {
+            // The fences replaced those of an earlier presentation whose
+            // outcome is unknown: clearing them would forget it (G7).
+            return self.continue_writes(VecDeque::new(), Err(failure));
+        }
         let presented_fp = plan.presented_fp;
         let queue = plan
             .fenced

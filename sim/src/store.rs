@@ -1,0 +1,280 @@
+//! A simulated store file: pending versus durable contents, torn writes, and
+//! the reference document the G4 checker compares against.
+//!
+//! The model follows what a filesystem does (turmoil's rule: faults must match
+//! real semantics):
+//! - rotor's host writes a temp file, fsyncs it, renames it over the store and
+//!   fsyncs the directory: readers see the old or the new document, never a
+//!   mix. After the fsync the contents are durable.
+//! - a *lost fsync* reports success but persists nothing: the new contents are
+//!   visible, not durable, until a later fsync of the same file; if the
+//!   writer's process crashes first, the store reverts to its durable contents.
+//! - a writer that does not replace the file by rename (an in-place writer)
+//!   can die mid-write and leave a torn prefix: the file is corrupt for every
+//!   reader until someone repairs it; rotor's host keeps such a file aside and
+//!   never overwrites it (G10).
+//!
+//! `version` counts every change of the contents. A read-modify-write that
+//! writes back a document read at an older version overwrites a concurrent
+//! write: a lost update (G4).
+
+use rotor_kernel::{DecodeError, ProfileView, StoreDoc, StoreFault, StoreFaultKind};
+
+/// What a store file holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A decodable document.
+    Doc(StoreDoc),
+    /// Bytes that do not decode (a torn in-place write).
+    Torn(Vec<u8>),
+}
+
+/// Who holds a store's lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// An agent, by index.
+    Agent(u16),
+    /// A background actor, by index.
+    Actor(u8),
+}
+
+/// One store file.
+///
+/// The durable contents are kept only while they differ from the visible
+/// ones (after a lost fsync): a synced write costs no copy.
+#[derive(Clone, Debug)]
+pub struct SimStore {
+    /// What readers see.
+    pub visible: Content,
+    /// What survives a crash, when it differs from `visible`.
+    durable_behind: Option<Content>,
+    /// The process whose lost-fsync write is visible but not durable.
+    pub unsynced_by: Option<u8>,
+    /// Bumped by every change of the contents (G4).
+    pub version: u64,
+    /// The store lock's holder (the lock every read-modify-write takes).
+    pub lock: Option<Owner>,
+    /// Agents waiting for the store lock: (agent, epoch).
+    pub waiters: Vec<(u16, u32)>,
+    /// Highest entry generation seen since the last revert (G5).
+    pub generation_seen: i64,
+    /// True once an in-place writer tore the file.
+    pub torn: bool,
+    /// True once an in-place writer's torn write replaced the contents
+    /// (decodable or not): whatever rotor had stored there is gone.
+    pub destroyed: bool,
+    /// Families below this id may not come back (a login or logout), G11.
+    pub banned_below: u32,
+    /// The same, as of the durable contents.
+    pub banned_below_durable: u32,
+}
+
+impl SimStore {
+    /// A store holding `doc`, durable.
+    pub fn new(doc: StoreDoc) -> Self {
+        let generation_seen = doc
+            .profiles
+            .values()
+            .map(|c| c.generation as i64)
+            .max()
+            .unwrap_or(-1);
+        SimStore {
+            visible: Content::Doc(doc),
+            durable_behind: None,
+            unsynced_by: None,
+            version: 0,
+            lock: None,
+            waiters: Vec::new(),
+            generation_seen,
+            torn: false,
+            destroyed: false,
+            banned_below: 0,
+            banned_below_durable: 0,
+        }
+    }
+
+    /// The visible document, if it decodes.
+    pub fn doc(&self) -> Option<&StoreDoc> {
+        match &self.visible {
+            Content::Doc(doc) => Some(doc),
+            Content::Torn(_) => None,
+        }
+    }
+
+    /// A lock-free read of one profile, as rotor's host does it.
+    pub fn read(&self, profile: &str, name: &str) -> Result<ProfileView, StoreFault> {
+        match &self.visible {
+            Content::Doc(doc) => Ok(doc.view(profile)),
+            Content::Torn(bytes) => match StoreDoc::from_json(bytes) {
+                Ok(doc) => Ok(doc.view(profile)),
+                Err(error) => Err(corrupt(name, &error)),
+            },
+        }
+    }
+
+    /// The document a read-modify-write starts from, decoded like the host
+    /// decodes it.
+    pub fn load(&self, name: &str) -> Result<StoreDoc, StoreFault> {
+        match &self.visible {
+            Content::Doc(doc) => Ok(doc.clone()),
+            Content::Torn(bytes) => StoreDoc::from_json(bytes).map_err(|e| corrupt(name, &e)),
+        }
+    }
+
+    /// What survives a crash.
+    pub fn durable(&self) -> &Content {
+        self.durable_behind.as_ref().unwrap_or(&self.visible)
+    }
+
+    /// Replaces the contents by rename. `synced` false models a lost fsync
+    /// by `process`; true makes everything durable.
+    pub fn replace(&mut self, doc: StoreDoc, synced: bool, process: u8) {
+        let previous = std::mem::replace(&mut self.visible, Content::Doc(doc));
+        self.version += 1;
+        self.torn = false;
+        if synced {
+            self.durable_behind = None;
+            self.banned_below_durable = self.banned_below;
+            self.unsynced_by = None;
+        } else {
+            if self.durable_behind.is_none() {
+                self.durable_behind = Some(previous);
+            }
+            self.unsynced_by = Some(process);
+        }
+    }
+
+    /// The visible document, for a write applied in place and then synced
+    /// (call [`SimStore::synced_in_place`] after a change).
+    pub fn doc_mut(&mut self) -> Option<&mut StoreDoc> {
+        match &mut self.visible {
+            Content::Doc(doc) => Some(doc),
+            Content::Torn(_) => None,
+        }
+    }
+
+    /// Records a change made through [`SimStore::doc_mut`] as written by
+    /// rename and fsynced: everything is durable.
+    pub fn synced_in_place(&mut self) {
+        self.version += 1;
+        self.torn = false;
+        self.durable_behind = None;
+        self.banned_below_durable = self.banned_below;
+        self.unsynced_by = None;
+    }
+
+    /// An in-place writer died after writing `bytes` (a prefix of its
+    /// document): the file is torn, durably. A prefix that still decodes
+    /// (an empty file) becomes the new baseline.
+    pub fn tear(&mut self, bytes: Vec<u8>) {
+        // The store's history (fences, logins, tombstones) is gone with it.
+        self.destroyed = true;
+        self.version += 1;
+        self.banned_below = 0;
+        self.banned_below_durable = 0;
+        match StoreDoc::from_json(&bytes) {
+            Ok(doc) => {
+                self.generation_seen = -1;
+                self.visible = Content::Doc(doc);
+            }
+            Err(_) => {
+                self.visible = Content::Torn(bytes);
+                self.torn = true;
+            }
+        }
+        self.durable_behind = None;
+        self.unsynced_by = None;
+    }
+
+    /// `process` crashed: a write of its that was never made durable is lost.
+    /// Returns true when the store reverted.
+    pub fn crash(&mut self, process: u8) -> bool {
+        if self.unsynced_by != Some(process) {
+            return false;
+        }
+        if let Some(content) = self.durable_behind.take() {
+            self.visible = content;
+            self.version += 1;
+        }
+        self.banned_below = self.banned_below_durable;
+        self.unsynced_by = None;
+        self.generation_seen = match &self.visible {
+            Content::Doc(doc) => doc
+                .profiles
+                .values()
+                .map(|c| c.generation as i64)
+                .max()
+                .unwrap_or(-1),
+            Content::Torn(_) => -1,
+        };
+        true
+    }
+}
+
+fn corrupt(name: &str, error: &DecodeError) -> StoreFault {
+    StoreFault {
+        kind: StoreFaultKind::Corrupt,
+        detail: format!(
+            "{name} is corrupt ({error}); kept aside as {name}.corrupt, not overwritten"
+        ),
+    }
+}
+
+/// A store I/O failure as the host reports it.
+pub fn io_fault(name: &str, disk_full: bool) -> StoreFault {
+    StoreFault {
+        kind: StoreFaultKind::Io,
+        detail: if disk_full {
+            format!("writing {name}: no space left on device")
+        } else {
+            format!("writing {name}: input/output error")
+        },
+    }
+}
+
+/// The store lock was not acquired within its budget.
+pub fn lock_fault(name: &str, waited_ms: u64) -> StoreFault {
+    StoreFault {
+        kind: StoreFaultKind::LockTimeout,
+        detail: format!("store lock of {name} not acquired after {waited_ms} ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rotor_kernel::Credential;
+
+    fn doc(generation: u64) -> StoreDoc {
+        let mut doc = StoreDoc::default();
+        doc.profiles.insert(
+            "p".into(),
+            Credential::oauth("acme", "a", "r", 1).with_generation(generation),
+        );
+        doc
+    }
+
+    #[test]
+    fn a_lost_fsync_is_visible_until_its_writer_crashes() {
+        let mut store = SimStore::new(doc(1));
+        store.replace(doc(2), false, 3);
+        assert_eq!(store.doc(), Some(&doc(2)));
+        assert!(!store.crash(1), "another process's crash loses nothing");
+        assert!(store.crash(3));
+        assert_eq!(store.doc(), Some(&doc(1)));
+    }
+
+    #[test]
+    fn a_synced_write_survives_and_a_torn_file_reads_as_corrupt() {
+        let mut store = SimStore::new(doc(1));
+        store.replace(doc(2), true, 3);
+        assert!(!store.crash(3));
+        let bytes = doc(3).to_json();
+        store.tear(bytes[..bytes.len() / 2].to_vec());
+        let error = store.read("p", "main").unwrap_err();
+        assert_eq!(error.kind, StoreFaultKind::Corrupt);
+        assert!(error.detail.contains("kept aside"), "{}", error.detail);
+        store.tear(Vec::new());
+        assert_eq!(store.read("p", "main").unwrap(), ProfileView::default());
+    }
+}

@@ -1,0 +1,429 @@
+//! The simulated world: P processes of T agents, one main store and one store
+//! per agent slot, the refresh locks, the provider, background actors, and a
+//! discrete-event clock.
+//!
+//! Every pending thing is an event in one queue ordered by (time, sequence).
+//! A step pops the earliest event and performs it: an agent's pending effect
+//! (read, write, lock, call, release), a completion arriving (lock granted,
+//! reply received), a background actor's action, a process restarting. The
+//! host draws a small random delay before each effect and sometimes a long
+//! one, so an effect can be *held* while time passes and others go first;
+//! when everyone waits, the clock jumps to the earliest deadline. Faults are
+//! drawn from their own stream before each step.
+//!
+//! After the safety phase (every agent made its requests, or the step bound
+//! was hit) the liveness phase turns faults and actors off and asks every
+//! agent for a token once more.
+
+mod actors;
+mod agent;
+mod check;
+mod faults;
+mod setup;
+mod write;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use rotor_kernel::{Effect, Policy, Resolver, Role};
+
+use crate::config::{Backend, Config};
+use crate::coverage::{Coverage, Stats};
+use crate::endpoint::Endpoint;
+use crate::guarantee::{Guarantee, Violation};
+use crate::hooks::HostHooks;
+use crate::lock::RefreshLock;
+use crate::store::SimStore;
+use crate::trace::{AgentRef, Trace, TraceMode, What};
+
+pub use setup::{BASE_EPOCH_MS, PROFILE, PROVIDER};
+
+/// When a run stops early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopOn {
+    /// At the first violation of any guarantee.
+    First,
+    /// At the first violation of this guarantee (others are recorded).
+    Guarantee(Guarantee),
+    /// Never: run both phases to the end, recording every violation.
+    Never,
+}
+
+/// One scheduled event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Ev {
+    /// An idle agent starts its next resolve.
+    Wake { agent: u16, epoch: u32 },
+    /// An agent performs its pending effect.
+    Effect { agent: u16, epoch: u32 },
+    /// An agent's refresh-lock wait budget runs out (`wait`: which wait).
+    LockTimeout { agent: u16, wait: u32 },
+    /// An agent's store-lock wait budget runs out (`wait`: which wait).
+    StoreTimeout { agent: u16, wait: u32 },
+    /// A request reaches the provider.
+    ServerArrive { request: u32 },
+    /// The host reports a call's result.
+    CallComplete {
+        agent: u16,
+        epoch: u32,
+        request: u32,
+    },
+    /// A background actor acts.
+    Actor { actor: u8, epoch: u32 },
+    /// A crashed process starts again.
+    Restart { process: u8 },
+    /// A paused process resumes.
+    Resume { process: u8 },
+    /// A lease runs out.
+    LeaseExpire { lock: u8, epoch: u32 },
+    /// A broken host's deferred mirror lands (B6).
+    DeferredMirror { agent: u16, epoch: u32 },
+}
+
+/// What an agent waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    Nothing,
+    Lock { since_ms: u64 },
+    Store { since_ms: u64, store: u8 },
+}
+
+/// What the checkers remember about the resolve in progress.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ResolveNotes {
+    pub calls: u8,
+    pub saw_reuse: bool,
+    pub grace_retry: bool,
+    /// (store, generation, durable) of an applied commit.
+    pub committed: Option<(u8, u64, bool)>,
+    pub in_liveness: bool,
+    pub clock_jumped: bool,
+    /// The agent's process was paused during this resolve.
+    pub paused: bool,
+    /// Generation of a rotation the host reported mirrored into main.
+    pub mirrored: Option<u64>,
+}
+
+/// One agent.
+#[derive(Debug)]
+pub(crate) struct Agent {
+    pub who: AgentRef,
+    pub process: u8,
+    pub role: Role,
+    pub own_store: u8,
+    pub lock_slot: u8,
+    pub request: rotor_kernel::Request,
+    pub resolver: Option<Resolver>,
+    pub effect: Option<Effect>,
+    pub epoch: u32,
+    pub requests_left: u8,
+    pub waiting: Waiting,
+    /// Counts the waits begun, so a stale wait timeout is recognised.
+    pub waits: u32,
+    pub holds_lock: bool,
+    pub lost_lease: bool,
+    pub call: Option<u32>,
+    pub notes: ResolveNotes,
+    /// The account whose tokens this agent may hold (G3), once known.
+    pub binding: Option<u8>,
+    pub deferred: Option<rotor_kernel::Mutation>,
+    /// The verdict on the liveness phase's resolve, judged when it ended.
+    pub liveness_result: Option<Result<(), (Guarantee, String)>>,
+}
+
+/// One process.
+#[derive(Clone, Debug)]
+pub(crate) struct Process {
+    pub skew_ms: i64,
+    pub base_skew_ms: i64,
+    pub crashed: bool,
+    pub paused_until_ms: Option<u64>,
+    pub clock_jumps: u32,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The configuration.
+    pub config: Config,
+    /// Violations, in the order seen (at most one per guarantee).
+    pub violations: Vec<Violation>,
+    /// Expected findings (the lease backend's G1 limit).
+    pub findings: Vec<Violation>,
+    /// Counters.
+    pub stats: Stats,
+    /// Branches and faults hit.
+    pub coverage: Coverage,
+    /// The trace.
+    pub trace: Trace,
+}
+
+impl RunOutcome {
+    /// The first violation, if any.
+    pub fn first(&self) -> Option<&Violation> {
+        self.violations.first()
+    }
+
+    /// True when `guarantee` was violated.
+    pub fn violated(&self, guarantee: Guarantee) -> bool {
+        self.violations.iter().any(|v| v.guarantee == guarantee)
+    }
+}
+
+/// The world. Build with [`World::new`], run with [`World::run`].
+pub struct World {
+    pub(crate) config: Config,
+    pub(crate) hooks: Arc<dyn HostHooks>,
+    pub(crate) policy: Policy,
+    pub(crate) rng: crate::rng::Rng,
+    pub(crate) fault_rng: crate::rng::Rng,
+    pub(crate) now_ms: u64,
+    pub(crate) step: u32,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    pub(crate) processes: Vec<Process>,
+    pub(crate) agents: Vec<Agent>,
+    pub(crate) stores: Vec<SimStore>,
+    pub(crate) store_names: Vec<String>,
+    pub(crate) locks: Vec<RefreshLock>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) actors: Vec<actors::Actor>,
+    pub(crate) trace: Trace,
+    pub(crate) stats: Stats,
+    pub(crate) coverage: Coverage,
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) findings: Vec<Violation>,
+    pub(crate) faults_drawn: u32,
+    pub(crate) liveness: bool,
+    /// When a crash last reverted a lost-fsync write (G1 excuse).
+    pub(crate) reverted_at_ms: Option<u64>,
+    /// When a clock last jumped.
+    pub(crate) clock_jumped_at_ms: Option<u64>,
+    /// A lease expired while its holder was alive (the lease limit).
+    pub(crate) lease_lost_live: bool,
+    /// The logout actor logged the profile out.
+    pub(crate) logged_out: bool,
+    /// Events of paused processes, in arrival order, until they resume.
+    parked: Vec<(u8, Ev)>,
+    stop: StopOn,
+    stopped: bool,
+    active_agents: usize,
+}
+
+impl World {
+    /// A world for `config`, with the host's `hooks`, recording a trace in
+    /// `mode`.
+    pub fn new(config: Config, hooks: Arc<dyn HostHooks>, mode: TraceMode, stop: StopOn) -> Self {
+        setup::build(config, hooks, mode, stop)
+    }
+
+    /// Runs the safety phase, then the liveness phase.
+    pub fn run(mut self) -> RunOutcome {
+        let steps_max = self.config.steps_max;
+        while !self.stopped && self.step < steps_max && self.active_agents > 0 {
+            let Some((at_ms, event)) = self.pop() else {
+                break;
+            };
+            self.now_ms = self.now_ms.max(at_ms);
+            if self.defer_if_paused(at_ms, event) {
+                continue;
+            }
+            self.step += 1;
+            self.maybe_inject_fault();
+            self.dispatch(event);
+        }
+        if !self.stopped {
+            self.run_liveness();
+        }
+        self.stats.seeds = 1;
+        self.stats.steps = self.step as u64;
+        self.stats.simulated_ms = self.now_ms;
+        self.stats.rotations = self.endpoint.rotations as u64;
+        if !self.violations.is_empty() {
+            self.stats.failures = 1;
+        }
+        if !self.findings.is_empty() {
+            self.stats.expected_findings = 1;
+        }
+        RunOutcome {
+            config: self.config,
+            violations: self.violations,
+            findings: self.findings,
+            stats: self.stats,
+            coverage: self.coverage,
+            trace: self.trace,
+        }
+    }
+
+    fn run_liveness(&mut self) {
+        self.liveness = true;
+        self.record(What::Liveness);
+        self.heal_all();
+        for index in 0..self.agents.len() {
+            let agent = &mut self.agents[index];
+            agent.requests_left = 1;
+            agent.liveness_result = None;
+            if agent.resolver.is_none() {
+                let epoch = agent.epoch;
+                let delay = self.rng.below(1_000);
+                self.schedule(
+                    delay,
+                    Ev::Wake {
+                        agent: index as u16,
+                        epoch,
+                    },
+                );
+            }
+        }
+        self.active_agents = self.agents.len();
+        let steps_max = self.step + self.config.liveness_steps_max;
+        while !self.stopped && self.step < steps_max && self.active_agents > 0 {
+            let Some((at_ms, event)) = self.pop() else {
+                break;
+            };
+            self.now_ms = self.now_ms.max(at_ms);
+            self.step += 1;
+            self.dispatch(event);
+        }
+        if !self.stopped {
+            self.check_liveness();
+        }
+    }
+
+    fn dispatch(&mut self, event: Ev) {
+        match event {
+            Ev::Wake { agent, epoch } => self.on_wake(agent, epoch),
+            Ev::Effect { agent, epoch } => self.on_effect(agent, epoch),
+            Ev::LockTimeout { agent, wait } => self.on_lock_timeout(agent, wait),
+            Ev::StoreTimeout { agent, wait } => self.on_store_timeout(agent, wait),
+            Ev::ServerArrive { request } => self.on_server(request),
+            Ev::CallComplete {
+                agent,
+                epoch,
+                request,
+            } => self.on_call_complete(agent, epoch, request),
+            Ev::Actor { actor, epoch } => self.on_actor(actor, epoch),
+            Ev::Restart { process } => self.on_restart(process),
+            Ev::Resume { process } => self.on_resume(process),
+            Ev::LeaseExpire { lock, epoch } => self.on_lease_expire(lock, epoch),
+            Ev::DeferredMirror { agent, epoch } => self.on_deferred_mirror(agent, epoch),
+        }
+    }
+
+    /// The process an event runs in (`None`: the provider or the OS).
+    fn event_process(&self, event: Ev) -> Option<u8> {
+        match event {
+            Ev::Wake { agent, .. }
+            | Ev::Effect { agent, .. }
+            | Ev::LockTimeout { agent, .. }
+            | Ev::StoreTimeout { agent, .. }
+            | Ev::CallComplete { agent, .. }
+            | Ev::DeferredMirror { agent, .. } => Some(self.agents[agent as usize].process),
+            Ev::Actor { actor, .. } => Some(self.actors[actor as usize].process),
+            Ev::ServerArrive { .. }
+            | Ev::Restart { .. }
+            | Ev::Resume { .. }
+            | Ev::LeaseExpire { .. } => None,
+        }
+    }
+
+    /// A paused process does nothing: its events wait for the resume.
+    fn defer_if_paused(&mut self, at_ms: u64, event: Ev) -> bool {
+        let Some(process) = self.event_process(event) else {
+            return false;
+        };
+        match self.processes[process as usize].paused_until_ms {
+            Some(until_ms) if until_ms > at_ms => {
+                self.parked.push((process, event));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A paused process runs again: its parked events happen now, in order.
+    pub(crate) fn unpark(&mut self, process: u8) {
+        let parked = std::mem::take(&mut self.parked);
+        for (owner, event) in parked {
+            if owner == process {
+                self.schedule(0, event);
+            } else {
+                self.parked.push((owner, event));
+            }
+        }
+    }
+
+    pub(crate) fn schedule(&mut self, delay_ms: u64, event: Ev) {
+        self.seq += 1;
+        self.queue
+            .push(Reverse((self.now_ms + delay_ms, self.seq, event)));
+    }
+
+    fn pop(&mut self) -> Option<(u64, Ev)> {
+        self.queue.pop().map(|Reverse((at, _, event))| (at, event))
+    }
+
+    /// Process `p`'s wall clock, epoch ms.
+    pub(crate) fn clock(&self, process: u8) -> i64 {
+        BASE_EPOCH_MS + self.now_ms as i64 + self.processes[process as usize].skew_ms
+    }
+
+    #[inline]
+    pub(crate) fn record(&mut self, what: What) {
+        self.trace.record(self.step, self.now_ms, what);
+    }
+
+    /// Records a violation (the first of each guarantee) and stops the run
+    /// when asked to.
+    pub(crate) fn violate(&mut self, guarantee: Guarantee, detail: impl FnOnce() -> String) {
+        if self.stopped || self.violations.iter().any(|v| v.guarantee == guarantee) {
+            return;
+        }
+        self.record(What::Violation { guarantee });
+        self.violations.push(Violation {
+            guarantee,
+            step: self.step,
+            at_ms: self.now_ms,
+            detail: detail(),
+        });
+        self.stopped |= match self.stop {
+            StopOn::First => true,
+            StopOn::Guarantee(wanted) => wanted == guarantee,
+            StopOn::Never => false,
+        };
+    }
+
+    /// Records an expected finding (the lease limit).
+    pub(crate) fn expected_finding(
+        &mut self,
+        guarantee: Guarantee,
+        detail: impl FnOnce() -> String,
+    ) {
+        if self.findings.is_empty() {
+            self.findings.push(Violation {
+                guarantee,
+                step: self.step,
+                at_ms: self.now_ms,
+                detail: detail(),
+            });
+        }
+    }
+
+    /// A small host delay before an effect; sometimes a long hold.
+    pub(crate) fn host_delay(&mut self) -> u64 {
+        match self.rng.below(100) {
+            0..=79 => self.rng.below(4),
+            80..=94 => self.rng.between(5, 200),
+            _ => self.rng.between(200, 3_000),
+        }
+    }
+
+    pub(crate) fn is_lease(&self) -> bool {
+        self.config.backend == Backend::Lease
+    }
+
+    pub(crate) fn agent_finished(&mut self) {
+        self.active_agents = self.active_agents.saturating_sub(1);
+    }
+}

@@ -1,0 +1,55 @@
+//! rotor's store write, as the shipped host performs it: under the store
+//! lock, read the document, apply the kernel's mutation, replace the file by
+//! rename and fsync. The faults a write can meet are drawn here: I/O error,
+//! disk full, lost fsync; a corrupt file is reported and never overwritten.
+
+use rotor_kernel::{Mutation, StoreFault, WriteOutcome};
+
+use super::World;
+use crate::config::FaultKind;
+use crate::store::io_fault;
+use crate::world::setup::PROFILE;
+
+impl World {
+    /// Applies `mutation` to store `s` for a writer in `process`. Returns the
+    /// result and whether the write is durable (false after a lost fsync).
+    pub(crate) fn rotor_write(
+        &mut self,
+        process: u8,
+        s: usize,
+        mutation: &Mutation,
+    ) -> (Result<WriteOutcome, StoreFault>, bool) {
+        if let Some(kind) = self.draw_write_fault(process) {
+            let disk_full = kind == FaultKind::DiskFull;
+            return (Err(io_fault(&self.store_names[s], disk_full)), true);
+        }
+        if !self.lost_fsync_possible() {
+            // Nothing can make this write non-durable: apply it in place,
+            // sparing a copy of the document (the fast path of a sweep).
+            if let Some(doc) = self.stores[s].doc_mut() {
+                let before = doc.profiles.get(PROFILE).cloned();
+                let outcome = self.hooks.apply(doc, PROFILE, mutation);
+                if matches!(outcome, WriteOutcome::Conflict(_)) {
+                    // `apply` changes nothing when it reports a conflict.
+                    return (Ok(outcome), true);
+                }
+                self.stores[s].synced_in_place();
+                self.check_after_write(s, before.as_ref(), mutation);
+                return (Ok(outcome), true);
+            }
+        }
+        let mut doc = match self.stores[s].load(&self.store_names[s]) {
+            Ok(doc) => doc,
+            Err(fault) => return (Err(fault), true),
+        };
+        let before = doc.profiles.get(PROFILE).cloned();
+        let outcome = self.hooks.apply(&mut doc, PROFILE, mutation);
+        if matches!(outcome, WriteOutcome::Conflict(_)) {
+            return (Ok(outcome), true);
+        }
+        let synced = !self.draw_lost_fsync(process);
+        self.stores[s].replace(doc, synced, process);
+        self.check_after_write(s, before.as_ref(), mutation);
+        (Ok(outcome), synced)
+    }
+}
