@@ -93,6 +93,12 @@ pub struct Credential {
     /// Bumped by every successful refresh, import, login and logout (G5).
     #[serde(default)]
     pub generation: u64,
+    /// Names the token family: set by a login (the fingerprint of its first
+    /// refresh token) and carried by every rotation and copy. A mirror never
+    /// writes one family over another (G11: a re-login sticks even when a
+    /// sub-agent's store is generations ahead of main).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Set when the provider refused this generation's refresh token for good
     /// (SPEC §3 step 9): the profile needs a new login. The credential is kept
     /// so that a re-login can propagate.
@@ -141,6 +147,7 @@ impl Credential {
             email: None,
             tenant: None,
             generation: 0,
+            family: None,
             needs_reauth: false,
             extra: BTreeMap::new(),
         }
@@ -158,6 +165,7 @@ impl Credential {
             email: None,
             tenant: None,
             generation,
+            family: None,
             needs_reauth: false,
             extra: BTreeMap::new(),
         }

@@ -154,6 +154,12 @@ pub enum MirrorRefusal {
     OtherProvider(String),
     /// The identity gate refused (G3).
     Identity(IdentityRefusal),
+    /// Main holds another token family: a login replaced the one this
+    /// rotation belongs to (G11).
+    OtherFamily {
+        /// Main's family.
+        main_family: String,
+    },
     /// Main is already at this generation or newer (G5).
     NotNewer {
         /// Main's generation.
@@ -169,6 +175,12 @@ impl fmt::Display for MirrorRefusal {
                 write!(f, "main holds a credential of provider {provider}")
             }
             MirrorRefusal::Identity(refusal) => write!(f, "identity gate: {refusal}"),
+            MirrorRefusal::OtherFamily { main_family } => {
+                write!(
+                    f,
+                    "main holds another token family ({main_family}): a login replaced ours"
+                )
+            }
             MirrorRefusal::NotNewer { main_generation } => {
                 write!(f, "main is already at generation {main_generation}")
             }
@@ -235,6 +247,16 @@ pub fn mirror_refusal(
     }
     if let Some(refusal) = copy_refusal(&Identity::of(existing), &Identity::of(incoming)) {
         return Some(MirrorRefusal::Identity(refusal));
+    }
+    // A named family in main was installed by a login; rotations and copies
+    // carry the name, so a credential without it, or with another, is of an
+    // older family and must not be written back over that login (G11).
+    if let Some(main_family) = &existing.family {
+        if incoming.family.as_ref() != Some(main_family) {
+            return Some(MirrorRefusal::OtherFamily {
+                main_family: main_family.clone(),
+            });
+        }
     }
     if existing.generation >= incoming.generation {
         return Some(MirrorRefusal::NotNewer {
@@ -320,14 +342,20 @@ impl StoreDoc {
                 let mut installed = credential.clone();
                 installed.generation = self.next_generation(profile).max(credential.generation);
                 installed.needs_reauth = false;
+                if installed.family.is_none() {
+                    installed.family = installed
+                        .refresh_fingerprint()
+                        .map(|fp| String::from(fp.as_str()));
+                }
                 self.profiles.insert(profile.into(), installed);
             }
             Mutation::Logout { provider } => {
                 let generation = self.next_generation(profile);
-                self.profiles.insert(
-                    profile.into(),
-                    Credential::tombstone(provider.clone(), generation),
-                );
+                let mut tombstone = Credential::tombstone(provider.clone(), generation);
+                // The tombstone names the family it ended, so a sub-agent
+                // holding a copy of that family stops too (G11).
+                tombstone.family = self.profiles.get(profile).and_then(|c| c.family.clone());
+                self.profiles.insert(profile.into(), tombstone);
             }
         }
         WriteOutcome::Applied

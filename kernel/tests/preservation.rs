@@ -76,6 +76,7 @@ fn unknown_fields(doc: &StoreDoc) -> Option<Value> {
         "email",
         "tenant",
         "generation",
+        "family",
         "needs_reauth",
     ] {
         object.remove(known);

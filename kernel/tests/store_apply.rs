@@ -287,12 +287,12 @@ fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks() {
         },
     );
     assert_eq!(outcome, WriteOutcome::Applied);
+    let mut installed = cred("new", 9, NOW_MS + HOUR_MS);
+    // G11: the login names its family after its first refresh token.
+    installed.family = Some(fp("new").as_str().into());
     assert_eq!(
         after,
-        fenced(
-            store(cred("new", 9, NOW_MS + HOUR_MS)),
-            fence("5", 8, 0, NOW_MS)
-        ),
+        fenced(store(installed), fence("5", 8, 0, NOW_MS)),
         "past the fence's generation 8; the old family's fence kept (G7)"
     );
     // A login that brings a higher generation keeps it.
@@ -432,4 +432,52 @@ fn g7_commit_applies_when_a_peer_copied_the_presented_credential_meanwhile() {
             "{entry:?} accepted"
         );
     }
+}
+
+/// Regression (found by the simulator, seed 0x102f0f1): a sub-agent store
+/// generations ahead of main refreshed its old family after a re-login in
+/// main and mirrored it back over the login. A login names its family; a
+/// mirror of any other family (or of an unnamed, older one) is refused (G11).
+#[test]
+fn g11_a_mirror_never_writes_another_family_over_a_login() {
+    let mut doc = store(expired(1));
+    let login = Mutation::Login {
+        credential: cred("new", 0, NOW_MS - MINUTE_MS),
+    };
+    assert_eq!(doc.apply(PROFILE, &login), WriteOutcome::Applied);
+    let logged_in = doc.clone();
+    // The old family, far ahead in a sub-agent store, unnamed or named.
+    for family in [None, Some("old-family".to_string())] {
+        let mut old = cred("old-9", 9, NOW_MS + HOUR_MS);
+        old.family = family;
+        let (after, outcome) = apply(
+            &logged_in,
+            Mutation::Mirror {
+                expect: Expect::of(logged_in.profiles.get(PROFILE)),
+                credential: old,
+                presented_fp: fp("old-8"),
+            },
+        );
+        assert!(
+            matches!(
+                outcome,
+                WriteOutcome::MirrorRefused(MirrorRefusal::OtherFamily { .. })
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(after.profiles, logged_in.profiles, "G11: the login sticks");
+    }
+    // The login's own family, one rotation later, is mirrored as before.
+    let mut next = logged_in.profiles[PROFILE].clone();
+    next.generation += 1;
+    let (after, outcome) = apply(
+        &logged_in,
+        Mutation::Mirror {
+            expect: Expect::of(logged_in.profiles.get(PROFILE)),
+            credential: next.clone(),
+            presented_fp: fp("new"),
+        },
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after.profiles[PROFILE], next);
 }

@@ -265,3 +265,25 @@ fn g11_step2_adopt_conflict_with_a_logout_ends_logged_out_under_the_lock() {
     ));
     assert!(run.own.profiles[PROFILE].is_logged_out());
 }
+
+/// Regression (found by the simulator): main was logged out while a sub-agent
+/// still held a copy of the same family. It kept refreshing the family the
+/// user had signed out of. A tombstone names the family it ended; a holder of
+/// that family is logged out too (G11), before and under the lock.
+#[test]
+fn g11_a_logout_in_main_ends_the_same_family_in_a_sub_agent() {
+    let mut ours = expired(5);
+    ours.family = Some("family-a".into());
+    let mut tombstone = Credential::tombstone(PROVIDER, 7);
+    tombstone.family = Some("family-a".into());
+    let run = Transcript::sub(store(ours.clone()), store(tombstone.clone())).run();
+    run.assert_lines(&["read own", "read main", "done LoggedOut gen=7"]);
+    assert!(run.calls.is_empty());
+    // Another family (the sub-agent's own login) is not ended by it.
+    let mut other = ours;
+    other.family = Some("family-b".into());
+    let run = Transcript::sub(store(other), store(tombstone))
+        .reply(Ok(grant("6")))
+        .run();
+    assert_eq!(run.granted().outcome, Outcome::Refreshed);
+}

@@ -76,6 +76,17 @@ pub fn check_own<'a>(
     }
 }
 
+/// Main's tombstone ends the family the own credential belongs to (both
+/// named, same name): the agent is logged out too (G11), rather than keep
+/// refreshing a family the user signed out of.
+pub fn logged_out_in_main(own: Option<&Credential>, main: Option<&Credential>) -> Option<Failure> {
+    let (own, main) = (own?, main?);
+    let ended = main.is_logged_out() && own.family.is_some() && own.family == main.family;
+    ended.then_some(Failure::LoggedOut {
+        generation: main.generation,
+    })
+}
+
 /// Why there is nothing to resolve when the own store has no entry and main
 /// cannot stand in.
 pub fn nothing_in(main: Option<&Credential>, provider: &str) -> Failure {

@@ -51,7 +51,7 @@ use crate::mutation::{Expect, Mutation, WriteOutcome};
 use crate::outcome::{ApiMisuse, Failure, Granted, Outcome, Resolution, Source, Warning};
 use crate::policy::Policy;
 
-use decide::{check_own, main_may_replace, nothing_in, NotFromMain};
+use decide::{check_own, logged_out_in_main, main_may_replace, nothing_in, NotFromMain};
 pub use decide::{is_newer, DEFAULT_EXPIRES_IN_MS};
 
 /// How many times the locked re-read repeats after losing a compare-and-swap
@@ -332,6 +332,9 @@ impl Resolver {
     fn on_main(&mut self, own: ProfileView, main: ProfileView, now_ms: i64) {
         let margin_ms = self.policy.refresh_margin_ms();
         let own_credential = own.credential.as_ref();
+        if let Some(failure) = logged_out_in_main(own_credential, main.credential.as_ref()) {
+            return self.done(Err(failure));
+        }
         match main_may_replace(
             own_credential,
             main.credential.as_ref(),
@@ -375,6 +378,9 @@ impl Resolver {
             return self.release(Ok(granted));
         }
         let main_credential = main.as_ref().and_then(|view| view.credential.as_ref());
+        if let Some(failure) = logged_out_in_main(own_credential, main_credential) {
+            return self.release(Err(failure));
+        }
         let mut warnings = Vec::new();
         let subject = match main_may_replace(own_credential, main_credential, &provider) {
             Ok(candidate) if candidate.is_usable(now_ms, margin_ms) => {

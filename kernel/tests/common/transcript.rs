@@ -493,6 +493,7 @@ fn refusal_name(refusal: &rotor_kernel::MirrorRefusal) -> &'static str {
         rotor_kernel::MirrorRefusal::NotOAuth(_) => "NotOAuth",
         rotor_kernel::MirrorRefusal::OtherProvider(_) => "OtherProvider",
         rotor_kernel::MirrorRefusal::Identity(_) => "Identity",
+        rotor_kernel::MirrorRefusal::OtherFamily { .. } => "OtherFamily",
         rotor_kernel::MirrorRefusal::NotNewer { .. } => "NotNewer",
     }
 }

@@ -84,6 +84,11 @@ pub(crate) fn credential(
     credential.account_id = id.map(String::from);
     credential.email = email.map(String::from);
     credential.tenant = tenant.map(String::from);
+    // Stores written by rotor's login name their family; legacy stores
+    // (written before rotor) do not.
+    if !matches!(shape, IdentityShape::Legacy) {
+        credential.family = Some(format!("family-{family}"));
+    }
     credential
 }
 
