@@ -38,9 +38,7 @@ if [ -d model/tests ]; then
   run shuttle cargo test -p rotor-model --features shuttle --release --tests
 fi
 run benches cargo bench --workspace -- --test
-if [ -x scripts/sim-sweep.sh ]; then
-  run sim-sweep bash scripts/sim-sweep.sh
-fi
+run sim-sweep bash sim/ci.sh
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | grep -v '^0 ' | awk '{s+=$1} END {print s+0}')

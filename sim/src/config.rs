@@ -211,7 +211,7 @@ pub struct Knobs {
     /// One sub-agent store is bound to another account (exercises G3).
     pub other_account_store: bool,
     /// Main starts without the profile; sub stores share one token. Never
-    /// drawn by the swarm (see `LEASE_LIMIT.md` and the report on that gap).
+    /// drawn by the swarm (see `ARCHITECTURE.md, "The lease backend's limit"` and the report on that gap).
     pub main_absent: bool,
     /// A new login revokes the previous family at the provider.
     pub single_session: bool,
@@ -403,7 +403,7 @@ impl Config {
         let processes = [1, 2, 2, 3][rng.below(4) as usize];
         let agents = [1, 2, 2, 3][rng.below(4) as usize];
         // The default swarm uses the advisory backend; the lease backend's
-        // limit (LEASE_LIMIT.md) is shown when asked for with --backend lease.
+        // limit (ARCHITECTURE.md, "The lease backend's limit") is shown when asked for with --backend lease.
         let backend = Backend::Advisory;
         let mut faults = FaultSet::none();
         for kind in FaultKind::ALL {

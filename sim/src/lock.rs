@@ -7,7 +7,7 @@
 //! - **lease**: the holder's process renews it every `lease/3` while it runs.
 //!   When the process stalls (pause) or dies, the lease expires `lease` after
 //!   the last renewal, and a waiter may take it *while the old holder still
-//!   believes it holds it*. That is the limit documented in `LEASE_LIMIT.md`.
+//!   believes it holds it*. That is the limit documented in `ARCHITECTURE.md, "The lease backend's limit"`.
 //!
 //! The world decides when waiters are granted (it owns the event queue); this
 //! file keeps who holds and who waits.

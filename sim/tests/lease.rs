@@ -1,4 +1,4 @@
-//! The lease backend's documented limit (sim/LEASE_LIMIT.md): a holder that
+//! The lease backend's documented limit (ARCHITECTURE.md, "The lease backend's limit"): a holder that
 //! stalls past its lease loses the lock without knowing it, and a double
 //! presentation follows that no client-side scheme can prevent. The simulator
 //! must find it with the lease backend (an expected finding, not a failure)

@@ -17,7 +17,7 @@
 //! provider (logged out, or ended by a single-session login) when presented
 //! again, so that the presentation could exchange or revoke nothing. With the lease backend, a double presentation
 //! after a lease expired under a live holder is the documented limit
-//! (`LEASE_LIMIT.md`): recorded as an expected finding, not a failure.
+//! (`ARCHITECTURE.md, "The lease backend's limit"`): recorded as an expected finding, not a failure.
 
 use rotor_kernel::{
     may_copy, Credential, Failure, Granted, Identity, Mutation, Resolution, StoreFaultKind,
