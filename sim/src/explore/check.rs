@@ -6,10 +6,10 @@
 //! | when | checks |
 //! | --- | --- |
 //! | after every rotor store write | G5 (generation never decreases), G3 (a copy never replaces an account id or tenant), G11 (a family ended by a re-login is never written back into main) |
-//! | every step | G4 (the usage writer's update survives in main); a split write never saves a stale copy (G4) |
+//! | every step | G4 (the usage writer's update survives in main); no read-modify-write saves a stale copy (G4); the usage writer never takes a generation back (G5) |
 //! | a call is sent | G7 (main holds an in-doubt fence for the presented token), G2 (calls per resolve bounded; no call while a usable newer token of the family could be adopted) |
 //! | the provider sees a request | G1 (no token value presented twice unless its family was already revoked), G7 (not after an unknown outcome) |
-//! | a lock is taken / released | G8 (never two holders on the advisory backend; never a release while the holder's call can be in flight), G1 (the host's reported mirror is in main before the release, the order G1 rests on) |
+//! | a lock is taken / released | G8 (never two holders on the advisory backend; never a release while the holder's call can be in flight), G6 (the rotation is in its store at the release), G1 (the host's reported mirror is in main before the release, the order G1 rests on) |
 //! | a resolve ends | G8 (the lock is not held past `Done`), G3 (an agent bound to one account never gets another's token) |
 //! | a crash | G6 (every store parses and round-trips) |
 //! | no step enabled | deadlock (reported as liveness) unless every agent is done |
@@ -114,6 +114,15 @@ impl State {
                         "{} released the refresh lock while its call #{c} was still in flight",
                         agent.name
                     ),
+                ));
+            }
+        }
+        if let Some((s, generation)) = agent.committed {
+            let held = self.generation(s as usize);
+            if held < generation as i64 {
+                found.push(Found::new(
+                    Guarantee::G6,
+                    format!("{} released the lock while store {s} no longer held its rotation (generation {generation}); it holds {held}", agent.name),
                 ));
             }
         }

@@ -210,6 +210,9 @@ pub struct ExploreReport {
     pub terminal_states: u64,
     /// True when `states_max` stopped the walk.
     pub truncated: bool,
+    /// The guarantees reported *first* by some violating transition (what a
+    /// simulator run that stops at its first violation can report).
+    pub first_found: Vec<Guarantee>,
 }
 
 impl ExploreReport {
@@ -305,6 +308,7 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
         findings: Vec::new(),
         terminal_states: 0,
         truncated: false,
+        first_found: Vec::new(),
     };
     while let Some((state, node, depth)) = queue.pop_front() {
         report.depth = report.depth.max(depth);
@@ -320,6 +324,10 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
                     .filter(|a| a.resolver.is_some() || a.requests_left > 0)
                     .map(|a| a.name.clone())
                     .collect();
+                if !report.first_found.contains(&Guarantee::Liveness) {
+                    report.first_found.push(Guarantee::Liveness);
+                    report.first_found.sort();
+                }
                 report.violations.push(Counterexample {
                     found: Found::new(
                         Guarantee::Liveness,
@@ -336,6 +344,12 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
             let (line, found) = next.apply(&ctx, step);
             report.transitions += 1;
             let bad = found.iter().any(|f| !f.expected);
+            if let Some(first) = found.iter().find(|f| !f.expected) {
+                if !report.first_found.contains(&first.guarantee) {
+                    report.first_found.push(first.guarantee);
+                    report.first_found.sort();
+                }
+            }
             for f in found {
                 let list = if f.expected {
                     &mut report.findings

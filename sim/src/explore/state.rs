@@ -93,6 +93,8 @@ pub struct Agent {
     pub split: Option<StoreDoc>,
     /// Generation the host reported mirrored into main in this resolve.
     pub mirrored: Option<u64>,
+    /// (store, generation) of this resolve's applied commit (G6).
+    pub committed: Option<(u8, u64)>,
 }
 
 /// Provider state of one token family.
@@ -121,6 +123,8 @@ pub struct State {
     /// A lease expired under a live holder (the lease backend's limit).
     pub lease_lost_live: bool,
     pub writer_done: bool,
+    /// The usage writer holds main's store lock with the copy it read.
+    pub writer_copy: Option<StoreDoc>,
     pub relogin_done: bool,
     /// Families below this may never be written into main again (G11).
     pub main_banned_below: u8,
@@ -216,6 +220,7 @@ impl State {
                     deferred: None,
                     split: None,
                     mirrored: None,
+                    committed: None,
                 });
             }
         }
@@ -275,6 +280,7 @@ impl State {
             },
             lease_lost_live: false,
             writer_done: !config.writer,
+            writer_copy: None,
             relogin_done: !config.relogin,
             main_banned_below: 0,
         }
@@ -306,7 +312,7 @@ impl State {
                 agent.call,
                 agent.binding,
                 agent.deferred,
-                agent.mirrored,
+                (agent.mirrored, agent.committed),
                 agent.split.as_ref().map_or(0, |d| d.to_json().len())
             );
             both(text.as_bytes());
@@ -332,6 +338,10 @@ impl State {
             self.main_banned_below
         );
         both(rest.as_bytes());
+        if let Some(doc) = &self.writer_copy {
+            both(&doc.to_json());
+        }
+        both(&[u8::from(self.writer_copy.is_some())]);
         (u128::from(a.finish()) << 64) | u128::from(b.finish())
     }
 
@@ -374,6 +384,7 @@ impl State {
         agent.history = h.finish();
         agent.calls = 0;
         agent.mirrored = None;
+        agent.committed = None;
     }
 
     /// The store index of `store` for agent `a`.

@@ -55,6 +55,13 @@ impl State {
                         }
                     }
                 }
+                Some(Effect::WriteStore { store, .. }) => {
+                    let main = self.store_of(a, *store) == 0;
+                    let locked = main && self.writer_copy.is_some();
+                    if !locked || !ctx.hooks.store_lock_on_rotor_writes() {
+                        steps.push(Step::Effect(i));
+                    }
+                }
                 Some(_) => steps.push(Step::Effect(i)),
                 None => {
                     if let Some(c) = agent.call {
@@ -164,13 +171,7 @@ impl State {
                 self.lease_lost_live |= !holders.is_empty();
                 format!("the lease of lock slot {slot} expires under {holders:?}")
             }
-            Step::Writer => {
-                self.writer_done = true;
-                if let Some(state) = self.stores[0].state.as_mut() {
-                    state["usage"]["writer"] = json!(1);
-                }
-                "the usage writer records usage in main".to_string()
-            }
+            Step::Writer => self.usage_writer(&mut found),
             Step::Relogin => {
                 self.relogin_done = true;
                 let family = self.families.len() as u8;
@@ -208,6 +209,35 @@ impl State {
             }
         }
         (line, found)
+    }
+
+    /// The usage writer: a read-modify-write of main's `state` under main's
+    /// store lock, in two steps (read, then write back).
+    fn usage_writer(&mut self, found: &mut Vec<Found>) -> String {
+        let Some(mut doc) = self.writer_copy.take() else {
+            self.writer_copy = Some(self.stores[0].clone());
+            return "the usage writer takes main's store lock and reads main".to_string();
+        };
+        self.writer_done = true;
+        if self.stores[0] != doc {
+            found.push(Found::new(
+                Guarantee::G4,
+                "main: the usage writer saved the copy it read over a concurrent write: a lost update",
+            ));
+        }
+        if let Some(state) = doc.state.as_mut() {
+            state["usage"]["writer"] = json!(1);
+        }
+        let before = self.generation(0);
+        self.stores[0] = doc;
+        let after = self.generation(0);
+        if after < before {
+            found.push(Found::new(
+                Guarantee::G5,
+                format!("main: generation went back from {before} to {after} (usage writer)"),
+            ));
+        }
+        "the usage writer records usage in main and releases its store lock".to_string()
     }
 
     fn outstanding(&self, a: usize) -> rotor_kernel::EffectId {
@@ -267,6 +297,9 @@ impl State {
                 let applied = matches!(outcome, WriteOutcome::Applied);
                 if let (Mutation::Mirror { credential, .. }, true) = (mutation, applied) {
                     self.agents[a].mirrored = Some(credential.generation);
+                }
+                if let (Mutation::Commit { credential, .. }, true) = (mutation, applied) {
+                    self.agents[a].committed = Some((s as u8, credential.generation));
                 }
                 let text = format!(
                     "{name} writes {kind} into store {s}: {}",
@@ -482,6 +515,7 @@ impl State {
             agent.holds_lock = false;
             agent.call = None;
             agent.mirrored = None;
+            agent.committed = None;
             for holders in &mut self.locks {
                 holders.retain(|&h| h as usize != a);
             }
