@@ -180,3 +180,51 @@ fn the_shipped_host_passes_every_bug_world() {
         );
     }
 }
+
+/// Not in bugs.md, a check that the G11 checker is not blind: a host whose
+/// sub-agents take a lock of their own (B1, so a re-login can land during
+/// their refresh) and that applies a mirror without its compare-and-swap
+/// writes the old family back over the re-login. B1 alone does not: the
+/// mirror's compare-and-swap refuses.
+#[derive(Debug)]
+struct MirrorWithoutCas;
+impl HostHooks for MirrorWithoutCas {
+    fn lock_slot(&self, own_store: u8) -> u8 {
+        own_store
+    }
+    fn apply(
+        &self,
+        doc: &mut rotor_kernel::StoreDoc,
+        profile: &str,
+        mutation: &rotor_kernel::Mutation,
+    ) -> rotor_kernel::WriteOutcome {
+        if let rotor_kernel::Mutation::Mirror { credential, .. } = mutation {
+            doc.profiles.insert(profile.into(), credential.clone());
+            return rotor_kernel::WriteOutcome::Applied;
+        }
+        doc.apply(profile, mutation)
+    }
+}
+
+#[test]
+fn a_mirror_without_its_compare_and_swap_breaks_g11() {
+    let config = ExploreConfig {
+        relogin: true,
+        ..world(&[2])
+    };
+    let report = explore(&config, Arc::new(MirrorWithoutCas));
+    let found = report
+        .violations
+        .iter()
+        .find(|c| c.found.guarantee == Guarantee::G11)
+        .unwrap_or_else(|| panic!("no G11 ({report}): {:?}", report.guarantees()));
+    eprintln!("mirror without CAS: {found}");
+    let b1 = explore(&config, Arc::new(LockPerAgentStore));
+    assert!(
+        !b1.violated(Guarantee::G11),
+        "B1 alone: {:?}",
+        b1.guarantees()
+    );
+    let shipped = explore(&config, Arc::new(Shipped));
+    assert!(shipped.violations.is_empty(), "{}", shipped.violations[0]);
+}

@@ -136,8 +136,8 @@ impl ExploreConfig {
     /// The policy: SPEC §6 defaults, with a lease on the lease backend.
     pub fn policy(&self) -> Policy {
         let lease = self.lease.then_some(LeaseConfig {
-            lease_ms: 60_000,
-            renew_every_ms: 20_000,
+            lease_ms: 120_000,
+            renew_every_ms: 40_000,
         });
         Policy::new(PolicyConfig {
             lease,

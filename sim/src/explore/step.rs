@@ -110,7 +110,8 @@ impl State {
         if !self.writer_done {
             steps.push(Step::Writer);
         }
-        if !self.relogin_done && self.locks[0].is_empty() {
+        // A re-login takes the refresh lock, then main's store lock.
+        if !self.relogin_done && self.locks[0].is_empty() && self.writer_copy.is_none() {
             steps.push(Step::Relogin);
         }
         steps
