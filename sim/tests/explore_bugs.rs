@@ -228,3 +228,38 @@ fn a_mirror_without_its_compare_and_swap_breaks_g11() {
     let shipped = explore(&config, Arc::new(Shipped));
     assert!(shipped.violations.is_empty(), "{}", shipped.violations[0]);
 }
+
+/// Not in bugs.md, a check that the G7 checker is not blind: a host that
+/// reports fence writes done without writing them lets a call go out
+/// unfenced, found in the crash-and-fault world.
+#[derive(Debug)]
+struct DropsFences;
+impl HostHooks for DropsFences {
+    fn apply(
+        &self,
+        doc: &mut rotor_kernel::StoreDoc,
+        profile: &str,
+        mutation: &rotor_kernel::Mutation,
+    ) -> rotor_kernel::WriteOutcome {
+        if matches!(mutation, rotor_kernel::Mutation::PutFence { .. }) {
+            return rotor_kernel::WriteOutcome::Applied;
+        }
+        doc.apply(profile, mutation)
+    }
+}
+
+#[test]
+fn a_host_that_drops_fences_breaks_g7() {
+    let config = ExploreConfig {
+        crashes_max: 1,
+        endpoint_faults_max: 1,
+        ..world(&[1, 1])
+    };
+    let report = explore(&config, Arc::new(DropsFences));
+    let found = report
+        .violations
+        .iter()
+        .find(|c| c.found.guarantee == Guarantee::G7)
+        .unwrap_or_else(|| panic!("no G7 ({report}): {:?}", report.guarantees()));
+    eprintln!("drops fences: {found}");
+}

@@ -26,7 +26,13 @@
 //! use rotor_sim::explore::{explore, ExploreConfig};
 //! use rotor_sim::Shipped;
 //!
-//! let report = explore(&ExploreConfig::preset("crash-faults").unwrap(), Arc::new(Shipped));
+//! let config = ExploreConfig {
+//!     agents_per_process: vec![1, 1],
+//!     crashes_max: 1,
+//!     time_steps_max: 0,
+//!     ..ExploreConfig::default()
+//! };
+//! let report = explore(&config, Arc::new(Shipped));
 //! assert!(report.violations.is_empty(), "{}", report.violations[0]);
 //! assert!(report.distinct_states > 100);
 //! ```
