@@ -266,23 +266,29 @@ fn initial_state(config: &ExploreConfig, hooks: &dyn HostHooks) -> State {
     state
 }
 
+/// How a state was first reached: its parent and the step chosen there (the
+/// trace lines are rebuilt by replaying the path, to keep nodes small).
 struct Node {
     parent: u32,
     choice: u32,
-    line: String,
 }
 
-fn path_to(nodes: &[Node], mut at: u32) -> (Vec<u32>, Vec<String>) {
-    let (mut choices, mut lines) = (Vec::new(), Vec::new());
+fn path_to(nodes: &[Node], mut at: u32) -> Vec<u32> {
+    let mut choices = Vec::new();
     while at != 0 {
         let node = &nodes[at as usize];
         choices.push(node.choice);
-        lines.push(node.line.clone());
         at = node.parent;
     }
     choices.reverse();
-    lines.reverse();
-    (choices, lines)
+    choices
+}
+
+/// The trace lines of `choices` (a path the walk itself produced).
+fn lines_of(config: &ExploreConfig, hooks: &Arc<dyn HostHooks>, choices: &[u32]) -> Vec<String> {
+    replay(config, hooks.clone(), choices)
+        .map(|(lines, _)| lines)
+        .unwrap_or_else(|error| panic!("bug: the explorer cannot replay its own path: {error}"))
 }
 
 /// Explores every reachable state of `config` with the host `hooks`,
@@ -302,7 +308,6 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
     let mut nodes = vec![Node {
         parent: 0,
         choice: 0,
-        line: String::new(),
     }];
     let mut queue = VecDeque::from([(initial, 0u32, 0u32)]);
     let mut report = ExploreReport {
@@ -323,7 +328,8 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
             if state.all_done() {
                 report.terminal_states += 1;
             } else if !report.violated(Guarantee::Liveness) {
-                let (choices, lines) = path_to(&nodes, node);
+                let choices = path_to(&nodes, node);
+                let lines = lines_of(config, &hooks, &choices);
                 let stuck: Vec<_> = state
                     .agents
                     .iter()
@@ -347,7 +353,7 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
         }
         for (index, step) in steps.into_iter().enumerate() {
             let mut next = state.clone();
-            let (line, found) = next.apply(&ctx, step);
+            let (_, found) = next.apply(&ctx, step);
             report.transitions += 1;
             let bad = found.iter().any(|f| !f.expected);
             if let Some(first) = found.iter().find(|f| !f.expected) {
@@ -363,9 +369,9 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
                     &mut report.violations
                 };
                 if list.iter().all(|c| c.found.guarantee != f.guarantee) {
-                    let (mut choices, mut lines) = path_to(&nodes, node);
+                    let mut choices = path_to(&nodes, node);
                     choices.push(index as u32);
-                    lines.push(line.clone());
+                    let lines = lines_of(config, &hooks, &choices);
                     list.push(Counterexample {
                         found: f,
                         choices,
@@ -385,7 +391,6 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
             nodes.push(Node {
                 parent: node,
                 choice: index as u32,
-                line,
             });
             queue.push_back((next, nodes.len() as u32 - 1, depth + 1));
         }
