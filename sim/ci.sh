@@ -22,7 +22,7 @@ echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of three
 # small worlds, faults included; a violation prints its shortest path and the
 # `rotor check --exhaustive <world> --path ...` command that replays it.
-for world in crash-faults single-flight identity; do
+for world in crash-faults single-flight identity relogin; do
   "$ROTOR" check --exhaustive "$world"
 done
 # The lease backend: its limit is an expected finding, anything else fails.

@@ -141,7 +141,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     /// Explore every reachable state of a named small world instead of
-    /// sampling seeds: crash-faults, single-flight or identity.
+    /// sampling seeds: crash-faults, single-flight, identity or relogin.
     #[arg(long, value_parser = parse_world)]
     pub exhaustive: Option<String>,
     /// With --exhaustive: replay this path (the comma-separated choices a

@@ -109,13 +109,15 @@ impl Default for ExploreConfig {
 }
 
 /// The named worlds CI explores (`rotor check --exhaustive <name>`).
-pub const PRESETS: [&str; 3] = ["crash-faults", "single-flight", "identity"];
+pub const PRESETS: [&str; 4] = ["crash-faults", "single-flight", "identity", "relogin"];
 
 impl ExploreConfig {
     /// A named world: `crash-faults` (2 processes x 1 agent, one crash and one
     /// endpoint fault), `single-flight` (3 agents in 2 processes, p0's pair
     /// sharing the in-process single-flight; no crash), `identity` (main + 2
-    /// sub-agents, one sub-agent's store holding another account).
+    /// sub-agents, one sub-agent's store holding another account), `relogin`
+    /// (main + sub-agent in one process, a re-login and a usage writer racing
+    /// them, one crash and one endpoint fault; no time step).
     pub fn preset(name: &str) -> Option<ExploreConfig> {
         let base = ExploreConfig::default();
         Some(match name {
@@ -133,6 +135,15 @@ impl ExploreConfig {
             "identity" => ExploreConfig {
                 agents_per_process: vec![3],
                 other_account_store: true,
+                ..base
+            },
+            "relogin" => ExploreConfig {
+                agents_per_process: vec![2],
+                time_steps_max: 0,
+                relogin: true,
+                writer: true,
+                crashes_max: 1,
+                endpoint_faults_max: 1,
                 ..base
             },
             _ => return None,
