@@ -23,6 +23,7 @@
 pub mod config;
 pub mod coverage;
 pub mod endpoint;
+pub mod explore;
 pub mod guarantee;
 pub mod hooks;
 pub mod lock;

@@ -140,10 +140,98 @@ pub struct CheckArgs {
     /// Print the summary as JSON on stdout (no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// Explore every reachable state of a named small world instead of
+    /// sampling seeds: crash-faults, single-flight, identity or relogin.
+    #[arg(long, value_parser = parse_world)]
+    pub exhaustive: Option<String>,
+    /// With --exhaustive: replay this path (the comma-separated choices a
+    /// counterexample prints) instead of exploring.
+    #[arg(long, requires = "exhaustive", value_parser = parse_path)]
+    pub path: Option<StepPath>,
+}
+
+fn parse_world(text: &str) -> Result<String, String> {
+    match rotor_sim::explore::ExploreConfig::preset(text) {
+        Some(_) => Ok(text.to_string()),
+        None => Err(format!(
+            "unknown world {text:?}; expected one of {:?}",
+            rotor_sim::explore::PRESETS
+        )),
+    }
+}
+
+/// A counterexample's path: the step chosen at each depth.
+#[derive(Clone, Debug)]
+pub struct StepPath(pub Vec<u32>);
+
+fn parse_path(text: &str) -> Result<StepPath, String> {
+    text.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            part.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("a path is comma-separated step choices, not {part:?}"))
+        })
+        .collect::<Result<Vec<u32>, String>>()
+        .map(StepPath)
+}
+
+/// `rotor check --exhaustive <world> [--path ...]`: explores (or replays one
+/// path of) a named world with the shipped host; prints TLC-style figures and
+/// the shortest counterexample per violated guarantee.
+fn run_exhaustive(world: &str, path: Option<&[u32]>) -> ExitCode {
+    use rotor_sim::explore::{explore, replay, ExploreConfig};
+    use std::sync::Arc;
+    let Some(config) = ExploreConfig::preset(world) else {
+        eprintln!("rotor check: unknown world {world:?}");
+        return ExitCode::from(2);
+    };
+    let hooks = Arc::new(rotor_sim::Shipped);
+    if let Some(choices) = path {
+        return match replay(&config, hooks, choices) {
+            Ok((lines, found)) => {
+                for (i, line) in lines.iter().enumerate() {
+                    println!("{:>5}  {line}", i + 1);
+                }
+                for f in &found {
+                    println!("{} ({}): {}", f.guarantee, f.guarantee.title(), f.detail);
+                }
+                if found.iter().any(|f| !f.expected) {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(error) => {
+                eprintln!("rotor check: {error}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let report = explore(&config, hooks);
+    println!("rotor check --exhaustive {world}: {report}");
+    for finding in &report.findings {
+        println!("expected finding: {finding}");
+    }
+    for counterexample in &report.violations {
+        println!("FAILURE: {counterexample}");
+        println!(
+            "replay: rotor check --exhaustive {world} --path {}",
+            counterexample.path_arg()
+        );
+    }
+    if report.violations.is_empty() && !report.truncated {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Runs `rotor check`.
 pub fn run(args: CheckArgs) -> ExitCode {
+    if let Some(world) = args.exhaustive.as_deref() {
+        return run_exhaustive(world, args.path.as_ref().map(|p| p.0.as_slice()));
+    }
     let start = match (args.seed, args.fresh) {
         (Some(seed), _) => seed,
         (None, true) => {

@@ -1,0 +1,465 @@
+//! Exhaustive exploration: every reachable state of a small world, checked.
+//!
+//! loom and shuttle explore schedules without remembering states; rotor's
+//! kernel is pure, so its states can be hashed and deduplicated, as TLC does
+//! for TLA+, but on the real kernel code. [`explore`] walks the reachable
+//! states of a world of agents in processes breadth-first, with a visited set
+//! keyed by a canonical 128-bit hash of (each resolver's input history, the
+//! store documents, locks, provider, calls in flight, time phase, fault
+//! budgets). Breadth-first order makes each counterexample a shortest path.
+//!
+//! The world is abstracted so it is finite (see `state.rs`): atomic store
+//! writes, a refresh lock as holder sets, a strict rotating provider, time as
+//! a few phases, a bounded number of requests, crashes and endpoint faults.
+//! Faults are nondeterministic choices at every step: a crash of any process
+//! with an agent mid-resolve, an endpoint call that succeeds, is refused as
+//! reused, is not sent, or loses its response, a lease expiry (lease backend).
+//!
+//! The host's abilities are the simulator's [`HostHooks`]: `sim/tests`
+//! explores spec/bugs.md's broken hosts exactly like the shipped one.
+//!
+//! Not done: symmetry reduction (agents carry their name into fences, so two
+//! agents are not interchangeable without renaming inside store documents).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rotor_sim::explore::{explore, ExploreConfig};
+//! use rotor_sim::Shipped;
+//!
+//! let config = ExploreConfig {
+//!     agents_per_process: vec![1, 1],
+//!     crashes_max: 1,
+//!     time_steps_max: 0,
+//!     ..ExploreConfig::default()
+//! };
+//! let report = explore(&config, Arc::new(Shipped));
+//! assert!(report.violations.is_empty(), "{}", report.violations[0]);
+//! assert!(report.distinct_states > 100);
+//! ```
+
+mod check;
+mod state;
+mod step;
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rotor_kernel::{LeaseConfig, Policy, PolicyConfig};
+
+pub use check::Found;
+pub use state::{CallFault, State, Step};
+
+use crate::guarantee::Guarantee;
+use crate::hooks::HostHooks;
+
+/// The world to explore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExploreConfig {
+    /// Agents per process (the first of each process is its main agent).
+    pub agents_per_process: Vec<u8>,
+    /// Resolves per agent.
+    pub requests: u8,
+    /// Process crashes allowed in one path.
+    pub crashes_max: u8,
+    /// Endpoint faults (not sent, lost response, reuse) allowed in one path.
+    pub endpoint_faults_max: u8,
+    /// Time phases that may pass.
+    pub time_steps_max: u8,
+    /// The lease backend (else advisory).
+    pub lease: bool,
+    /// Lease expiries allowed in one path (lease backend).
+    pub lease_expiries_max: u8,
+    /// A usage writer writes main once (G4).
+    pub writer: bool,
+    /// A re-login installs a new family in main once (G11).
+    pub relogin: bool,
+    /// The last sub-agent store holds another account's credential (G3).
+    pub other_account_store: bool,
+    /// Sub-agent stores start with a copy of main's credential.
+    pub sub_stores_hold_copy: bool,
+    /// Stores carry no identity (legacy).
+    pub legacy_identity: bool,
+    /// The provider reports the account id in grants even for legacy stores.
+    pub provider_reports_identity: bool,
+    /// Stop after this many distinct states (the report says it stopped).
+    pub states_max: usize,
+}
+
+impl Default for ExploreConfig {
+    fn default() -> Self {
+        ExploreConfig {
+            agents_per_process: vec![1, 1],
+            requests: 1,
+            crashes_max: 0,
+            endpoint_faults_max: 0,
+            time_steps_max: 1,
+            lease: false,
+            lease_expiries_max: 0,
+            writer: false,
+            relogin: false,
+            other_account_store: false,
+            sub_stores_hold_copy: false,
+            legacy_identity: false,
+            provider_reports_identity: false,
+            states_max: 5_000_000,
+        }
+    }
+}
+
+/// The named worlds CI explores (`rotor check --exhaustive <name>`).
+pub const PRESETS: [&str; 4] = ["crash-faults", "single-flight", "identity", "relogin"];
+
+impl ExploreConfig {
+    /// A named world: `crash-faults` (2 processes x 1 agent, one crash and one
+    /// endpoint fault), `single-flight` (3 agents in 2 processes, p0's pair
+    /// sharing the in-process single-flight; no crash), `identity` (main + 2
+    /// sub-agents, one sub-agent's store holding another account), `relogin`
+    /// (main + sub-agent in one process, a re-login and a usage writer racing
+    /// them, one crash and one endpoint fault; no time step).
+    pub fn preset(name: &str) -> Option<ExploreConfig> {
+        let base = ExploreConfig::default();
+        Some(match name {
+            "crash-faults" => ExploreConfig {
+                agents_per_process: vec![1, 1],
+                crashes_max: 1,
+                endpoint_faults_max: 1,
+                writer: true,
+                ..base
+            },
+            "single-flight" => ExploreConfig {
+                agents_per_process: vec![2, 1],
+                ..base
+            },
+            "identity" => ExploreConfig {
+                agents_per_process: vec![3],
+                other_account_store: true,
+                ..base
+            },
+            "relogin" => ExploreConfig {
+                agents_per_process: vec![2],
+                time_steps_max: 0,
+                relogin: true,
+                writer: true,
+                crashes_max: 1,
+                endpoint_faults_max: 1,
+                ..base
+            },
+            _ => return None,
+        })
+    }
+
+    /// The policy: SPEC §6 defaults, with a lease on the lease backend.
+    pub fn policy(&self) -> Policy {
+        let lease = self.lease.then_some(LeaseConfig {
+            lease_ms: 120_000,
+            renew_every_ms: 40_000,
+        });
+        Policy::new(PolicyConfig {
+            lease,
+            ..PolicyConfig::default()
+        })
+        .unwrap_or_else(|error| panic!("bug: the explorer built an invalid policy: {error}"))
+    }
+}
+
+/// What every step needs besides the state.
+pub struct Ctx<'a> {
+    pub config: &'a ExploreConfig,
+    pub policy: &'a Policy,
+    pub hooks: &'a dyn HostHooks,
+}
+
+/// A violation with the shortest path to it.
+#[derive(Clone, Debug)]
+pub struct Counterexample {
+    /// What was found.
+    pub found: Found,
+    /// The index chosen among the enabled steps at each depth (replay with
+    /// [`replay`] or `rotor check --exhaustive <world> --path ...`).
+    pub choices: Vec<u32>,
+    /// One line per step, as the simulator prints its traces.
+    pub lines: Vec<String>,
+}
+
+impl Counterexample {
+    /// The path as `--path` takes it.
+    pub fn path_arg(&self) -> String {
+        self.choices
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl fmt::Display for Counterexample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} ({}) violated after {} steps: {}",
+            self.found.guarantee,
+            self.found.guarantee.title(),
+            self.lines.len(),
+            self.found.detail
+        )?;
+        for (i, line) in self.lines.iter().enumerate() {
+            writeln!(f, "{:>5}  {line}", i + 1)?;
+        }
+        write!(f, "path: {}", self.path_arg())
+    }
+}
+
+/// The result of one exploration, in the TLC manner.
+#[derive(Clone, Debug)]
+pub struct ExploreReport {
+    pub distinct_states: u64,
+    pub transitions: u64,
+    /// The greatest depth (steps from the initial state) reached.
+    pub depth: u32,
+    pub elapsed: Duration,
+    /// The first (shortest) counterexample per guarantee.
+    pub violations: Vec<Counterexample>,
+    /// Expected findings (the lease limit).
+    pub findings: Vec<Counterexample>,
+    /// States with no enabled step in which every agent was done.
+    pub terminal_states: u64,
+    /// True when `states_max` stopped the walk.
+    pub truncated: bool,
+    /// The guarantees reported *first* by some violating transition (what a
+    /// simulator run that stops at its first violation can report).
+    pub first_found: Vec<Guarantee>,
+}
+
+impl ExploreReport {
+    /// True when `guarantee` was violated.
+    pub fn violated(&self, guarantee: Guarantee) -> bool {
+        self.violations
+            .iter()
+            .any(|v| v.found.guarantee == guarantee)
+    }
+
+    /// The guarantees violated, sorted.
+    pub fn guarantees(&self) -> Vec<Guarantee> {
+        let mut gs: Vec<_> = self.violations.iter().map(|v| v.found.guarantee).collect();
+        gs.sort();
+        gs.dedup();
+        gs
+    }
+}
+
+impl fmt::Display for ExploreReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} distinct states, {} transitions, depth {}, {} terminal states, {:.2}s{}",
+            self.distinct_states,
+            self.transitions,
+            self.depth,
+            self.terminal_states,
+            self.elapsed.as_secs_f64(),
+            if self.truncated {
+                " (TRUNCATED at states_max)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The initial state, with the host's lock slots.
+fn initial_state(config: &ExploreConfig, hooks: &dyn HostHooks) -> State {
+    let mut state = State::initial(config);
+    for agent in &mut state.agents {
+        agent.slot = hooks.lock_slot(agent.own_store);
+    }
+    state
+}
+
+/// How a state was first reached: its parent and the step chosen there (the
+/// trace lines are rebuilt by replaying the path, to keep nodes small).
+struct Node {
+    parent: u32,
+    choice: u32,
+}
+
+fn path_to(nodes: &[Node], mut at: u32) -> Vec<u32> {
+    let mut choices = Vec::new();
+    while at != 0 {
+        let node = &nodes[at as usize];
+        choices.push(node.choice);
+        at = node.parent;
+    }
+    choices.reverse();
+    choices
+}
+
+/// The trace lines of `choices` (a path the walk itself produced).
+fn lines_of(config: &ExploreConfig, hooks: &Arc<dyn HostHooks>, choices: &[u32]) -> Vec<String> {
+    replay(config, hooks.clone(), choices)
+        .map(|(lines, _)| lines)
+        .unwrap_or_else(|error| panic!("bug: the explorer cannot replay its own path: {error}"))
+}
+
+/// Explores every reachable state of `config` with the host `hooks`,
+/// breadth-first. A state where a guarantee was violated is not expanded
+/// further; the first counterexample per guarantee is kept.
+pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreReport {
+    let started = Instant::now();
+    let policy = config.policy();
+    let ctx = Ctx {
+        config,
+        policy: &policy,
+        hooks: hooks.as_ref(),
+    };
+    let initial = initial_state(config, ctx.hooks);
+    let mut visited: HashSet<u128> = HashSet::new();
+    visited.insert(initial.key());
+    let mut nodes = vec![Node {
+        parent: 0,
+        choice: 0,
+    }];
+    let mut queue = VecDeque::from([(initial, 0u32, 0u32)]);
+    let mut report = ExploreReport {
+        distinct_states: 1,
+        transitions: 0,
+        depth: 0,
+        elapsed: Duration::ZERO,
+        violations: Vec::new(),
+        findings: Vec::new(),
+        terminal_states: 0,
+        truncated: false,
+        first_found: Vec::new(),
+    };
+    while let Some((state, node, depth)) = queue.pop_front() {
+        report.depth = report.depth.max(depth);
+        let steps = state.enabled(&ctx);
+        if steps.is_empty() {
+            if state.all_done() {
+                report.terminal_states += 1;
+            } else if !report.violated(Guarantee::Liveness) {
+                let choices = path_to(&nodes, node);
+                let lines = lines_of(config, &hooks, &choices);
+                let stuck: Vec<_> = state
+                    .agents
+                    .iter()
+                    .filter(|a| a.resolver.is_some() || a.requests_left > 0)
+                    .map(|a| a.name.clone())
+                    .collect();
+                if !report.first_found.contains(&Guarantee::Liveness) {
+                    report.first_found.push(Guarantee::Liveness);
+                    report.first_found.sort();
+                }
+                report.violations.push(Counterexample {
+                    found: Found::new(
+                        Guarantee::Liveness,
+                        format!("deadlock: no step enabled while {stuck:?} are not done"),
+                    ),
+                    choices,
+                    lines,
+                });
+            }
+            continue;
+        }
+        for (index, step) in steps.into_iter().enumerate() {
+            let mut next = state.clone();
+            let (_, found) = next.apply(&ctx, step);
+            report.transitions += 1;
+            let bad = found.iter().any(|f| !f.expected);
+            if let Some(first) = found.iter().find(|f| !f.expected) {
+                if !report.first_found.contains(&first.guarantee) {
+                    report.first_found.push(first.guarantee);
+                    report.first_found.sort();
+                }
+            }
+            for f in found {
+                let list = if f.expected {
+                    &mut report.findings
+                } else {
+                    &mut report.violations
+                };
+                if list.iter().all(|c| c.found.guarantee != f.guarantee) {
+                    let mut choices = path_to(&nodes, node);
+                    choices.push(index as u32);
+                    let lines = lines_of(config, &hooks, &choices);
+                    list.push(Counterexample {
+                        found: f,
+                        choices,
+                        lines,
+                    });
+                }
+            }
+            if bad || !visited.insert(next.key()) {
+                continue;
+            }
+            report.distinct_states += 1;
+            if report.distinct_states as usize >= config.states_max {
+                report.truncated = true;
+                queue.clear();
+                break;
+            }
+            nodes.push(Node {
+                parent: node,
+                choice: index as u32,
+            });
+            queue.push_back((next, nodes.len() as u32 - 1, depth + 1));
+        }
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// Why a path could not be replayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathError {
+    /// The depth at which the choice was out of range.
+    pub depth: usize,
+    /// The choice.
+    pub choice: u32,
+    /// How many steps were enabled.
+    pub enabled: usize,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "step {}: choice {} but only {} steps are enabled (a path from another world or version?)",
+            self.depth + 1,
+            self.choice,
+            self.enabled
+        )
+    }
+}
+
+/// Replays `choices` from the initial state: the trace lines and everything
+/// the checkers found on the way.
+pub fn replay(
+    config: &ExploreConfig,
+    hooks: Arc<dyn HostHooks>,
+    choices: &[u32],
+) -> Result<(Vec<String>, Vec<Found>), PathError> {
+    let policy = config.policy();
+    let ctx = Ctx {
+        config,
+        policy: &policy,
+        hooks: hooks.as_ref(),
+    };
+    let mut state = initial_state(config, ctx.hooks);
+    let (mut lines, mut all) = (Vec::new(), Vec::new());
+    for (depth, &choice) in choices.iter().enumerate() {
+        let steps = state.enabled(&ctx);
+        let Some(&step) = steps.get(choice as usize) else {
+            return Err(PathError {
+                depth,
+                choice,
+                enabled: steps.len(),
+            });
+        };
+        let (line, found) = state.apply(&ctx, step);
+        lines.push(line);
+        all.extend(found);
+    }
+    Ok((lines, all))
+}

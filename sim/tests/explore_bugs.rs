@@ -1,0 +1,265 @@
+//! spec/bugs.md's protocol bugs (B1, B4, B6, B9, B14, B16) as broken hosts,
+//! built here only: the explorer must find each as a violation of its named
+//! guarantee, with a shortest counterexample (breadth-first), which must
+//! replay to the same guarantee. The shipped host over the same worlds finds
+//! nothing. Counterexample lengths print with `--nocapture`.
+
+use std::sync::Arc;
+
+use rotor_kernel::{ProfileView, Role, StoreRef};
+use rotor_sim::explore::{explore, replay, ExploreConfig};
+use rotor_sim::{Guarantee, HostHooks, ReadContext, Shipped};
+
+#[derive(Debug)]
+struct LockPerAgentStore;
+impl HostHooks for LockPerAgentStore {
+    fn name(&self) -> &'static str {
+        "B1: lock keyed per agent store"
+    }
+    fn lock_slot(&self, own_store: u8) -> u8 {
+        own_store
+    }
+}
+
+#[derive(Debug)]
+struct WritesWithoutStoreLock;
+impl HostHooks for WritesWithoutStoreLock {
+    fn store_lock_on_rotor_writes(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+struct MirrorAfterRelease;
+impl HostHooks for MirrorAfterRelease {
+    fn mirror_after_release(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct TimeoutReleasesEarly;
+impl HostHooks for TimeoutReleasesEarly {
+    fn report_timeout_at_deadline(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct PermissiveGate;
+impl HostHooks for PermissiveGate {
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        if reader.role == Role::Sub {
+            if let Some(credential) = view.credential.as_mut() {
+                credential.account_id = None;
+                credential.email = None;
+                credential.tenant = None;
+            }
+        }
+        view
+    }
+}
+
+#[derive(Debug)]
+struct StrictGate;
+impl HostHooks for StrictGate {
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        if reader.role == Role::Sub && reader.store == StoreRef::Own {
+            if let Some(credential) = view.credential.as_mut() {
+                if credential.account_id.is_none() && credential.email.is_none() {
+                    credential.email = Some("legacy@strict-gate.invalid".into());
+                }
+            }
+        }
+        view
+    }
+}
+
+fn world(agents: &[u8]) -> ExploreConfig {
+    ExploreConfig {
+        agents_per_process: agents.to_vec(),
+        time_steps_max: 0,
+        ..ExploreConfig::default()
+    }
+}
+
+/// The bug worlds: (bug, broken host, world, guarantee).
+fn cases() -> Vec<(&'static str, Arc<dyn HostHooks>, ExploreConfig, Guarantee)> {
+    vec![
+        (
+            "B1",
+            Arc::new(LockPerAgentStore),
+            world(&[2]),
+            Guarantee::G1,
+        ),
+        (
+            "B4",
+            Arc::new(WritesWithoutStoreLock),
+            ExploreConfig {
+                writer: true,
+                ..world(&[1])
+            },
+            Guarantee::G4,
+        ),
+        (
+            "B6",
+            Arc::new(MirrorAfterRelease),
+            world(&[2]),
+            Guarantee::G1,
+        ),
+        (
+            "B9",
+            Arc::new(TimeoutReleasesEarly),
+            ExploreConfig {
+                endpoint_faults_max: 1,
+                ..world(&[1])
+            },
+            Guarantee::G8,
+        ),
+        (
+            "B14",
+            Arc::new(PermissiveGate),
+            ExploreConfig {
+                other_account_store: true,
+                ..world(&[2])
+            },
+            Guarantee::G3,
+        ),
+        (
+            "B16",
+            Arc::new(StrictGate),
+            ExploreConfig {
+                legacy_identity: true,
+                provider_reports_identity: true,
+                sub_stores_hold_copy: true,
+                ..world(&[2])
+            },
+            Guarantee::G2,
+        ),
+    ]
+}
+
+#[test]
+fn every_protocol_bug_is_found_as_a_shortest_counterexample() {
+    let mut missed = Vec::new();
+    for (bug, hooks, config, guarantee) in cases() {
+        let report = explore(&config, hooks.clone());
+        let Some(found) = report
+            .violations
+            .iter()
+            .find(|c| c.found.guarantee == guarantee)
+        else {
+            missed.push(format!(
+                "{bug}: the explorer did not find {guarantee} ({report}); found {:?}",
+                report.guarantees()
+            ));
+            continue;
+        };
+        eprintln!(
+            "{bug}: {guarantee} found, counterexample of {} steps ({report})\n{found}",
+            found.lines.len()
+        );
+        let (lines, again) = replay(&config, hooks, &found.choices).expect("the path replays");
+        assert_eq!(lines, found.lines, "{bug}: the replay took another path");
+        assert!(
+            again.iter().any(|f| f.guarantee == guarantee),
+            "{bug}: the replayed path does not violate {guarantee}"
+        );
+    }
+    assert!(missed.is_empty(), "{missed:#?}");
+}
+
+#[test]
+fn the_shipped_host_passes_every_bug_world() {
+    for (bug, _, config, _) in cases() {
+        let report = explore(&config, Arc::new(Shipped));
+        assert!(
+            report.violations.is_empty(),
+            "{bug}'s world, shipped host: {}",
+            report.violations[0]
+        );
+    }
+}
+
+/// Not in bugs.md, a check that the G11 checker is not blind: a host whose
+/// sub-agents take a lock of their own (B1, so a re-login can land during
+/// their refresh) and that applies a mirror without its compare-and-swap
+/// writes the old family back over the re-login. B1 alone does not: the
+/// mirror's compare-and-swap refuses.
+#[derive(Debug)]
+struct MirrorWithoutCas;
+impl HostHooks for MirrorWithoutCas {
+    fn lock_slot(&self, own_store: u8) -> u8 {
+        own_store
+    }
+    fn apply(
+        &self,
+        doc: &mut rotor_kernel::StoreDoc,
+        profile: &str,
+        mutation: &rotor_kernel::Mutation,
+    ) -> rotor_kernel::WriteOutcome {
+        if let rotor_kernel::Mutation::Mirror { credential, .. } = mutation {
+            doc.profiles.insert(profile.into(), credential.clone());
+            return rotor_kernel::WriteOutcome::Applied;
+        }
+        doc.apply(profile, mutation)
+    }
+}
+
+#[test]
+fn a_mirror_without_its_compare_and_swap_breaks_g11() {
+    let config = ExploreConfig {
+        relogin: true,
+        ..world(&[2])
+    };
+    let report = explore(&config, Arc::new(MirrorWithoutCas));
+    let found = report
+        .violations
+        .iter()
+        .find(|c| c.found.guarantee == Guarantee::G11)
+        .unwrap_or_else(|| panic!("no G11 ({report}): {:?}", report.guarantees()));
+    eprintln!("mirror without CAS: {found}");
+    let b1 = explore(&config, Arc::new(LockPerAgentStore));
+    assert!(
+        !b1.violated(Guarantee::G11),
+        "B1 alone: {:?}",
+        b1.guarantees()
+    );
+    let shipped = explore(&config, Arc::new(Shipped));
+    assert!(shipped.violations.is_empty(), "{}", shipped.violations[0]);
+}
+
+/// Not in bugs.md, a check that the G7 checker is not blind: a host that
+/// reports fence writes done without writing them lets a call go out
+/// unfenced, found in the crash-and-fault world.
+#[derive(Debug)]
+struct DropsFences;
+impl HostHooks for DropsFences {
+    fn apply(
+        &self,
+        doc: &mut rotor_kernel::StoreDoc,
+        profile: &str,
+        mutation: &rotor_kernel::Mutation,
+    ) -> rotor_kernel::WriteOutcome {
+        if matches!(mutation, rotor_kernel::Mutation::PutFence { .. }) {
+            return rotor_kernel::WriteOutcome::Applied;
+        }
+        doc.apply(profile, mutation)
+    }
+}
+
+#[test]
+fn a_host_that_drops_fences_breaks_g7() {
+    let config = ExploreConfig {
+        crashes_max: 1,
+        endpoint_faults_max: 1,
+        ..world(&[1, 1])
+    };
+    let report = explore(&config, Arc::new(DropsFences));
+    let found = report
+        .violations
+        .iter()
+        .find(|c| c.found.guarantee == Guarantee::G7)
+        .unwrap_or_else(|| panic!("no G7 ({report}): {:?}", report.guarantees()));
+    eprintln!("drops fences: {found}");
+}
