@@ -21,7 +21,7 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of three
 # small worlds, faults included; a violation prints its shortest path and the
-# `rotor check --exhaustive <world> --path ...` command that replays it.
+# `rotor replay --exhaustive <world> --path ...` command that replays it.
 for world in crash-faults single-flight identity relogin; do
   "$ROTOR" check --exhaustive "$world"
 done

@@ -21,7 +21,7 @@ fn explore_preset(name: &str) {
     assert!(!report.truncated, "{name}: the walk was cut at states_max");
     assert!(
         report.violations.is_empty(),
-        "{name}: {}\nreplay: rotor check --exhaustive {name} --path {}",
+        "{name}: {}\nreplay: rotor replay --exhaustive {name} --path {}",
         report.violations[0],
         report.violations[0].path_arg()
     );

@@ -150,7 +150,7 @@ pub struct CheckArgs {
     pub path: Option<StepPath>,
 }
 
-fn parse_world(text: &str) -> Result<String, String> {
+pub(crate) fn parse_world(text: &str) -> Result<String, String> {
     match rotor_sim::explore::ExploreConfig::preset(text) {
         Some(_) => Ok(text.to_string()),
         None => Err(format!(
@@ -164,7 +164,7 @@ fn parse_world(text: &str) -> Result<String, String> {
 #[derive(Clone, Debug)]
 pub struct StepPath(pub Vec<u32>);
 
-fn parse_path(text: &str) -> Result<StepPath, String> {
+pub(crate) fn parse_path(text: &str) -> Result<StepPath, String> {
     text.split(',')
         .filter(|part| !part.trim().is_empty())
         .map(|part| {
@@ -179,7 +179,7 @@ fn parse_path(text: &str) -> Result<StepPath, String> {
 /// `rotor check --exhaustive <world> [--path ...]`: explores (or replays one
 /// path of) a named world with the shipped host; prints TLC-style figures and
 /// the shortest counterexample per violated guarantee.
-fn run_exhaustive(world: &str, path: Option<&[u32]>) -> ExitCode {
+pub(crate) fn run_exhaustive(world: &str, path: Option<&[u32]>) -> ExitCode {
     use rotor_sim::explore::{explore, replay, ExploreConfig};
     use std::sync::Arc;
     let Some(config) = ExploreConfig::preset(world) else {
@@ -216,7 +216,7 @@ fn run_exhaustive(world: &str, path: Option<&[u32]>) -> ExitCode {
     for counterexample in &report.violations {
         println!("FAILURE: {counterexample}");
         println!(
-            "replay: rotor check --exhaustive {world} --path {}",
+            "replay: rotor replay --exhaustive {world} --path {}",
             counterexample.path_arg()
         );
     }

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use rotor_sim::{run_config, RunOptions, StopOn, TraceFile, TraceMode};
 
-use super::check::{config_from, parse_guarantee, parse_seed, WorldArgs};
+use super::check::{
+    config_from, parse_guarantee, parse_path, parse_seed, parse_world, run_exhaustive, StepPath,
+    WorldArgs,
+};
 
 /// Arguments of `rotor replay`.
 #[derive(clap::Args)]
@@ -27,10 +30,20 @@ pub struct ReplayArgs {
     /// Print the trace as JSON instead of one line per event.
     #[arg(long)]
     pub json: bool,
+    /// Replay a counterexample of the exhaustive explorer in this named
+    /// world (with --path), as `rotor check --exhaustive` prints it.
+    #[arg(long, value_parser = parse_world, requires = "path", conflicts_with_all = ["trace", "seed"])]
+    pub exhaustive: Option<String>,
+    /// With --exhaustive: the comma-separated step choices of the path.
+    #[arg(long, requires = "exhaustive", value_parser = parse_path)]
+    pub path: Option<StepPath>,
 }
 
 /// Runs `rotor replay`.
 pub fn run(args: ReplayArgs) -> ExitCode {
+    if let (Some(world), Some(path)) = (&args.exhaustive, &args.path) {
+        return run_exhaustive(world, Some(&path.0));
+    }
     let (config, stop, expected) = match (&args.trace, args.seed) {
         (Some(path), _) => {
             let text = match std::fs::read_to_string(path) {

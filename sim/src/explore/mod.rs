@@ -177,7 +177,7 @@ pub struct Counterexample {
     /// What was found.
     pub found: Found,
     /// The index chosen among the enabled steps at each depth (replay with
-    /// [`replay`] or `rotor check --exhaustive <world> --path ...`).
+    /// [`replay`] or `rotor replay --exhaustive <world> --path ...`).
     pub choices: Vec<u32>,
     /// One line per step, as the simulator prints its traces.
     pub lines: Vec<String>,
