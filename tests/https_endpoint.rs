@@ -1,0 +1,336 @@
+//! The HTTPS success path and `--ca-file`, end to end through the real
+//! binary against a real TLS server (node's built-in `https`, no npm
+//! packages: tests/https/server.mjs) with a throwaway CA made by the
+//! `openssl` CLI at test time.
+//!
+//! - Trusted CA: `rotor token` refreshes over TLS, prints the new access
+//!   token, presents the refresh token exactly once and stores the rotated
+//!   one (G1, G2).
+//! - A CA that did not sign the server certificate: the handshake fails,
+//!   which is "not sent" (exit 6); the server saw no request, the stored
+//!   credential is untouched and no in-doubt fence is left behind (G1, G7).
+//!   Pointing the credential at the right CA then spends the same refresh
+//!   token once, which proves it was never presented.
+//!
+//! Needs `openssl` and `node` (20) on PATH; fails (does not skip) without.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+
+const PROFILE: &str = "acme:default";
+
+/// Runs `openssl ARGS` (split on whitespace) in `dir`, failing loudly if
+/// the CLI is missing.
+fn openssl(dir: &Path, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let output = Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("this test needs the `openssl` CLI on PATH to make its certificates: {error}")
+        });
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A self-signed CA `NAME.pem` / `NAME.key` in `dir` (EC P-256, one day).
+fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    openssl(
+        dir,
+        &format!(
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout {name}.key -out {name}.pem -days 1 -subj /CN=rotor-test-{name} \
+             -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
+    );
+    dir.join(format!("{name}.pem"))
+}
+
+/// A server certificate for 127.0.0.1 (IP SAN) signed by CA `ca`; returns
+/// (cert, key).
+fn make_server_cert(dir: &Path, ca: &str) -> (PathBuf, PathBuf) {
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        "req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+         -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+    );
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in server.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
+             -out server.pem -days 1 -extfile server.ext"
+        ),
+    );
+    (dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// Two CAs (`ca` signs the server certificate, `other` does not) and the
+/// server's certificate, in a fresh temp dir.
+struct Pki {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    other_ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path(), "ca");
+    let other_ca = make_ca(dir.path(), "other-ca");
+    let (cert, key) = make_server_cert(dir.path(), "ca");
+    Pki {
+        _dir: dir,
+        ca,
+        other_ca,
+        cert,
+        key,
+    }
+}
+
+/// tests/https/server.mjs, killed on drop.
+struct HttpsServer {
+    child: Child,
+    port: u16,
+    state_port: u16,
+}
+
+impl HttpsServer {
+    fn start(pki: &Pki, initial: &str) -> HttpsServer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/https/server.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(&pki.cert)
+            .arg(&pki.key)
+            .arg(initial)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting node (is node 20 installed?)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("https fixture printed {line:?}: {e}"));
+        HttpsServer {
+            child,
+            port: info["port"].as_u64().unwrap() as u16,
+            state_port: info["state_port"].as_u64().unwrap() as u16,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/token", self.port)
+    }
+
+    /// The fixture's counters (GET /state on its plain-HTTP side port).
+    fn state(&self) -> serde_json::Value {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.state_port)).unwrap();
+        write!(stream, "GET /state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("bad /state {text:?}: {e}"))
+    }
+
+    /// Waits (bounded) for the server to log a failed handshake: the
+    /// client's alert may land just after `rotor` exits.
+    fn wait_tls_client_error(&self) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let state = self.state();
+            if state["tls_client_errors"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+                || start.elapsed() > std::time::Duration::from_secs(5)
+            {
+                return state;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rotor login` with an https token URL and `--ca-file`.
+fn login_https(state: &Path, url: &str, ca_file: &Path) {
+    let tokens = r#"{"access_token":"at-0","refresh_token":"rt-0","expires_in":3600,"client_secret":"s3cret"}"#;
+    let output = run_with_stdin(
+        rotor()
+            .args(["login", "--state-dir"])
+            .arg(state)
+            .args([
+                "--agent",
+                "main",
+                "--profile",
+                PROFILE,
+                "--provider",
+                "acme",
+                "--token-url",
+                url,
+                "--client-id",
+                "rotor-test",
+                "--ca-file",
+            ])
+            .arg(ca_file),
+        tokens,
+    );
+    assert!(
+        output.status.success(),
+        "rotor login failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn stored_refresh(state: &Path) -> String {
+    read_store(state, "main").profiles[PROFILE]
+        .refresh
+        .as_ref()
+        .expect("a stored refresh token")
+        .expose()
+        .to_owned()
+}
+
+/// `rotor status --json`'s in-doubt fences of the profile.
+fn status_fences(state: &Path) -> serde_json::Value {
+    let output = rotor()
+        .args(["status", "--json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {output:?}"));
+    status["stores"][0]["profiles"][PROFILE]["in_doubt_fences"].clone()
+}
+
+#[test]
+fn refresh_over_tls_with_ca_file_rotates_once_g1_g2() {
+    let pki = pki();
+    let server = HttpsServer::start(&pki, "rt-0");
+    let (_temp, state) = state_dir();
+    login_https(&state, &server.url(), &pki.ca);
+    force_expiry(&state, "main", PROFILE);
+
+    let run = token(&state, "main", PROFILE);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.access(), "at-1", "the new access token is printed");
+    assert_eq!(run.json["outcome"], "refreshed", "{run:?}");
+
+    let seen = server.state();
+    assert_eq!(seen["received"], 1, "exactly one request: {seen}");
+    assert_eq!(
+        seen["presented"],
+        serde_json::json!({"rt-0": 1}),
+        "G1: {seen}"
+    );
+    assert_eq!(seen["exchanges"], 1, "{seen}");
+    assert_eq!(seen["invalid_grants"], 0, "{seen}");
+    assert_eq!(
+        stored_refresh(&state),
+        "rt-1",
+        "G2: the rotated token is stored"
+    );
+    assert!(read_store(&state, "main").fences.is_empty());
+    assert_eq!(status_fences(&state), serde_json::json!([]));
+
+    // The fresh token is served from the store (plain `rotor token` prints
+    // it bare): nothing more is sent.
+    let again = rotor()
+        .args(["token", "--state-dir"])
+        .arg(&state)
+        .args(["--agent", "main", "--profile", PROFILE])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "at-1");
+    assert_eq!(server.state()["received"], 1);
+}
+
+#[test]
+fn a_ca_file_that_did_not_sign_the_server_is_not_sent_and_spends_nothing_g1_g7() {
+    let pki = pki();
+    let server = HttpsServer::start(&pki, "rt-0");
+    let (_temp, state) = state_dir();
+    login_https(&state, &server.url(), &pki.other_ca);
+    force_expiry(&state, "main", PROFILE);
+    let before = read_store(&state, "main").profiles[PROFILE].clone();
+
+    let run = token(&state, "main", PROFILE);
+    assert_eq!(
+        run.code,
+        Some(6),
+        "an untrusted certificate is a TLS handshake failure: not sent: {run:?}"
+    );
+    assert_eq!(run.json["error"]["kind"], "transient", "{run:?}");
+    let message = run.json["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("UnknownIssuer"),
+        "the certificate was refused as untrusted: {run:?}"
+    );
+    let seen = server.wait_tls_client_error();
+    assert!(
+        !seen["tls_client_errors"].as_array().unwrap().is_empty(),
+        "rotor reached the server and refused its certificate: {seen}"
+    );
+    assert_eq!(seen["tls_handshakes"], 0, "{seen}");
+    assert_eq!(seen["received"], 0, "G1: nothing was presented: {seen}");
+    assert_eq!(seen["presented"], serde_json::json!({}), "{seen}");
+
+    let doc = read_store(&state, "main");
+    let after = &doc.profiles[PROFILE];
+    assert_eq!(
+        stored_refresh(&state),
+        "rt-0",
+        "the credential is untouched"
+    );
+    assert_eq!(after.generation, before.generation);
+    assert_eq!(after.expires_at_ms, before.expires_at_ms);
+    assert!(!after.needs_reauth, "not sent is not a reason to reauth");
+    assert!(doc.fences.is_empty(), "G7: not sent leaves no fence");
+    assert_eq!(status_fences(&state), serde_json::json!([]), "G7");
+
+    // Trust the right CA: the same refresh token is spent exactly once,
+    // so the failed attempt never presented it.
+    store(&state, "main")
+        .update("update", |doc| {
+            let credential = doc.profiles.get_mut(PROFILE).unwrap();
+            credential.extra.get_mut("endpoint").unwrap()["ca_file"] =
+                pki.ca.to_str().unwrap().into();
+            ((), true)
+        })
+        .unwrap();
+    let run = token(&state, "main", PROFILE);
+    assert_eq!(run.access(), "at-1", "{run:?}");
+    let seen = server.state();
+    assert_eq!(
+        seen["presented"],
+        serde_json::json!({"rt-0": 1}),
+        "G1: {seen}"
+    );
+    assert_eq!(stored_refresh(&state), "rt-1");
+}
