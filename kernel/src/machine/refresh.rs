@@ -198,12 +198,12 @@ impl Resolver {
                 match result {
                     Ok(WriteOutcome::Conflict(conflict)) => {
                         let failure = Failure::Superseded { store, conflict };
-                        self.abandon_fences(plan, store, failure)
+                        self.drop_fences(plan, Some(store), failure)
                     }
                     Ok(_) => self.next_fence(plan, queue),
                     Err(fault) => {
                         let failure = Failure::Store { store, fault };
-                        self.abandon_fences(plan, store, failure)
+                        self.drop_fences(plan, Some(store), failure)
                     }
                 }
             }
@@ -231,10 +231,10 @@ impl Resolver {
                             self.call(plan)
                         }
                         ErrorClass::NotSent => {
-                            self.clear_fences(plan, Failure::Transient { detail })
+                            self.drop_fences(plan, None, Failure::Transient { detail })
                         }
                         ErrorClass::Rejected => {
-                            self.clear_fences(plan, Failure::Rejected { detail })
+                            self.drop_fences(plan, None, Failure::Rejected { detail })
                         }
                         ErrorClass::Unknown => self.release(Err(Failure::InDoubt { detail })),
                     }
@@ -380,37 +380,24 @@ impl Resolver {
         self.continue_writes(queue, Err(failure))
     }
 
-    /// The presentation is known not to have rotated anything: drop the fences.
-    fn clear_fences(&mut self, plan: Plan, failure: Failure) {
-        if plan.attempt > 0 {
-            // This was the grace retry: it rotated nothing, but the earlier
-            // presentation's outcome is still unknown. The fence stays (G7).
-            return self.continue_writes(VecDeque::new(), Err(failure));
-        }
+    /// Drops the fences this resolve wrote, then releases and fails: the
+    /// presentation is known not to have rotated anything (`failed` is
+    /// `None`), or a fence write failed before anything was presented (only
+    /// the fences written before the `failed` store are dropped; they would
+    /// block the next caller for nothing). A grace retry's fences replaced
+    /// those of an earlier presentation whose outcome is still unknown: they
+    /// stay (G7).
+    fn drop_fences(&mut self, plan: Plan, failed: Option<StoreRef>, failure: Failure) {
         let presented_fp = plan.presented_fp;
-        let queue = plan
-            .fenced
-            .iter()
-            .map(|store| (*store, Mutation::ClearFence { presented_fp }))
-            .collect();
-        self.continue_writes(queue, Err(failure))
-    }
-
-    /// A fence write failed before anything was presented: drop the fences
-    /// already written (they would block the next caller for nothing).
-    fn abandon_fences(&mut self, plan: Plan, failed: StoreRef, failure: Failure) {
-        if plan.attempt > 0 {
-            // The fences replaced those of an earlier presentation whose
-            // outcome is unknown: clearing them would forget it (G7).
-            return self.continue_writes(VecDeque::new(), Err(failure));
-        }
-        let presented_fp = plan.presented_fp;
-        let queue = plan
-            .fenced
-            .iter()
-            .take_while(|store| **store != failed)
-            .map(|store| (*store, Mutation::ClearFence { presented_fp }))
-            .collect();
+        let queue = if plan.attempt > 0 {
+            VecDeque::new()
+        } else {
+            plan.fenced
+                .iter()
+                .take_while(|store| Some(**store) != failed)
+                .map(|store| (*store, Mutation::ClearFence { presented_fp }))
+                .collect()
+        };
         self.continue_writes(queue, Err(failure))
     }
 }
