@@ -3,8 +3,8 @@
 #
 #   1. every crate's unit, integration and doc tests (debug), end-to-end
 #      tests against real processes and a real OAuth server included;
-#   2. the loom models (exhaustive, `--cfg loom`, own target directory);
-#   3. the shuttle models (randomized and PCT schedules);
+#   2-3. the loom models (exhaustive, `--cfg loom`, own target directory) and
+#      the shuttle models (randomized and PCT schedules): scripts/test-models.sh;
 #   4. every benchmark once, as a test (so the benchmarks cannot rot);
 #   5. a simulator sweep: a fixed list of seeds plus fresh ones, each CI seed
 #      run twice and its trace hash compared.
@@ -32,11 +32,7 @@ if [ -f tests/oidc/package.json ] && [ ! -d tests/oidc/node_modules/oidc-provide
 fi
 
 run workspace cargo test --workspace
-if [ -d model/tests ]; then
-  run loom env RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p rotor-model --release --tests
-  run shuttle cargo test -p rotor-model --features shuttle --release --tests
-fi
+run models bash scripts/test-models.sh
 run benches cargo bench --workspace -- --test
 run sim-sweep bash sim/ci.sh
 
