@@ -15,7 +15,7 @@
 //! Needs `openssl` and `node` (20) on PATH; fails (does not skip) without.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -114,23 +114,13 @@ struct HttpsServer {
 
 impl HttpsServer {
     fn start(pki: &Pki, initial: &str) -> HttpsServer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/https/server.mjs");
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(&pki.cert)
-            .arg(&pki.key)
-            .arg(initial)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting node (is node 20 installed?)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info: serde_json::Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|e| panic!("https fixture printed {line:?}: {e}"));
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/https");
+        let initial = PathBuf::from(initial);
+        let (child, info) = spawn_node_fixture(
+            &dir.join("server.mjs"),
+            &[&pki.cert, &pki.key, &initial],
+            &dir,
+        );
         HttpsServer {
             child,
             port: info["port"].as_u64().unwrap() as u16,

@@ -11,10 +11,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use common::*;
 
@@ -33,20 +33,7 @@ impl OidcServer {
             "the oidc-provider fixture is not installed: run `npm ci --prefix tests/oidc` \
              (node 20 and npm needed; .ci/run does this)"
         );
-        let mut child = Command::new("node")
-            .arg(dir.join("server.mjs"))
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting node (is node 20 installed?)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info: serde_json::Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|e| panic!("oidc fixture printed {line:?}: {e}"));
+        let (child, info) = spawn_node_fixture(&dir.join("server.mjs"), &[], &dir);
         OidcServer { child, info }
     }
 

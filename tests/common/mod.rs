@@ -396,3 +396,25 @@ pub fn force_expiry(state: &Path, agent: &str, profile: &str) {
         })
         .unwrap();
 }
+
+/// Starts a node fixture (`node <script> <args>` in `dir`) and reads the one
+/// JSON line it prints when it listens (ports, minted tokens). Its stdin is
+/// kept open: the fixtures exit when it closes.
+pub fn spawn_node_fixture(script: &Path, args: &[&Path], dir: &Path) -> (Child, serde_json::Value) {
+    let mut child = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting node (is node 20 installed?)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("{} printed {line:?}: {e}", script.display()));
+    (child, info)
+}
