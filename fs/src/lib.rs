@@ -35,6 +35,7 @@
 //! - [`store`]: lock-free reads, locked read-modify-writes, corrupt files
 //!   kept aside (G4, G10);
 //! - [`lock`]: the refresh lock (single-flight, then `flock`) (G1, G8);
+//!   `lock_wait` waits for a contended `flock` with a deadline;
 //! - [`endpoint`], [`settings`]: the RFC 6749 refresh grant and the refresh
 //!   command (SPEC §7);
 //! - [`status`]: what `rotor status` shows;
@@ -47,6 +48,7 @@
 pub mod endpoint;
 pub mod failpoint;
 pub mod lock;
+mod lock_wait;
 pub mod paths;
 pub mod safe_fs;
 pub mod settings;

@@ -3,8 +3,9 @@
 //!
 //! Both are `std::fs::File::lock` (flock) on files that are never deleted, so
 //! the OS releases them when their holder dies (kill -9 included) and never
-//! while it lives: no steal, no expiry (G8). Waits are bounded: `try_lock` is
-//! polled with short sleeps until the deadline. While held, the lock file
+//! while it lives: no steal, no expiry (G8). Waits are bounded: a contended
+//! lock is waited for on a helper thread blocked in `flock`, until the
+//! deadline (module `lock_wait`). While held, the lock file
 //! carries the holder's pid, process start time, host, agent and since when,
 //! as one JSON line: for diagnostics only (`rotor status`, lock-timeout
 //! messages), never for deciding anything.
@@ -20,6 +21,7 @@ use rotor_kernel::driver::RefreshLock;
 use rotor_kernel::{LockFailure, LockKey, StoreFault};
 
 use crate::failpoint;
+use crate::lock_wait;
 use crate::paths::Layout;
 use crate::safe_fs;
 use crate::single_flight::SingleFlight;
@@ -168,32 +170,6 @@ pub struct LockWait {
     pub error: Option<StoreFault>,
 }
 
-/// Blocks in `flock` on a helper thread and waits for it until `deadline`,
-/// so a waiter wakes the moment the holder releases (a hand-off costs
-/// microseconds, not a polling interval). `Err(None)` is a timeout. A lock the
-/// helper obtains after the deadline is released at once: the file travels
-/// back through the channel, and when nobody is there to receive it, it is
-/// dropped, which closes it and releases the lock.
-fn wait_for_lock(file: File, deadline: Instant) -> Result<File, Option<std::io::Error>> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("rotor-flock-wait".into())
-        .spawn(move || {
-            let result = file.lock().map(|()| file);
-            let _ = sender.send(result);
-        })
-        .map_err(Some)?;
-    let timeout = deadline.saturating_duration_since(Instant::now());
-    match receiver.recv_timeout(timeout) {
-        Ok(Ok(file)) => Ok(file),
-        Ok(Err(error)) => Err(Some(error)),
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(None),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Some(std::io::Error::other(
-            "the lock-wait thread ended without an answer",
-        ))),
-    }
-}
-
 /// Takes an exclusive `flock` on `path` (created 0600, no-follow), waiting
 /// at most `wait_ms_max`, and writes `meta` into it.
 pub fn lock_exclusive(
@@ -212,7 +188,7 @@ pub fn lock_exclusive(
         Ok(()) => file,
         Err(TryLockError::WouldBlock) => {
             let deadline = start + Duration::from_millis(wait_ms_max);
-            wait_for_lock(file, deadline).map_err(|error| LockWait {
+            lock_wait::wait_for_lock(path, file, deadline).map_err(|error| LockWait {
                 waited_ms: waited(start),
                 holder: if error.is_none() {
                     read_holder(path)
@@ -406,6 +382,14 @@ mod tests {
             LockState::Held { holder: Some(_) }
         ));
         drop(held);
+        // The abandoned wait of "b" takes the lock for a moment and must
+        // then release it and end (lock_wait's rule 1): the lock ends free,
+        // its holder line cleared.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while lock_wait::blocked_helpers(&path) > 0 {
+            assert!(Instant::now() < give_up, "an abandoned wait never ended");
+            std::thread::sleep(Duration::from_millis(2));
+        }
         assert_eq!(inspect(&path).unwrap(), LockState::Free { last: None });
         drop(lock_exclusive(&path, 0, &meta).unwrap());
     }
