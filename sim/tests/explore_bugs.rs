@@ -7,7 +7,10 @@
 use std::sync::Arc;
 
 use rotor_kernel::{ProfileView, Role, StoreRef};
-use rotor_sim::explore::{explore, replay, ExploreConfig};
+use rotor_sim::explore::{
+    explore, read_trace_file, replay, AnyTraceFile, Counterexample, ExploreConfig,
+    ExploreTraceFile, NotReproduced,
+};
 use rotor_sim::{Guarantee, HostHooks, ReadContext, Shipped};
 
 #[derive(Debug)]
@@ -24,6 +27,9 @@ impl HostHooks for LockPerAgentStore {
 #[derive(Debug)]
 struct WritesWithoutStoreLock;
 impl HostHooks for WritesWithoutStoreLock {
+    fn name(&self) -> &'static str {
+        "B4: rotor writes without the store lock"
+    }
     fn store_lock_on_rotor_writes(&self) -> bool {
         false
     }
@@ -40,6 +46,9 @@ impl HostHooks for MirrorAfterRelease {
 #[derive(Debug)]
 struct TimeoutReleasesEarly;
 impl HostHooks for TimeoutReleasesEarly {
+    fn name(&self) -> &'static str {
+        "B9: timeout reported at the deadline"
+    }
     fn report_timeout_at_deadline(&self) -> bool {
         true
     }
@@ -179,6 +188,107 @@ fn the_shipped_host_passes_every_bug_world() {
             report.violations[0]
         );
     }
+}
+
+/// The shortest counterexample of `guarantee` in the `bug` case, as a trace
+/// file.
+fn trace_file_of(bug: &str, guarantee: Guarantee) -> (ExploreTraceFile, Counterexample) {
+    let (_, hooks, config, _) = cases()
+        .into_iter()
+        .find(|case| case.0 == bug)
+        .expect("a known bug");
+    let report = explore(&config, hooks.clone());
+    let counterexample = report
+        .violations
+        .into_iter()
+        .find(|c| c.found.guarantee == guarantee)
+        .unwrap_or_else(|| panic!("{bug}: no {guarantee}"));
+    let file = ExploreTraceFile::new(bug, &config, hooks, &counterexample);
+    (file, counterexample)
+}
+
+fn hooks_of(bug: &str) -> Arc<dyn HostHooks> {
+    cases()
+        .into_iter()
+        .find(|case| case.0 == bug)
+        .expect("a known bug")
+        .1
+}
+
+/// B9 (G8) and B4 (G4): the counterexample written to a JSON file, read back
+/// as an explorer trace (not a simulator one) and re-walked, gives the same
+/// lines and the same violated guarantee.
+#[test]
+fn an_explorer_trace_file_round_trips_and_replays_to_its_guarantee_g8_g4() {
+    for (bug, guarantee) in [("B9", Guarantee::G8), ("B4", Guarantee::G4)] {
+        let (file, counterexample) = trace_file_of(bug, guarantee);
+        let path = std::env::temp_dir().join(format!(
+            "rotor-explore-bugs-{}-{}",
+            std::process::id(),
+            file.file_name()
+        ));
+        std::fs::write(&path, file.to_json()).expect("the trace is written");
+        let text = std::fs::read_to_string(&path).expect("the trace is read");
+        std::fs::remove_file(&path).ok();
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(json["rotor_explore_trace"], 1, "{bug}: the format marker");
+        assert!(
+            json.get("rotor_trace").is_none(),
+            "{bug}: not a simulator trace"
+        );
+        let AnyTraceFile::Explorer(read) = read_trace_file(&text).expect("a trace file") else {
+            panic!("{bug}: read back as a simulator trace");
+        };
+        assert_eq!(*read, file, "{bug}: the file changed through JSON");
+        assert_eq!(read.guarantee, guarantee);
+        assert_eq!(read.path, counterexample.choices);
+        assert_eq!(read.lines, counterexample.lines);
+        assert!(read.host.starts_with(bug), "{bug}: host {:?}", read.host);
+        let (lines, violations) = read
+            .replay(hooks_of(bug))
+            .unwrap_or_else(|error| panic!("{bug}: does not reproduce: {error}"));
+        assert_eq!(lines, counterexample.lines, "{bug}: other lines");
+        assert!(
+            violations.iter().any(|v| v.guarantee == guarantee),
+            "{bug}: the replay does not violate {guarantee}: {violations:?}"
+        );
+    }
+}
+
+/// A tampered B9 trace does not reproduce G8: a truncated path stops short
+/// of the violation, a changed choice takes another path, and the broken
+/// host's path on the shipped host violates nothing.
+#[test]
+fn a_tampered_explorer_trace_does_not_reproduce_g8() {
+    let (file, _) = trace_file_of("B9", Guarantee::G8);
+    let mut value: serde_json::Value = serde_json::from_str(&file.to_json()).expect("JSON");
+    for field in ["path", "lines"] {
+        value[field].as_array_mut().expect("an array").pop();
+    }
+    let truncated = ExploreTraceFile::from_json(&value.to_string()).expect("still well formed");
+    match truncated.replay(hooks_of("B9")) {
+        Err(NotReproduced::Violations { recorded, replayed }) => {
+            assert!(recorded.contains(&Guarantee::G8));
+            assert!(!replayed.contains(&Guarantee::G8), "{replayed:?}");
+        }
+        other => panic!("a truncated path: {other:?}"),
+    }
+    let mut changed = file.clone();
+    let last = changed.path.len() - 1;
+    changed.path[last] += 1;
+    assert!(
+        matches!(
+            changed.replay(hooks_of("B9")),
+            Err(NotReproduced::Line { .. } | NotReproduced::Path(_))
+        ),
+        "a changed choice reproduced"
+    );
+    assert!(
+        file.replay(Arc::new(Shipped)).is_err(),
+        "B9's path reproduces G8 on the shipped host"
+    );
+    file.replay(hooks_of("B9"))
+        .expect("the untampered file reproduces");
 }
 
 /// Not in bugs.md, a check that the G11 checker is not blind: a host whose

@@ -6,16 +6,17 @@
 //! the exact `rotor replay` command.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rotor_sim::config::{in_range, parse_number, AGENTS_MAX, PROCESSES_MAX, REQUESTS_MAX};
 use rotor_sim::shrink::shrink;
 use rotor_sim::{
-    sweep, ActorSet, Backend, Config, FaultSet, Overrides, RunOptions, RunOutcome, Stats, StopOn,
-    SweepReport, TraceFile, TraceMode,
+    sweep, ActorSet, Backend, Config, FaultSet, HostHooks, Overrides, RunOptions, RunOutcome,
+    Stats, StopOn, SweepReport, TraceFile, TraceMode,
 };
 
 /// Seeds in the default swarm: under a minute in release mode on two cores.
@@ -128,7 +129,8 @@ pub struct CheckArgs {
     /// Fail unless every protocol branch and fault kind was hit.
     #[arg(long)]
     pub require_coverage: bool,
-    /// Where failure traces are written.
+    /// Where failure traces are written (the simulator's and, with
+    /// --exhaustive, the explorer's).
     #[arg(long, default_value = ".")]
     pub trace_dir: PathBuf,
     /// Worker threads (default: every core).
@@ -176,48 +178,55 @@ pub(crate) fn parse_path(text: &str) -> Result<StepPath, String> {
         .map(StepPath)
 }
 
-/// `rotor check --exhaustive <world> [--path ...]`: explores (or replays one
-/// path of) a named world with the shipped host; prints TLC-style figures and
-/// the shortest counterexample per violated guarantee.
-pub(crate) fn run_exhaustive(world: &str, path: Option<&[u32]>) -> ExitCode {
-    use rotor_sim::explore::{explore, replay, ExploreConfig};
-    use std::sync::Arc;
+/// `rotor check --exhaustive <world> --path ...` and `rotor replay
+/// --exhaustive <world> --path ...`: replays one path of a named world with
+/// the shipped host and prints its lines and what the checkers found.
+pub(crate) fn replay_path(world: &str, choices: &[u32]) -> ExitCode {
+    use rotor_sim::explore::{replay, ExploreConfig};
     let Some(config) = ExploreConfig::preset(world) else {
         eprintln!("rotor check: unknown world {world:?}");
         return ExitCode::from(2);
     };
-    let hooks = Arc::new(rotor_sim::Shipped);
-    if let Some(choices) = path {
-        return match replay(&config, hooks, choices) {
-            Ok((lines, found)) => {
-                for (i, line) in lines.iter().enumerate() {
-                    println!("{:>5}  {line}", i + 1);
-                }
-                for f in &found {
-                    println!("{} ({}): {}", f.guarantee, f.guarantee.title(), f.detail);
-                }
-                if found.iter().any(|f| !f.expected) {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                }
+    match replay(&config, std::sync::Arc::new(rotor_sim::Shipped), choices) {
+        Ok((lines, found)) => {
+            for (i, line) in lines.iter().enumerate() {
+                println!("{:>5}  {line}", i + 1);
             }
-            Err(error) => {
-                eprintln!("rotor check: {error}");
-                ExitCode::from(2)
+            for f in &found {
+                println!("{} ({}): {}", f.guarantee, f.guarantee.title(), f.detail);
             }
-        };
+            if found.iter().any(|f| !f.expected) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("rotor check: {error}");
+            ExitCode::from(2)
+        }
     }
-    let report = explore(&config, hooks);
+}
+
+/// `rotor check --exhaustive <world>`: explores a named world with the
+/// shipped host; prints TLC-style figures and the shortest counterexample
+/// per violated guarantee, each written as an explorer trace in `trace_dir`.
+fn run_exhaustive(world: &str, trace_dir: &Path) -> ExitCode {
+    use rotor_sim::explore::{explore, ExploreConfig};
+    let Some(config) = ExploreConfig::preset(world) else {
+        eprintln!("rotor check: unknown world {world:?}");
+        return ExitCode::from(2);
+    };
+    let hooks: Arc<dyn HostHooks> = Arc::new(rotor_sim::Shipped);
+    let report = explore(&config, hooks.clone());
     println!("rotor check --exhaustive {world}: {report}");
     for finding in &report.findings {
         println!("expected finding: {finding}");
     }
     for counterexample in &report.violations {
-        println!("FAILURE: {counterexample}");
-        println!(
-            "replay: rotor replay --exhaustive {world} --path {}",
-            counterexample.path_arg()
+        print!(
+            "{}",
+            report_counterexample(world, &config, hooks.clone(), counterexample, trace_dir)
         );
     }
     if report.violations.is_empty() && !report.truncated {
@@ -227,10 +236,40 @@ pub(crate) fn run_exhaustive(world: &str, path: Option<&[u32]>) -> ExitCode {
     }
 }
 
+/// Writes one counterexample of `world` as an explorer trace in `trace_dir`;
+/// returns what to print: the counterexample, the file, and both replay
+/// commands (of the file, and of the path alone).
+pub(crate) fn report_counterexample(
+    world: &str,
+    config: &rotor_sim::explore::ExploreConfig,
+    hooks: Arc<dyn HostHooks>,
+    counterexample: &rotor_sim::explore::Counterexample,
+    trace_dir: &Path,
+) -> String {
+    let file = rotor_sim::explore::ExploreTraceFile::new(world, config, hooks, counterexample);
+    let path = trace_dir.join(file.file_name());
+    let mut out = format!("FAILURE: {counterexample}\nreplay: {}\n", file.replay);
+    match std::fs::write(&path, file.to_json()) {
+        Ok(()) => out.push_str(&format!(
+            "trace:  {} (replay: rotor replay {})\n",
+            path.display(),
+            path.display()
+        )),
+        Err(error) => out.push_str(&format!(
+            "trace not written to {}: {error}\n",
+            path.display()
+        )),
+    }
+    out
+}
+
 /// Runs `rotor check`.
 pub fn run(args: CheckArgs) -> ExitCode {
     if let Some(world) = args.exhaustive.as_deref() {
-        return run_exhaustive(world, args.path.as_ref().map(|p| p.0.as_slice()));
+        return match &args.path {
+            Some(path) => replay_path(world, &path.0),
+            None => run_exhaustive(world, &args.trace_dir),
+        };
     }
     let start = match (args.seed, args.fresh) {
         (Some(seed), _) => seed,

@@ -1,20 +1,28 @@
 //! `rotor replay`: rerun one simulated world exactly, from its seed and shape
 //! (the command `rotor check` prints) or from a trace file it wrote.
+//!
+//! A trace file is the simulator's (a seed and a configuration: the run is
+//! rebuilt and its trace hash compared) or the explorer's (a path in a world:
+//! the path is re-walked with the shipped host and must give the file's lines
+//! and violated guarantees). Exit codes: 0 no violation, 1 the violation is
+//! there, 2 the file does not reproduce or cannot be read.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rotor_sim::{run_config, RunOptions, StopOn, TraceFile, TraceMode};
+use rotor_sim::explore::{read_trace_file, AnyTraceFile, ExploreConfig, ExploreTraceFile};
+use rotor_sim::{run_config, HostHooks, RunOptions, Shipped, StopOn, TraceFile, TraceMode};
 
 use super::check::{
-    config_from, parse_guarantee, parse_path, parse_seed, parse_world, run_exhaustive, StepPath,
+    config_from, parse_guarantee, parse_path, parse_seed, parse_world, replay_path, StepPath,
     WorldArgs,
 };
 
 /// Arguments of `rotor replay`.
 #[derive(clap::Args)]
 pub struct ReplayArgs {
-    /// A trace file written by `rotor check` (instead of --seed).
+    /// A trace file written by `rotor check` or `rotor check --exhaustive`
+    /// (instead of --seed).
     #[arg(conflicts_with = "seed")]
     pub trace: Option<PathBuf>,
     /// The seed to replay.
@@ -42,7 +50,7 @@ pub struct ReplayArgs {
 /// Runs `rotor replay`.
 pub fn run(args: ReplayArgs) -> ExitCode {
     if let (Some(world), Some(path)) = (&args.exhaustive, &args.path) {
-        return run_exhaustive(world, Some(&path.0));
+        return replay_path(world, &path.0);
     }
     let (config, stop, expected) = match (&args.trace, args.seed) {
         (Some(path), _) => {
@@ -53,8 +61,11 @@ pub fn run(args: ReplayArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let file = match TraceFile::from_json(&text) {
-                Ok(file) => file,
+            let file: TraceFile = match read_trace_file(&text) {
+                Ok(AnyTraceFile::Simulator(file)) => *file,
+                Ok(AnyTraceFile::Explorer(file)) => {
+                    return replay_explorer_file(&path.display().to_string(), &file, args.json)
+                }
                 Err(error) => {
                     eprintln!("rotor replay: {}: {error}", path.display());
                     return ExitCode::from(2);
@@ -110,5 +121,164 @@ pub fn run(args: ReplayArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Replays an explorer trace with the shipped host; exit 1 when it
+/// reproduces (the violation is there), 2 when it does not.
+fn replay_explorer_file(name: &str, file: &ExploreTraceFile, json: bool) -> ExitCode {
+    match replay_explorer(file) {
+        Ok(printed) => {
+            if json {
+                println!("{}", file.to_json());
+            } else {
+                print!("{printed}");
+            }
+            eprintln!(
+                "rotor replay: {name} reproduces: the same {} steps and violations",
+                file.path.len()
+            );
+            ExitCode::from(1)
+        }
+        Err(message) => {
+            eprintln!("rotor replay: {name}: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Re-walks an explorer trace's path on its world with the shipped host:
+/// the lines and violations to print when the replay reproduces the file,
+/// else why it does not.
+pub(crate) fn replay_explorer(file: &ExploreTraceFile) -> Result<String, String> {
+    let mut notes = String::new();
+    if file.host != Shipped.name() {
+        notes.push_str(&format!(
+            " (found with the host {:?}; rotor replay runs the shipped host)",
+            file.host
+        ));
+    }
+    if ExploreConfig::preset(&file.world).as_ref() != Some(&file.config) {
+        notes.push_str(&format!(
+            " (not the named world {:?} of this rotor: the file's own world was walked)",
+            file.world
+        ));
+    }
+    let hooks: std::sync::Arc<dyn HostHooks> = std::sync::Arc::new(Shipped);
+    let (lines, violations) = file
+        .replay(hooks)
+        .map_err(|error| format!("does not reproduce: {error}{notes}"))?;
+    let mut out = format!("{}\n", file.replay);
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(&format!("{:>5}  {line}\n", i + 1));
+    }
+    for v in &violations {
+        out.push_str(&format!(
+            "VIOLATION: {} ({}): {}\n",
+            v.guarantee,
+            v.guarantee.title(),
+            v.detail
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rotor_sim::explore::{replay, Counterexample, ExploreConfig, Found};
+    use rotor_sim::Guarantee;
+
+    use super::*;
+    use crate::cli::check::report_counterexample;
+
+    /// `rotor check --exhaustive crash-faults` writes a counterexample as an
+    /// explorer trace and prints both replay commands; `rotor replay <file>`
+    /// reads it as one and re-walks it. The shipped host violates nothing
+    /// there, so a file claiming G8 at the end of a real path is reported as
+    /// not reproducing, with exit 2.
+    #[test]
+    fn replay_of_a_hand_made_explorer_trace_reports_it_does_not_reproduce_g8() {
+        let world = "crash-faults";
+        let config = ExploreConfig::preset(world).expect("a preset");
+        let choices = vec![0, 0, 0];
+        let (lines, _) = replay(&config, Arc::new(Shipped), &choices).expect("a real path");
+        let counterexample = Counterexample {
+            found: Found {
+                guarantee: Guarantee::G8,
+                detail: "hand-made".into(),
+                expected: false,
+            },
+            choices,
+            lines,
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let printed = report_counterexample(
+            world,
+            &config,
+            Arc::new(Shipped),
+            &counterexample,
+            dir.path(),
+        );
+        let path = dir.path().join("rotor-explore-crash-faults-G8.json");
+        assert!(
+            printed.contains("replay: rotor replay --exhaustive crash-faults --path 0,0,0\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(&format!("(replay: rotor replay {})", path.display())),
+            "{printed}"
+        );
+        // The shipped host found no violation on this path: the file says so
+        // until the claim is written into it by hand.
+        let mut value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("the file was written"))
+                .expect("JSON");
+        assert_eq!(value["violations"], serde_json::json!([]));
+        value["violations"] =
+            serde_json::json!([{ "guarantee": "G8", "detail": "hand-made", "expected": false }]);
+        std::fs::write(&path, value.to_string()).expect("the file is rewritten");
+
+        let Ok(AnyTraceFile::Explorer(file)) =
+            read_trace_file(&std::fs::read_to_string(&path).expect("read"))
+        else {
+            panic!("not read as an explorer trace");
+        };
+        let error = replay_explorer(&file).expect_err("the shipped host reproduced G8");
+        assert!(
+            error.starts_with(
+                "does not reproduce: the file records violations of [G8], the replay found []"
+            ),
+            "{error}"
+        );
+        let args = ReplayArgs {
+            trace: Some(path),
+            seed: None,
+            world: WorldArgs::default(),
+            stop_at: None,
+            json: false,
+            exhaustive: None,
+            path: None,
+        };
+        assert_eq!(run(args), ExitCode::from(2));
+    }
+
+    /// A file that is no trace is refused with exit 2, not a panic.
+    #[test]
+    fn replay_of_garbage_is_refused() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("garbage.json");
+        std::fs::write(&path, "{\"hello\": 1}").expect("written");
+        let args = ReplayArgs {
+            trace: Some(path),
+            seed: None,
+            world: WorldArgs::default(),
+            stop_at: None,
+            json: false,
+            exhaustive: None,
+            path: None,
+        };
+        assert_eq!(run(args), ExitCode::from(2));
     }
 }

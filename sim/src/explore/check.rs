@@ -18,13 +18,14 @@
 //! live holder is the documented limit: an expected finding.
 
 use rotor_kernel::{may_copy, Credential, Identity, Mutation, Resolution, StoreDoc};
+use serde::{Deserialize, Serialize};
 
 use super::state::{parse, State, PROFILE};
 use super::Ctx;
 use crate::guarantee::Guarantee;
 
 /// What a checker found.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Found {
     /// The guarantee.
     pub guarantee: Guarantee,

@@ -18,8 +18,17 @@
 //! The host's abilities are the simulator's [`HostHooks`]: `sim/tests`
 //! explores spec/bugs.md's broken hosts exactly like the shipped one.
 //!
+//! A counterexample is a path: the index chosen among the enabled steps at
+//! each depth. [`replay`] re-walks one; [`ExploreTraceFile`] writes one to
+//! disk (`rotor check --exhaustive` does, for each violation) with its world,
+//! violated guarantees and printed lines, and replays it only if it
+//! reproduces exactly (`rotor replay <file>`; see `file.rs`).
+//!
 //! Not done: symmetry reduction (agents carry their name into fences, so two
-//! agents are not interchangeable without renaming inside store documents).
+//! agents are not interchangeable without renaming inside store documents);
+//! `rotor replay <file>` of a trace found with a broken host (the command
+//! line has only the shipped host; such files replay through
+//! [`ExploreTraceFile::replay`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -38,6 +47,7 @@
 //! ```
 
 mod check;
+mod file;
 mod state;
 mod step;
 
@@ -47,15 +57,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rotor_kernel::{LeaseConfig, Policy, PolicyConfig};
+use serde::{Deserialize, Serialize};
 
 pub use check::Found;
+pub use file::{
+    read_trace_file, AnyTraceFile, ExploreTraceFile, NotReproduced, TraceFileError,
+    EXPLORE_TRACE_VERSION,
+};
 pub use state::{CallFault, State, Step};
 
 use crate::guarantee::Guarantee;
 use crate::hooks::HostHooks;
 
 /// The world to explore.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExploreConfig {
     /// Agents per process (the first of each process is its main agent).
     pub agents_per_process: Vec<u8>,
@@ -177,7 +192,8 @@ pub struct Counterexample {
     /// What was found.
     pub found: Found,
     /// The index chosen among the enabled steps at each depth (replay with
-    /// [`replay`] or `rotor replay --exhaustive <world> --path ...`).
+    /// [`replay`], `rotor replay --exhaustive <world> --path ...`, or as an
+    /// [`ExploreTraceFile`]).
     pub choices: Vec<u32>,
     /// One line per step, as the simulator prints its traces.
     pub lines: Vec<String>,
@@ -302,6 +318,21 @@ fn lines_of(config: &ExploreConfig, hooks: &Arc<dyn HostHooks>, choices: &[u32])
         .unwrap_or_else(|error| panic!("bug: the explorer cannot replay its own path: {error}"))
 }
 
+/// The liveness violation of a state with no enabled step where some agent
+/// is not done.
+fn deadlock(state: &State) -> Found {
+    let stuck: Vec<_> = state
+        .agents
+        .iter()
+        .filter(|a| a.resolver.is_some() || a.requests_left > 0)
+        .map(|a| a.name.clone())
+        .collect();
+    Found::new(
+        Guarantee::Liveness,
+        format!("deadlock: no step enabled while {stuck:?} are not done"),
+    )
+}
+
 /// Explores every reachable state of `config` with the host `hooks`,
 /// breadth-first. A state where a guarantee was violated is not expanded
 /// further; the first counterexample per guarantee is kept.
@@ -341,21 +372,12 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
             } else if !report.violated(Guarantee::Liveness) {
                 let choices = path_to(&nodes, node);
                 let lines = lines_of(config, &hooks, &choices);
-                let stuck: Vec<_> = state
-                    .agents
-                    .iter()
-                    .filter(|a| a.resolver.is_some() || a.requests_left > 0)
-                    .map(|a| a.name.clone())
-                    .collect();
                 if !report.first_found.contains(&Guarantee::Liveness) {
                     report.first_found.push(Guarantee::Liveness);
                     report.first_found.sort();
                 }
                 report.violations.push(Counterexample {
-                    found: Found::new(
-                        Guarantee::Liveness,
-                        format!("deadlock: no step enabled while {stuck:?} are not done"),
-                    ),
+                    found: deadlock(&state),
                     choices,
                     lines,
                 });
@@ -440,11 +462,43 @@ pub fn replay(
     hooks: Arc<dyn HostHooks>,
     choices: &[u32],
 ) -> Result<(Vec<String>, Vec<Found>), PathError> {
+    walk(config, hooks.as_ref(), choices).map(|(_, lines, found)| (lines, found))
+}
+
+/// Replays `choices` as a counterexample: the trace lines and the
+/// violations on the way (expected findings left out), with a deadlock where
+/// the path ends reported as liveness, as [`explore`] reports it.
+pub fn violations_along(
+    config: &ExploreConfig,
+    hooks: Arc<dyn HostHooks>,
+    choices: &[u32],
+) -> Result<(Vec<String>, Vec<Found>), PathError> {
     let policy = config.policy();
     let ctx = Ctx {
         config,
         policy: &policy,
         hooks: hooks.as_ref(),
+    };
+    let (state, lines, found) = walk(config, ctx.hooks, choices)?;
+    let mut violations: Vec<Found> = found.into_iter().filter(|f| !f.expected).collect();
+    if state.enabled(&ctx).is_empty() && !state.all_done() {
+        violations.push(deadlock(&state));
+    }
+    Ok((lines, violations))
+}
+
+/// Walks `choices` from the initial state: the state reached, one line per
+/// step, and everything the checkers found.
+fn walk(
+    config: &ExploreConfig,
+    hooks: &dyn HostHooks,
+    choices: &[u32],
+) -> Result<(State, Vec<String>, Vec<Found>), PathError> {
+    let policy = config.policy();
+    let ctx = Ctx {
+        config,
+        policy: &policy,
+        hooks,
     };
     let mut state = initial_state(config, ctx.hooks);
     let (mut lines, mut all) = (Vec::new(), Vec::new());
@@ -461,5 +515,5 @@ pub fn replay(
         lines.push(line);
         all.extend(found);
     }
-    Ok((lines, all))
+    Ok((state, lines, all))
 }
