@@ -6,36 +6,85 @@
 //! is enough to tell two tokens apart in a trace and useless to an attacker.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A token value (access or refresh). The value is reachable only through
 /// [`Secret::expose`], so every place that sends it somewhere is greppable.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+///
+/// The value is shared (`Arc<str>`) and its fingerprint computed once, when
+/// the secret is made: a resolve copies credentials between views, stores
+/// and outcomes many times and compares fingerprints at every step, so a
+/// clone is a reference-count increment and [`Secret::fingerprint`] a copy
+/// of 12 bytes. Equality, ordering and hashing are the value's.
+#[derive(Clone)]
+pub struct Secret {
+    value: Arc<str>,
+    fingerprint: Fingerprint,
+}
 
 impl Secret {
     /// Wraps a token value.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value: Arc<str> = Arc::from(value.into());
+        let fingerprint = Fingerprint::of(&value);
+        Secret { value, fingerprint }
     }
 
     /// The raw value, for the one place that must send it (the endpoint call,
     /// the `rotor token` output).
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
     }
 
     /// The value's fingerprint: safe to log, store in a fence, compare.
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&self.0)
+        self.fingerprint
     }
 
     /// True when the value is empty or only whitespace (an unusable token).
     pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
+        self.value.trim().is_empty()
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Eq for Secret {}
+
+impl PartialOrd for Secret {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Secret {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+impl core::hash::Hash for Secret {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.value)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 
@@ -139,5 +188,26 @@ mod tests {
         );
         assert_eq!(Fingerprint::parse("BA7816BF8F01"), None);
         assert_eq!(Fingerprint::parse("ba78"), None);
+    }
+
+    #[test]
+    fn a_secret_is_its_value_shared_with_its_fingerprint_kept() {
+        let secret = Secret::new("abc");
+        let copy = secret.clone();
+        assert_eq!(secret.fingerprint(), Fingerprint::of("abc"));
+        assert_eq!(copy.fingerprint().as_str(), "ba7816bf8f01");
+        assert!(
+            core::ptr::eq(secret.expose(), copy.expose()),
+            "a clone shares"
+        );
+        assert_eq!(Secret::new(alloc::string::String::from("abc")), secret);
+        assert!(Secret::new("abd") > secret);
+        let json = serde_json::to_string(&secret).unwrap();
+        assert_eq!(json, "\"abc\"");
+        let back: Secret = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            (back.expose(), back.fingerprint()),
+            ("abc", secret.fingerprint())
+        );
     }
 }

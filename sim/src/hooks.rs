@@ -70,7 +70,10 @@ pub trait HostHooks: fmt::Debug + Send + Sync {
         view
     }
 
-    /// How a mutation is applied under the store lock.
+    /// How a mutation is applied under the store lock. It may change only
+    /// `profile`'s entries of `doc.profiles` and `doc.fences`, as
+    /// [`StoreDoc::apply`] does: the world models a lost fsync by putting
+    /// those entries back.
     fn apply(&self, doc: &mut StoreDoc, profile: &str, mutation: &Mutation) -> WriteOutcome {
         doc.apply(profile, mutation)
     }

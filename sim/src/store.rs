@@ -18,7 +18,9 @@
 //! writes back a document read at an older version overwrites a concurrent
 //! write: a lost update (G4).
 
-use rotor_kernel::{DecodeError, ProfileView, StoreDoc, StoreFault, StoreFaultKind};
+use rotor_kernel::{
+    Credential, DecodeError, Fence, ProfileView, StoreDoc, StoreFault, StoreFaultKind,
+};
 
 /// What a store file holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,33 @@ pub enum Content {
     Doc(StoreDoc),
     /// Bytes that do not decode (a torn in-place write).
     Torn(Vec<u8>),
+}
+
+/// What one write replaced in a document: one profile's credential and
+/// fences (all a store mutation may touch), to rebuild the contents before
+/// it without having copied the whole document.
+#[derive(Clone, Debug)]
+pub struct Undo {
+    /// The profile written.
+    pub profile: &'static str,
+    /// Its credential before the write.
+    pub credential: Option<Credential>,
+    /// Its fences before the write.
+    pub fences: Option<Vec<Fence>>,
+}
+
+impl Undo {
+    /// Puts the profile's entries of `doc` back as they were.
+    pub fn restore(&self, doc: &mut StoreDoc) {
+        match &self.credential {
+            Some(credential) => doc.profiles.insert(self.profile.into(), credential.clone()),
+            None => doc.profiles.remove(self.profile),
+        };
+        match &self.fences {
+            Some(fences) => doc.fences.insert(self.profile.into(), fences.clone()),
+            None => doc.fences.remove(self.profile),
+        };
+    }
 }
 
 /// Who holds a store's lock.
@@ -163,6 +192,23 @@ impl SimStore {
         self.unsynced_by = None;
     }
 
+    /// Records a change made through [`SimStore::doc_mut`] as written by
+    /// rename whose fsync was lost: visible, not durable. The durable
+    /// contents, unless an earlier lost write already kept them, are the
+    /// visible document with `undo` put back.
+    pub fn unsynced_in_place(&mut self, undo: &Undo, process: u8) {
+        if self.durable_behind.is_none() {
+            if let Content::Doc(doc) = &self.visible {
+                let mut previous = doc.clone();
+                undo.restore(&mut previous);
+                self.durable_behind = Some(Content::Doc(previous));
+            }
+        }
+        self.version += 1;
+        self.torn = false;
+        self.unsynced_by = Some(process);
+    }
+
     /// An in-place writer died after writing `bytes` (a prefix of its
     /// document): the file is torn, durably. A prefix that still decodes
     /// (an empty file) becomes the new baseline.
@@ -262,6 +308,46 @@ mod tests {
         assert!(!store.crash(1), "another process's crash loses nothing");
         assert!(store.crash(3));
         assert_eq!(store.doc(), Some(&doc(1)));
+    }
+
+    #[test]
+    fn an_in_place_write_whose_fsync_was_lost_reverts_exactly_on_crash() {
+        let mut original = doc(1);
+        original
+            .profiles
+            .insert("q".into(), Credential::oauth("other", "k", "", 0));
+        let mut store = SimStore::new(original.clone());
+        // Two lost writes in place: the durable contents stay the first
+        // write's "before", the document as it was.
+        for (generation, fence_fp) in [(2, "aaaaaaaaaaaa"), (3, "bbbbbbbbbbbb")] {
+            let live = store.doc_mut().unwrap();
+            let undo = Undo {
+                profile: "p",
+                credential: live.profiles.get("p").cloned(),
+                fences: live.fences.get("p").cloned(),
+            };
+            live.profiles.insert(
+                "p".into(),
+                Credential::oauth("acme", "a2", "r2", 1).with_generation(generation),
+            );
+            live.fences.entry("p".into()).or_default().push(Fence {
+                generation,
+                refresh_fp: rotor_kernel::Fingerprint::parse(fence_fp).unwrap(),
+                holder: rotor_kernel::Holder {
+                    pid: 1,
+                    host: "h".into(),
+                    agent: "a".into(),
+                },
+                started_at_ms: 0,
+                attempt: 0,
+                rotated: false,
+            });
+            store.unsynced_in_place(&undo, 2);
+        }
+        assert_eq!(store.doc().unwrap().profiles["p"].generation, 3);
+        assert_eq!(store.doc().unwrap().fences["p"].len(), 2);
+        assert!(store.crash(2));
+        assert_eq!(store.doc(), Some(&original));
     }
 
     #[test]

@@ -69,7 +69,9 @@ const REREADS_MAX: u8 = 3;
 pub struct Resolver {
     request: Request,
     policy: Policy,
-    key: LockKey,
+    /// The refresh lock's key, derived (a sha256) on first use: most
+    /// resolves find a fresh token and never lock.
+    key: Option<LockKey>,
     phase: Phase,
     pending: Option<Effect>,
     outstanding: Option<EffectId>,
@@ -115,11 +117,10 @@ impl Resolver {
     /// Starts a resolve at `now_ms`; the first effect reads the own store.
     pub fn new(request: Request, policy: Policy, now_ms: i64) -> Self {
         let _ = now_ms; // Step 1 needs no time; kept for a uniform signature.
-        let key = LockKey::new(&request.provider, &request.profile);
         let mut resolver = Resolver {
             request,
             policy,
-            key,
+            key: None,
             phase: Phase::ExpectOwn,
             pending: None,
             outstanding: None,
@@ -134,9 +135,19 @@ impl Resolver {
         &self.request
     }
 
-    /// The refresh lock this resolve uses.
-    pub fn lock_key(&self) -> &LockKey {
-        &self.key
+    /// The refresh lock this resolve uses (if it locks at all).
+    pub fn lock_key(&self) -> LockKey {
+        self.key
+            .clone()
+            .unwrap_or_else(|| LockKey::new(&self.request.provider, &self.request.profile))
+    }
+
+    /// The lock key, derived once and kept.
+    fn key(&mut self) -> LockKey {
+        let request = &self.request;
+        self.key
+            .get_or_insert_with(|| LockKey::new(&request.provider, &request.profile))
+            .clone()
     }
 
     /// The policy in force.
@@ -233,8 +244,9 @@ impl Resolver {
                 self.read(StoreRef::Own, Phase::ExpectOwnLocked { rereads: 0 })
             }
             (Phase::ExpectLock, Input::LockFailed { failure, .. }) => {
+                let key = self.key();
                 self.done(Err(Failure::LockTimeout {
-                    key: self.key.clone(),
+                    key,
                     waited_ms: failure.waited_ms,
                     holder: failure.holder,
                     error: failure.error,
@@ -420,7 +432,7 @@ impl Resolver {
         let id = self.next_id();
         let effect = Effect::AcquireLock {
             id,
-            key: self.key.clone(),
+            key: self.key(),
             wait_ms_max: self.policy.refresh_lock_wait_ms_max(),
         };
         self.emit(effect, Phase::ExpectLock);
@@ -459,7 +471,7 @@ impl Resolver {
         let id = self.next_id();
         let effect = Effect::ReleaseLock {
             id,
-            key: self.key.clone(),
+            key: self.key(),
         };
         self.emit(effect, Phase::ExpectRelease { resolution });
     }

@@ -7,7 +7,7 @@ use rotor_kernel::{Mutation, StoreFault, WriteOutcome};
 
 use super::World;
 use crate::config::FaultKind;
-use crate::store::io_fault;
+use crate::store::{io_fault, Undo};
 use crate::world::setup::PROFILE;
 
 impl World {
@@ -23,20 +23,36 @@ impl World {
             let disk_full = kind == FaultKind::DiskFull;
             return (Err(io_fault(&self.store_names[s], disk_full)), true);
         }
-        if !self.lost_fsync_possible() {
-            // Nothing can make this write non-durable: apply it in place,
-            // sparing a copy of the document (the fast path of a sweep).
-            if let Some(doc) = self.stores[s].doc_mut() {
-                let before = doc.profiles.get(PROFILE).cloned();
-                let outcome = self.hooks.apply(doc, PROFILE, mutation);
-                if matches!(outcome, WriteOutcome::Conflict(_)) {
-                    // `apply` changes nothing when it reports a conflict.
-                    return (Ok(outcome), true);
-                }
-                self.stores[s].synced_in_place();
-                self.check_after_write(s, before.as_ref(), mutation);
+        let lost_fsync_possible = self.lost_fsync_possible();
+        if let Some(doc) = self.stores[s].doc_mut() {
+            // Applied in place, sparing a copy of the document; a lost fsync
+            // rebuilds the durable contents from what the mutation replaced
+            // (`HostHooks::apply` touches only the profile's entries).
+            let before = doc.profiles.get(PROFILE).cloned();
+            let fences_before = if lost_fsync_possible {
+                Some(doc.fences.get(PROFILE).cloned())
+            } else {
+                None
+            };
+            let outcome = self.hooks.apply(doc, PROFILE, mutation);
+            if matches!(outcome, WriteOutcome::Conflict(_)) {
+                // `apply` changes nothing when it reports a conflict.
                 return (Ok(outcome), true);
             }
+            let synced = !(lost_fsync_possible && self.draw_lost_fsync(process));
+            match fences_before {
+                Some(fences) if !synced => {
+                    let undo = Undo {
+                        profile: PROFILE,
+                        credential: before.clone(),
+                        fences,
+                    };
+                    self.stores[s].unsynced_in_place(&undo, process);
+                }
+                _ => self.stores[s].synced_in_place(),
+            }
+            self.check_after_write(s, before.as_ref(), mutation);
+            return (Ok(outcome), synced);
         }
         let mut doc = match self.stores[s].load(&self.store_names[s]) {
             Ok(doc) => doc,
