@@ -18,6 +18,8 @@
 //! writes back a document read at an older version overwrites a concurrent
 //! write: a lost update (G4).
 
+use std::sync::Arc;
+
 use rotor_kernel::{
     Credential, DecodeError, Fence, ProfileView, StoreDoc, StoreFault, StoreFaultKind,
 };
@@ -25,8 +27,9 @@ use rotor_kernel::{
 /// What a store file holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
-    /// A decodable document.
-    Doc(StoreDoc),
+    /// A decodable document, shared: a writer that read it holds the same
+    /// one, and a copy is made only when both would differ.
+    Doc(Arc<StoreDoc>),
     /// Bytes that do not decode (a torn in-place write).
     Torn(Vec<u8>),
 }
@@ -108,7 +111,7 @@ impl SimStore {
             .max()
             .unwrap_or(-1);
         SimStore {
-            visible: Content::Doc(doc),
+            visible: Content::Doc(Arc::new(doc)),
             durable_behind: None,
             unsynced_by: None,
             version: 0,
@@ -143,10 +146,12 @@ impl SimStore {
 
     /// The document a read-modify-write starts from, decoded like the host
     /// decodes it.
-    pub fn load(&self, name: &str) -> Result<StoreDoc, StoreFault> {
+    pub fn load(&self, name: &str) -> Result<Arc<StoreDoc>, StoreFault> {
         match &self.visible {
-            Content::Doc(doc) => Ok(doc.clone()),
-            Content::Torn(bytes) => StoreDoc::from_json(bytes).map_err(|e| corrupt(name, &e)),
+            Content::Doc(doc) => Ok(Arc::clone(doc)),
+            Content::Torn(bytes) => StoreDoc::from_json(bytes)
+                .map(Arc::new)
+                .map_err(|e| corrupt(name, &e)),
         }
     }
 
@@ -157,7 +162,7 @@ impl SimStore {
 
     /// Replaces the contents by rename. `synced` false models a lost fsync
     /// by `process`; true makes everything durable.
-    pub fn replace(&mut self, doc: StoreDoc, synced: bool, process: u8) {
+    pub fn replace(&mut self, doc: Arc<StoreDoc>, synced: bool, process: u8) {
         let previous = std::mem::replace(&mut self.visible, Content::Doc(doc));
         self.version += 1;
         self.torn = false;
@@ -177,8 +182,39 @@ impl SimStore {
     /// (call [`SimStore::synced_in_place`] after a change).
     pub fn doc_mut(&mut self) -> Option<&mut StoreDoc> {
         match &mut self.visible {
-            Content::Doc(doc) => Some(doc),
+            Content::Doc(doc) => Some(Arc::make_mut(doc)),
             Content::Torn(_) => None,
+        }
+    }
+
+    /// Replaces the contents by rename with `doc`, a document read earlier,
+    /// changed by `change`, like [`SimStore::replace`]. When the old contents
+    /// need not be kept (synced, or an earlier lost write keeps the durable
+    /// ones) and `doc` is still the visible document, it changes in place:
+    /// no copy.
+    pub fn replace_changed(
+        &mut self,
+        mut doc: Arc<StoreDoc>,
+        change: impl FnOnce(&mut StoreDoc),
+        synced: bool,
+        process: u8,
+    ) {
+        let previous = std::mem::replace(&mut self.visible, Content::Torn(Vec::new()));
+        let keep = !synced && self.durable_behind.is_none();
+        let previous = keep.then_some(previous);
+        change(Arc::make_mut(&mut doc));
+        self.visible = Content::Doc(doc);
+        self.version += 1;
+        self.torn = false;
+        if synced {
+            self.durable_behind = None;
+            self.banned_below_durable = self.banned_below;
+            self.unsynced_by = None;
+        } else {
+            if previous.is_some() {
+                self.durable_behind = previous;
+            }
+            self.unsynced_by = Some(process);
         }
     }
 
@@ -199,9 +235,9 @@ impl SimStore {
     pub fn unsynced_in_place(&mut self, undo: &Undo, process: u8) {
         if self.durable_behind.is_none() {
             if let Content::Doc(doc) = &self.visible {
-                let mut previous = doc.clone();
+                let mut previous = StoreDoc::clone(doc);
                 undo.restore(&mut previous);
-                self.durable_behind = Some(Content::Doc(previous));
+                self.durable_behind = Some(Content::Doc(Arc::new(previous)));
             }
         }
         self.version += 1;
@@ -221,7 +257,7 @@ impl SimStore {
         match StoreDoc::from_json(&bytes) {
             Ok(doc) => {
                 self.generation_seen = -1;
-                self.visible = Content::Doc(doc);
+                self.visible = Content::Doc(Arc::new(doc));
             }
             Err(_) => {
                 self.visible = Content::Torn(bytes);
@@ -303,7 +339,7 @@ mod tests {
     #[test]
     fn a_lost_fsync_is_visible_until_its_writer_crashes() {
         let mut store = SimStore::new(doc(1));
-        store.replace(doc(2), false, 3);
+        store.replace(Arc::new(doc(2)), false, 3);
         assert_eq!(store.doc(), Some(&doc(2)));
         assert!(!store.crash(1), "another process's crash loses nothing");
         assert!(store.crash(3));
@@ -353,7 +389,7 @@ mod tests {
     #[test]
     fn a_synced_write_survives_and_a_torn_file_reads_as_corrupt() {
         let mut store = SimStore::new(doc(1));
-        store.replace(doc(2), true, 3);
+        store.replace(Arc::new(doc(2)), true, 3);
         assert!(!store.crash(3));
         let bytes = doc(3).to_json();
         store.tear(bytes[..bytes.len() / 2].to_vec());

@@ -12,6 +12,8 @@
 //! - `logout`: under the refresh lock, a tombstone in main; the provider
 //!   revokes every family of the account ("sign out everywhere").
 
+use std::sync::Arc;
+
 use rotor_kernel::{Mutation, StoreDoc};
 use serde_json::{json, Value};
 
@@ -28,7 +30,7 @@ use crate::world::setup::{credential, reported_identity, OTHER_PROFILE, PROFILE,
 pub(crate) enum ActorState {
     Idle,
     /// Holds the store lock with the document it read, and its version.
-    Holding(StoreDoc, u64),
+    Holding(Arc<StoreDoc>, u64),
     /// Waits for (or holds) the refresh lock.
     Locking,
     Finished,
@@ -184,16 +186,16 @@ impl World {
                     }
                 }
             }
-            ActorState::Holding(mut doc, read_version) => {
+            ActorState::Holding(held, read_version) => {
                 self.actors[j].counter += 1;
                 let process = self.actors[j].process;
                 let in_place = self.actors[j].in_place;
-                self.actors[j].change(&mut doc);
-                let before = doc.profiles.get(PROFILE).cloned();
                 let step = if self.draw_write_fault(process).is_some() {
                     ActorStep::GaveUp
                 } else if in_place && self.draw_torn_write(process) {
                     // The writer dies mid-write: a prefix of the new document.
+                    let mut doc = held;
+                    self.actors[j].change(Arc::make_mut(&mut doc));
                     let bytes = doc.to_json();
                     let cut = self.rng.below(bytes.len() as u64) as usize;
                     self.stores[s].tear(bytes[..cut].to_vec());
@@ -215,7 +217,12 @@ impl World {
                 } else {
                     let synced = !self.draw_lost_fsync(process);
                     self.check_stale_write(s, read_version, kind);
-                    self.stores[s].replace(doc, synced, process);
+                    let actor = &self.actors[j];
+                    self.stores[s].replace_changed(held, |doc| actor.change(doc), synced, process);
+                    let before = self.stores[s]
+                        .doc()
+                        .and_then(|doc| doc.profiles.get(PROFILE))
+                        .cloned();
                     self.check_after_actor_write(s, before.as_ref());
                     ActorStep::Write
                 };

@@ -3,6 +3,8 @@
 //! rename and fsync. The faults a write can meet are drawn here: I/O error,
 //! disk full, lost fsync; a corrupt file is reported and never overwritten.
 
+use std::sync::Arc;
+
 use rotor_kernel::{Mutation, StoreFault, WriteOutcome};
 
 use super::World;
@@ -59,7 +61,7 @@ impl World {
             Err(fault) => return (Err(fault), true),
         };
         let before = doc.profiles.get(PROFILE).cloned();
-        let outcome = self.hooks.apply(&mut doc, PROFILE, mutation);
+        let outcome = self.hooks.apply(Arc::make_mut(&mut doc), PROFILE, mutation);
         if matches!(outcome, WriteOutcome::Conflict(_)) {
             return (Ok(outcome), true);
         }
