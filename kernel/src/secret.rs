@@ -14,45 +14,48 @@ use sha2::{Digest, Sha256};
 /// A token value (access or refresh). The value is reachable only through
 /// [`Secret::expose`], so every place that sends it somewhere is greppable.
 ///
-/// The value is shared (`Arc<str>`) and its fingerprint computed once, when
-/// the secret is made: a resolve copies credentials between views, stores
-/// and outcomes many times and compares fingerprints at every step, so a
-/// clone is a reference-count increment and [`Secret::fingerprint`] a copy
-/// of 12 bytes. Equality, ordering and hashing are the value's.
+/// The value is shared and its fingerprint computed once, when the secret
+/// is made: a resolve copies credentials between views, stores and outcomes
+/// many times and compares fingerprints at every step, so a clone is a
+/// reference-count increment, [`Secret::fingerprint`] a copy of 12 bytes,
+/// and a `Secret` one pointer wide (credentials move by value through every
+/// effect and completion). Equality, ordering and hashing are the value's.
 #[derive(Clone)]
-pub struct Secret {
-    value: Arc<str>,
+pub struct Secret(Arc<Shared>);
+
+struct Shared {
     fingerprint: Fingerprint,
+    value: String,
 }
 
 impl Secret {
     /// Wraps a token value.
     pub fn new(value: impl Into<String>) -> Self {
-        let value: Arc<str> = Arc::from(value.into());
+        let value = value.into();
         let fingerprint = Fingerprint::of(&value);
-        Secret { value, fingerprint }
+        Secret(Arc::new(Shared { fingerprint, value }))
     }
 
     /// The raw value, for the one place that must send it (the endpoint call,
     /// the `rotor token` output).
     pub fn expose(&self) -> &str {
-        &self.value
+        &self.0.value
     }
 
     /// The value's fingerprint: safe to log, store in a fence, compare.
     pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
+        self.0.fingerprint
     }
 
     /// True when the value is empty or only whitespace (an unusable token).
     pub fn is_blank(&self) -> bool {
-        self.value.trim().is_empty()
+        self.0.value.trim().is_empty()
     }
 }
 
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {
-        self.value == other.value
+        self.expose() == other.expose()
     }
 }
 
@@ -66,19 +69,19 @@ impl PartialOrd for Secret {
 
 impl Ord for Secret {
     fn cmp(&self, other: &Self) -> core::cmp::Ordering {
-        self.value.cmp(&other.value)
+        self.expose().cmp(other.expose())
     }
 }
 
 impl core::hash::Hash for Secret {
     fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
-        self.value.hash(state);
+        self.expose().hash(state);
     }
 }
 
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.value)
+        serializer.serialize_str(self.expose())
     }
 }
 
