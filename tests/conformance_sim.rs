@@ -94,7 +94,7 @@ impl Stores for SimStores {
         }
         file.lock = Some(Owner::Actor(0));
         let result = file.load(name_of(name)).map(|mut doc| {
-            let outcome = doc.apply(profile, mutation);
+            let outcome = std::sync::Arc::make_mut(&mut doc).apply(profile, mutation);
             if !matches!(outcome, WriteOutcome::Conflict(_)) {
                 file.replace(doc, true, 0);
             }
@@ -175,7 +175,7 @@ impl HostFactory for SimFactory {
             .store(store)
             .as_ref()
             .map(|file| match file.durable() {
-                rotor_sim::store::Content::Doc(doc) => doc.clone(),
+                rotor_sim::store::Content::Doc(doc) => StoreDoc::clone(doc),
                 rotor_sim::store::Content::Torn(bytes) => {
                     StoreDoc::from_json(bytes).expect("the suite never tears a store")
                 }
