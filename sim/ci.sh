@@ -19,11 +19,12 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0xa6f608bc380cafa6 --processes 2 --agents 2 --backend advisory \
   --faults crash,pause,torn-write --actors usage,logout --requests 3 >/dev/null
 echo "regression seeds: no violation"
-# Exhaustive exploration (sim/src/explore): every reachable state of three
-# small worlds, faults included; a violation prints its shortest path and the
-# `rotor replay --exhaustive <world> --path ...` command that replays it.
+# Exhaustive exploration (sim/src/explore): every reachable state of four
+# small worlds, faults included; a violation prints its shortest path, writes
+# it as a trace file and prints both commands that replay it
+# (`rotor replay <file>`, `rotor replay --exhaustive <world> --path ...`).
 for world in crash-faults single-flight identity relogin; do
-  "$ROTOR" check --exhaustive "$world"
+  "$ROTOR" check --exhaustive "$world" --trace-dir "$TRACE_DIR"
 done
 # The lease backend: its limit is an expected finding, anything else fails.
 "$ROTOR" check --seeds 20000 --backend lease --trace-dir "$TRACE_DIR"
