@@ -164,6 +164,13 @@ impl SimStore {
     /// by `process`; true makes everything durable.
     pub fn replace(&mut self, doc: Arc<StoreDoc>, synced: bool, process: u8) {
         let previous = std::mem::replace(&mut self.visible, Content::Doc(doc));
+        self.written(synced, Some(previous), process);
+    }
+
+    /// Bookkeeping of a write by `process` that replaced `previous`: a
+    /// synced write makes everything durable; a lost fsync keeps the oldest
+    /// durable contents (the first lost write's `previous`).
+    fn written(&mut self, synced: bool, previous: Option<Content>, process: u8) {
         self.version += 1;
         self.torn = false;
         if synced {
@@ -172,7 +179,7 @@ impl SimStore {
             self.unsynced_by = None;
         } else {
             if self.durable_behind.is_none() {
-                self.durable_behind = Some(previous);
+                self.durable_behind = previous;
             }
             self.unsynced_by = Some(process);
         }
@@ -204,28 +211,13 @@ impl SimStore {
         let previous = keep.then_some(previous);
         change(Arc::make_mut(&mut doc));
         self.visible = Content::Doc(doc);
-        self.version += 1;
-        self.torn = false;
-        if synced {
-            self.durable_behind = None;
-            self.banned_below_durable = self.banned_below;
-            self.unsynced_by = None;
-        } else {
-            if previous.is_some() {
-                self.durable_behind = previous;
-            }
-            self.unsynced_by = Some(process);
-        }
+        self.written(synced, previous, process);
     }
 
     /// Records a change made through [`SimStore::doc_mut`] as written by
     /// rename and fsynced: everything is durable.
     pub fn synced_in_place(&mut self) {
-        self.version += 1;
-        self.torn = false;
-        self.durable_behind = None;
-        self.banned_below_durable = self.banned_below;
-        self.unsynced_by = None;
+        self.written(true, None, 0);
     }
 
     /// Records a change made through [`SimStore::doc_mut`] as written by
@@ -233,16 +225,15 @@ impl SimStore {
     /// contents, unless an earlier lost write already kept them, are the
     /// visible document with `undo` put back.
     pub fn unsynced_in_place(&mut self, undo: &Undo, process: u8) {
-        if self.durable_behind.is_none() {
-            if let Content::Doc(doc) = &self.visible {
+        let previous = match &self.visible {
+            Content::Doc(doc) if self.durable_behind.is_none() => {
                 let mut previous = StoreDoc::clone(doc);
                 undo.restore(&mut previous);
-                self.durable_behind = Some(Content::Doc(Arc::new(previous)));
+                Some(Content::Doc(Arc::new(previous)))
             }
-        }
-        self.version += 1;
-        self.torn = false;
-        self.unsynced_by = Some(process);
+            _ => None,
+        };
+        self.written(false, previous, process);
     }
 
     /// An in-place writer died after writing `bytes` (a prefix of its

@@ -249,17 +249,7 @@ pub(crate) fn report_counterexample(
     let file = rotor_sim::explore::ExploreTraceFile::new(world, config, hooks, counterexample);
     let path = trace_dir.join(file.file_name());
     let mut out = format!("FAILURE: {counterexample}\nreplay: {}\n", file.replay);
-    match std::fs::write(&path, file.to_json()) {
-        Ok(()) => out.push_str(&format!(
-            "trace:  {} (replay: rotor replay {})\n",
-            path.display(),
-            path.display()
-        )),
-        Err(error) => out.push_str(&format!(
-            "trace not written to {}: {error}\n",
-            path.display()
-        )),
-    }
+    out.push_str(&trace_line(&path, std::fs::write(&path, file.to_json())));
     out
 }
 
@@ -535,17 +525,7 @@ fn report_failure(outcome: &RunOutcome, trace_dir: &std::path::Path, json: bool)
         shrunk.outcome.config.replay_command(),
         violation.guarantee
     ));
-    match written {
-        Ok(()) => out.push_str(&format!(
-            "trace:  {} (replay: rotor replay {})\n",
-            path.display(),
-            path.display()
-        )),
-        Err(error) => out.push_str(&format!(
-            "trace not written to {}: {error}\n",
-            path.display()
-        )),
-    }
+    out.push_str(&trace_line(&path, written));
     if json {
         eprint!("{out}");
     } else {
@@ -567,4 +547,17 @@ pub fn parse_guarantee(text: &str) -> Result<StopOn, String> {
         .find(|g| g.to_string().to_ascii_lowercase() == wanted)
         .map(|g| StopOn::Guarantee(*g))
         .ok_or_else(|| format!("unknown guarantee {text:?}: use G1..G8, G11 or liveness"))
+}
+
+/// The line that says where a trace file went and how to replay it, or why
+/// it could not be written.
+fn trace_line(path: &Path, written: std::io::Result<()>) -> String {
+    match written {
+        Ok(()) => format!(
+            "trace:  {} (replay: rotor replay {})\n",
+            path.display(),
+            path.display()
+        ),
+        Err(error) => format!("trace not written to {}: {error}\n", path.display()),
+    }
 }

@@ -252,7 +252,12 @@ mod tests {
             ),
             "{error}"
         );
-        let args = ReplayArgs {
+        assert_eq!(run(replay_of(path)), ExitCode::from(2));
+    }
+
+    /// `rotor replay <path>`.
+    fn replay_of(path: std::path::PathBuf) -> ReplayArgs {
+        ReplayArgs {
             trace: Some(path),
             seed: None,
             world: WorldArgs::default(),
@@ -260,8 +265,7 @@ mod tests {
             json: false,
             exhaustive: None,
             path: None,
-        };
-        assert_eq!(run(args), ExitCode::from(2));
+        }
     }
 
     /// A file that is no trace is refused with exit 2, not a panic.
@@ -270,15 +274,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("garbage.json");
         std::fs::write(&path, "{\"hello\": 1}").expect("written");
-        let args = ReplayArgs {
-            trace: Some(path),
-            seed: None,
-            world: WorldArgs::default(),
-            stop_at: None,
-            json: false,
-            exhaustive: None,
-            path: None,
-        };
-        assert_eq!(run(args), ExitCode::from(2));
+        assert_eq!(run(replay_of(path)), ExitCode::from(2));
     }
 }
