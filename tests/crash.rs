@@ -97,6 +97,19 @@ fn crash_case(step: &str, after: After) {
             assert_eq!(run.code, Some(0), "{step}: {run:?}");
             assert_eq!(run.json["outcome"], "refreshed", "{step}");
             assert_eq!(server.exchanges().len(), 1);
+            // The dead writer's temp file is gone after the next write.
+            let store = store(&state, "main");
+            let dir = store.path().parent().unwrap();
+            let leftovers: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.contains(".tmp-"))
+                .collect();
+            assert!(
+                leftovers.is_empty(),
+                "{step}: temp files left: {leftovers:?}"
+            );
         }
         After::Fenced => {
             assert_eq!(

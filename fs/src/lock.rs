@@ -71,6 +71,20 @@ pub fn process_start_ticks(pid: u32) -> Option<u64> {
     after.split(' ').nth(19)?.parse().ok()
 }
 
+/// Whether a process with id `pid` exists on this machine (it may be a
+/// later process that reuses the id; see [`process_start_ticks`]).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let signalled = unsafe { libc::kill(pid, 0) } == 0;
+    signalled || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 impl HolderMeta {
     /// This process, for `agent`, from now on.
     pub fn current(agent: &str) -> HolderMeta {
@@ -115,13 +129,7 @@ impl HolderMeta {
         if self.host != host_name() {
             return None;
         }
-        let Ok(pid) = libc::pid_t::try_from(self.pid) else {
-            return Some(false);
-        };
-        // SAFETY: signal 0 only checks for existence and permission.
-        let exists = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !exists {
+        if !process_exists(self.pid) {
             return Some(false);
         }
         Some(match (self.start_ticks, process_start_ticks(self.pid)) {

@@ -201,6 +201,43 @@ fn temp_path(target: &Path) -> PathBuf {
     target.with_file_name(format!(".{name}.tmp-{}-{count}", std::process::id()))
 }
 
+/// Removes the temp files of `target` that a writer left behind when it died
+/// between creating and renaming them (kill -9 mid-write): those named
+/// `.<name>.tmp-<pid>-<n>` whose process no longer exists. A live writer's
+/// temp file is never touched (its process exists; a reused pid only means a
+/// leftover stays a while longer). Returns how many were removed; errors
+/// are ignored (it is housekeeping, and the next write tries again).
+pub fn remove_stale_temps(target: &Path) -> usize {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return 0;
+    };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = rest
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid == std::process::id() || crate::lock::process_exists(pid) {
+            continue;
+        }
+        // Only regular files, never through a symlink (G9).
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if is_file && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Fsyncs a directory, so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreFault> {
     let file = OpenOptions::new()
@@ -247,6 +284,46 @@ pub fn write_atomic(target: &Path, bytes: &[u8], label: &str) -> Result<(), Stor
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_dead_writers_temp_files_are_removed_and_nothing_else_g6_g9() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = temp.path().join("state");
+        check_root(&root, true).unwrap();
+        let target = root.join("auth.json");
+        // A process that has ended: its pid names no process now.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let own = std::process::id();
+        let plant = |name: &str| fs::write(root.join(name), b"{").unwrap();
+        plant(&format!(".auth.json.tmp-{dead}-0"));
+        plant(&format!(".auth.json.tmp-{dead}-1"));
+        plant(&format!(".auth.json.tmp-{own}-7"));
+        plant(".auth.json.tmp-garbage");
+        plant(&format!(".other.json.tmp-{dead}-0"));
+        plant("auth.json");
+        symlink(
+            "/etc/hostname",
+            root.join(format!(".auth.json.tmp-{dead}-2")),
+        )
+        .unwrap();
+        assert_eq!(remove_stale_temps(&target), 2);
+        let mut left: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            format!(".auth.json.tmp-{dead}-2"),
+            format!(".auth.json.tmp-{own}-7"),
+            ".auth.json.tmp-garbage".to_owned(),
+            format!(".other.json.tmp-{dead}-0"),
+            "auth.json".to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+    }
 
     #[test]
     fn created_dirs_are_0700_and_files_0600_g9() {

@@ -160,6 +160,12 @@ impl StoreFile {
             failpoint::hit(&format!("before-write:{label}"));
             safe_fs::write_atomic(&self.path, &doc.to_json(), label)?;
             failpoint::hit(&format!("after-write:{label}"));
+            // Under the store lock: a writer that died mid-write left its
+            // temp file; nobody else will.
+            let removed = safe_fs::remove_stale_temps(&self.path);
+            if removed > 0 {
+                tracing::debug!(store = %self.path.display(), removed, "stale temp files removed");
+            }
         }
         Ok(value)
     }
