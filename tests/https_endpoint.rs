@@ -57,51 +57,64 @@ fn make_ca(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pem"))
 }
 
-/// A server certificate for 127.0.0.1 (IP SAN) signed by CA `ca`; returns
-/// (cert, key).
-fn make_server_cert(dir: &Path, ca: &str) -> (PathBuf, PathBuf) {
+/// A server certificate `NAME.pem` / `NAME.key` for the IP address `ip`
+/// (IP SAN and CN) signed by CA `ca`; returns (cert, key).
+fn make_server_cert(dir: &Path, ca: &str, name: &str, ip: &str) -> (PathBuf, PathBuf) {
     std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        dir.join(format!("{name}.ext")),
+        format!(
+            "subjectAltName=IP:{ip}\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .unwrap();
     openssl(
         dir,
-        "req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-         -keyout server.key -out server.csr -subj /CN=127.0.0.1",
+        &format!(
+            "req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout {name}.key -out {name}.csr -subj /CN={ip}"
+        ),
     );
     openssl(
         dir,
         &format!(
-            "x509 -req -in server.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
-             -out server.pem -days 1 -extfile server.ext"
+            "x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
+             -out {name}.pem -days 1 -extfile {name}.ext"
         ),
     );
-    (dir.join("server.pem"), dir.join("server.key"))
+    (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
 }
 
-/// Two CAs (`ca` signs the server certificate, `other` does not) and the
-/// server's certificate, in a fresh temp dir.
+/// Two CAs (`ca` signs the server certificates, `other` does not), the
+/// server's certificate for 127.0.0.1, and one `ca` signed for another
+/// address (127.0.0.2), in a fresh temp dir.
 struct Pki {
     _dir: tempfile::TempDir,
     ca: PathBuf,
     other_ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    misnamed_cert: PathBuf,
+    misnamed_key: PathBuf,
 }
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let ca = make_ca(dir.path(), "ca");
     let other_ca = make_ca(dir.path(), "other-ca");
-    let (cert, key) = make_server_cert(dir.path(), "ca");
+    let (cert, key) = make_server_cert(dir.path(), "ca", "server", "127.0.0.1");
+    let (misnamed_cert, misnamed_key) = make_server_cert(dir.path(), "ca", "misnamed", "127.0.0.2");
     Pki {
         _dir: dir,
         ca,
         other_ca,
         cert,
         key,
+        misnamed_cert,
+        misnamed_key,
     }
 }
 
@@ -114,13 +127,15 @@ struct HttpsServer {
 
 impl HttpsServer {
     fn start(pki: &Pki, initial: &str) -> HttpsServer {
+        HttpsServer::start_with(&pki.cert, &pki.key, initial)
+    }
+
+    /// The fixture serving `cert` / `key`.
+    fn start_with(cert: &Path, key: &Path, initial: &str) -> HttpsServer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/https");
         let initial = PathBuf::from(initial);
-        let (child, info) = spawn_node_fixture(
-            &dir.join("server.mjs"),
-            &[&pki.cert, &pki.key, &initial],
-            &dir,
-        );
+        let (child, info) =
+            spawn_node_fixture(&dir.join("server.mjs"), &[cert, key, &initial], &dir);
         HttpsServer {
             child,
             port: info["port"].as_u64().unwrap() as u16,
@@ -261,26 +276,26 @@ fn refresh_over_tls_with_ca_file_rotates_once_g1_g2() {
     assert_eq!(server.state()["received"], 1);
 }
 
-#[test]
-fn a_ca_file_that_did_not_sign_the_server_is_not_sent_and_spends_nothing_g1_g7() {
-    let pki = pki();
-    let server = HttpsServer::start(&pki, "rt-0");
-    let (_temp, state) = state_dir();
-    login_https(&state, &server.url(), &pki.other_ca);
-    force_expiry(&state, "main", PROFILE);
-    let before = read_store(&state, "main").profiles[PROFILE].clone();
-
-    let run = token(&state, "main", PROFILE);
+/// A refresh whose TLS handshake failed: exit 6 (transient, not sent), the
+/// certificate refused for `reason`, nothing presented (G1), the credential
+/// untouched and no fence (G7).
+fn assert_refused_before_sending(
+    run: &TokenRun,
+    server: &HttpsServer,
+    state: &Path,
+    before: &rotor_kernel::Credential,
+    reason: &str,
+) {
     assert_eq!(
         run.code,
         Some(6),
-        "an untrusted certificate is a TLS handshake failure: not sent: {run:?}"
+        "a refused certificate is a TLS handshake failure: not sent: {run:?}"
     );
     assert_eq!(run.json["error"]["kind"], "transient", "{run:?}");
     let message = run.json["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("UnknownIssuer"),
-        "the certificate was refused as untrusted: {run:?}"
+        message.contains(reason),
+        "the certificate was refused for {reason}: {run:?}"
     );
     let seen = server.wait_tls_client_error();
     assert!(
@@ -291,18 +306,42 @@ fn a_ca_file_that_did_not_sign_the_server_is_not_sent_and_spends_nothing_g1_g7()
     assert_eq!(seen["received"], 0, "G1: nothing was presented: {seen}");
     assert_eq!(seen["presented"], serde_json::json!({}), "{seen}");
 
-    let doc = read_store(&state, "main");
+    let doc = read_store(state, "main");
     let after = &doc.profiles[PROFILE];
-    assert_eq!(
-        stored_refresh(&state),
-        "rt-0",
-        "the credential is untouched"
-    );
+    assert_eq!(stored_refresh(state), "rt-0", "the credential is untouched");
     assert_eq!(after.generation, before.generation);
     assert_eq!(after.expires_at_ms, before.expires_at_ms);
     assert!(!after.needs_reauth, "not sent is not a reason to reauth");
     assert!(doc.fences.is_empty(), "G7: not sent leaves no fence");
-    assert_eq!(status_fences(&state), serde_json::json!([]), "G7");
+    assert_eq!(status_fences(state), serde_json::json!([]), "G7");
+}
+
+#[test]
+fn a_certificate_for_another_name_is_not_sent_and_spends_nothing_g1_g7() {
+    let pki = pki();
+    // Signed by the trusted CA, but for 127.0.0.2 while the URL names
+    // 127.0.0.1: the name check alone refuses it.
+    let server = HttpsServer::start_with(&pki.misnamed_cert, &pki.misnamed_key, "rt-0");
+    let (_temp, state) = state_dir();
+    login_https(&state, &server.url(), &pki.ca);
+    force_expiry(&state, "main", PROFILE);
+    let before = read_store(&state, "main").profiles[PROFILE].clone();
+
+    let run = token(&state, "main", PROFILE);
+    assert_refused_before_sending(&run, &server, &state, &before, "not valid for name");
+}
+
+#[test]
+fn a_ca_file_that_did_not_sign_the_server_is_not_sent_and_spends_nothing_g1_g7() {
+    let pki = pki();
+    let server = HttpsServer::start(&pki, "rt-0");
+    let (_temp, state) = state_dir();
+    login_https(&state, &server.url(), &pki.other_ca);
+    force_expiry(&state, "main", PROFILE);
+    let before = read_store(&state, "main").profiles[PROFILE].clone();
+
+    let run = token(&state, "main", PROFILE);
+    assert_refused_before_sending(&run, &server, &state, &before, "UnknownIssuer");
 
     // Trust the right CA: the same refresh token is spent exactly once,
     // so the failed attempt never presented it.
