@@ -348,11 +348,12 @@ impl State {
     /// equal for two states exactly when one is a renaming of the other (up
     /// to a hash collision). The visited set's key.
     pub fn canonical_key(&self, symmetry: &Symmetry) -> u128 {
+        let stores: Vec<Vec<u8>> = self.stores.iter().map(StoreDoc::to_json).collect();
         symmetry
             .renamings()
             .iter()
             .enumerate()
-            .map(|(k, renaming)| self.key_under(k, renaming))
+            .map(|(k, renaming)| self.encode(k, renaming, &stores))
             .min()
             .unwrap_or_else(|| panic!("bug: a symmetry without the identity"))
     }
@@ -361,6 +362,12 @@ impl State {
     /// the symmetry whose histories the agents carry: what [`State::key`]
     /// of the renamed state would be.
     pub fn key_under(&self, k: usize, renaming: &Renaming) -> u128 {
+        let stores: Vec<Vec<u8>> = self.stores.iter().map(StoreDoc::to_json).collect();
+        self.encode(k, renaming, &stores)
+    }
+
+    /// [`State::key_under`], given the stores' JSON as they are.
+    fn encode(&self, k: usize, renaming: &Renaming, stores: &[Vec<u8>]) -> u128 {
         let mut a = DefaultHasher::new();
         let mut b = DefaultHasher::new();
         0xA5u8.hash(&mut b);
@@ -396,7 +403,11 @@ impl State {
             }
         }
         for at in 0..self.stores.len() {
-            both(&json(&self.stores[renaming.store_back(at)]));
+            let from = renaming.store_back(at);
+            match renaming.doc(&self.stores[from]) {
+                Cow::Borrowed(_) => both(&stores[from]),
+                Cow::Owned(renamed) => both(&renamed.to_json()),
+            }
         }
         let locks: Vec<Vec<u8>> = (0..self.locks.len())
             .map(|at| {
