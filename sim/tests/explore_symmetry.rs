@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use rotor_sim::explore::{explore, initial_state, Ctx, ExploreConfig, State, Step, Symmetry};
+use rotor_sim::explore::{
+    explore, initial_state, CallFault, Ctx, ExploreConfig, State, Step, Symmetry,
+};
 use rotor_sim::{HostHooks, Shipped};
 
 fn symmetry_of(config: &ExploreConfig, hooks: &dyn HostHooks) -> Symmetry {
@@ -80,12 +82,12 @@ fn take(
     true
 }
 
-/// Walks the crash-faults shape (no time step) until p0 has fenced main
-/// (G7) and its call reached the provider under the refresh lock (G8), the
-/// usage writer holds a copy of main with p0's fence (G4), and p1 read that
-/// fence and waits for the lock: every place a process's name can hide.
-/// Returns the states along the way and the steps taken.
-fn rich_path(config: &ExploreConfig) -> (Vec<State>, Vec<Step>) {
+/// Walks from the initial state until agent `first` has fenced (G7) and its
+/// call reached the provider under the refresh lock (G8), the usage writer
+/// (if any) holds a copy of main with that fence (G4), and agent `second`
+/// started, read the fence and waits for the lock: every place a process's
+/// name can hide. Returns the states along the way and the steps taken.
+fn rich_path(config: &ExploreConfig, first: u8, second: u8) -> (Vec<State>, Vec<Step>) {
     let policy = config.policy();
     let (mut state, symmetry) = initial_state(config, &Shipped);
     let ctx = Ctx {
@@ -97,22 +99,21 @@ fn rich_path(config: &ExploreConfig) -> (Vec<State>, Vec<Step>) {
     let mut states = vec![state.clone()];
     let mut taken = Vec::new();
     let mut record = |state: &State| states.push(state.clone());
-    while state.agents[0].call.is_none() {
+    while state.agents[first as usize].call.is_none() {
         let mine = |s| {
-            matches!(
-                s,
-                Step::Start(0)
-                    | Step::Effect(0)
-                    | Step::Send(0, rotor_sim::explore::CallFault::None)
-            )
+            s == Step::Start(first)
+                || s == Step::Effect(first)
+                || s == Step::Send(first, CallFault::None)
         };
-        assert!(take(&mut state, &ctx, &mut taken, mine), "p0 is stuck");
+        assert!(take(&mut state, &ctx, &mut taken, mine), "{first} is stuck");
         record(&state);
     }
-    assert!(take(&mut state, &ctx, &mut taken, |s| s == Step::Writer));
-    record(&state);
+    if config.writer {
+        assert!(take(&mut state, &ctx, &mut taken, |s| s == Step::Writer));
+        record(&state);
+    }
     while take(&mut state, &ctx, &mut taken, |s| {
-        matches!(s, Step::Start(1) | Step::Effect(1))
+        s == Step::Start(second) || s == Step::Effect(second)
     }) {
         record(&state);
     }
@@ -152,7 +153,7 @@ fn the_canonical_key_is_invariant_under_exchanging_interchangeable_processes() {
         time_steps_max: 0,
         ..ExploreConfig::preset("crash-faults").expect("a preset")
     };
-    let (states, steps) = rich_path(&config);
+    let (states, steps) = rich_path(&config, 0, 1);
     let state = states.last().expect("a state");
     let symmetry = symmetry_of(&config, &Shipped);
     assert_eq!(symmetry.len(), 2);
@@ -256,4 +257,43 @@ fn a_configuration_without_the_symmetry_field_reads_as_on() {
         .expect("the field is written");
     let read: ExploreConfig = serde_json::from_value(value).expect("still a configuration");
     assert!(read.symmetry);
+}
+
+/// The same with sub-agents: in two processes of a main agent and a
+/// sub-agent each (sub-agent stores holding a copy of main's credential),
+/// p0's sub-agent fences its own store and main (G7) and
+/// holds the lock with a call in flight (G8) while p1's main agent waits.
+/// Exchanging the processes exchanges the sub-agent stores too: the real
+/// mirrored run's key is the first state's key under the swap.
+#[test]
+fn the_canonical_key_renames_sub_agent_stores_with_their_process() {
+    let config = ExploreConfig {
+        sub_stores_hold_copy: true,
+        ..shape(&[2, 2])
+    };
+    let (states, steps) = rich_path(&config, 1, 2);
+    let state = states.last().expect("a state");
+    let symmetry = symmetry_of(&config, &Shipped);
+    let swap = &symmetry.renamings()[1];
+    let sub = state.agents[1].holder();
+    for s in [0, 1] {
+        let fences = &state.stores[s].fences;
+        assert!(
+            fences.values().flatten().any(|f| f.holder == sub),
+            "store {s} holds p0's sub-agent's fence: {fences:?}"
+        );
+    }
+    let mirrored_steps: Vec<Step> = steps.iter().map(|&s| swap.step(s)).collect();
+    let mirrored = walk_steps(&config, &mirrored_steps);
+    assert!(mirrored.stores[2].fences.values().flatten().count() > 0);
+    assert_ne!(state.key(), mirrored.key());
+    assert_eq!(
+        state.key_under(1, swap),
+        mirrored.key(),
+        "renaming p0 and p1 misses something the state holds"
+    );
+    assert_eq!(
+        state.canonical_key(&symmetry),
+        mirrored.canonical_key(&symmetry)
+    );
 }
