@@ -6,7 +6,8 @@
 //! states of a world of agents in processes breadth-first, with a visited set
 //! keyed by a canonical 128-bit hash of (each resolver's input history, the
 //! store documents, locks, provider, calls in flight, time phase, fault
-//! budgets). Breadth-first order makes each counterexample a shortest path.
+//! budgets), canonical also under renaming interchangeable processes (below).
+//! Breadth-first order makes each counterexample a shortest path.
 //!
 //! The world is abstracted so it is finite (see `state.rs`): atomic store
 //! writes, a refresh lock as holder sets, a strict rotating provider, time as
@@ -24,10 +25,21 @@
 //! violated guarantees and printed lines, and replays it only if it
 //! reproduces exactly (`rotor replay <file>`; see `file.rs`).
 //!
-//! Not done: symmetry reduction (agents carry their name into fences, so two
-//! agents are not interchangeable without renaming inside store documents);
-//! `rotor replay <file>` of a trace found with a broken host (the command
-//! line has only the shipped host; such files replay through
+//! Symmetry reduction (`symmetry.rs`, on unless [`ExploreConfig::symmetry`]
+//! is off): processes the world cannot tell apart (same agents and roles,
+//! sub-agent stores alike, lock slots alike, the initial state mapped onto
+//! itself) are interchangeable, and the visited set is keyed by the least key
+//! over every renaming of them ([`State::canonical_key`]). The renaming
+//! reaches every name a state holds, fence holders inside store documents and
+//! the store views in each resolver's input history included (each agent
+//! hashes its history once per renaming). The state expanded is the first
+//! reached, so paths and trace files replay unchanged, and counterexamples
+//! stay shortest. Of the named worlds only `crash-faults` has interchangeable
+//! processes (half the states); the report says over how many permutations.
+//!
+//! Not done: exchanging agents within one process (no named world has two
+//! alike); `rotor replay <file>` of a trace found with a broken host (the
+//! command line has only the shipped host; such files replay through
 //! [`ExploreTraceFile::replay`]).
 //!
 //! ```
@@ -44,6 +56,7 @@
 //! let report = explore(&config, Arc::new(Shipped));
 //! assert!(report.violations.is_empty(), "{}", report.violations[0]);
 //! assert!(report.distinct_states > 100);
+//! assert_eq!(report.symmetry_permutations, 2); // p0 and p1 are interchangeable
 //! ```
 
 mod check;

@@ -14,10 +14,11 @@
 //! A [`Renaming`] is one permutation of the processes, extended to everything
 //! a state holds that names a process: agent indices (the `agents` vector,
 //! lock holders, calls in flight), sub-agent store indices (the `stores`
-//! vector, `committed`), lock slots, and the fence holders inside store
-//! documents (`{pid: 100 + p, host: "sim", agent: "p{p}.a{k}"}`, in the stores,
-//! in the usage writer's and a split write's copies, in a deferred mirror, and
-//! in every store view an agent's resolver was given). The last is why each
+//! vector, `committed`), lock slots, and the fence holders
+//! (`{pid: 100 + p, host: "sim", agent: "p{p}.a{k}"}`) inside store documents
+//! (the stores, the usage writer's and a split write's copies), inside a
+//! deferred write, and inside every store view an agent's resolver was
+//! given. The last is why each
 //! agent carries one input-history hash *per renaming*: a resolver's state is
 //! the sequence of its inputs, which cannot be renamed after the fact once
 //! hashed, so [`State::deliver`](super::State) hashes each input as each
