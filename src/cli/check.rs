@@ -150,6 +150,10 @@ pub struct CheckArgs {
     /// counterexample prints) instead of exploring.
     #[arg(long, requires = "exhaustive", value_parser = parse_path)]
     pub path: Option<StepPath>,
+    /// With --exhaustive: explore every renaming of interchangeable
+    /// processes separately instead of once (to compare the figures).
+    #[arg(long, requires = "exhaustive")]
+    pub no_symmetry: bool,
 }
 
 pub(crate) fn parse_world(text: &str) -> Result<String, String> {
@@ -209,14 +213,16 @@ pub(crate) fn replay_path(world: &str, choices: &[u32]) -> ExitCode {
 }
 
 /// `rotor check --exhaustive <world>`: explores a named world with the
-/// shipped host; prints TLC-style figures and the shortest counterexample
+/// shipped host (with symmetry reduction unless `--no-symmetry`); prints
+/// TLC-style figures, the symmetry used, and the shortest counterexample
 /// per violated guarantee, each written as an explorer trace in `trace_dir`.
-fn run_exhaustive(world: &str, trace_dir: &Path) -> ExitCode {
+fn run_exhaustive(world: &str, trace_dir: &Path, symmetry: bool) -> ExitCode {
     use rotor_sim::explore::{explore, ExploreConfig};
-    let Some(config) = ExploreConfig::preset(world) else {
+    let Some(preset) = ExploreConfig::preset(world) else {
         eprintln!("rotor check: unknown world {world:?}");
         return ExitCode::from(2);
     };
+    let config = ExploreConfig { symmetry, ..preset };
     let hooks: Arc<dyn HostHooks> = Arc::new(rotor_sim::Shipped);
     let report = explore(&config, hooks.clone());
     println!("rotor check --exhaustive {world}: {report}");
@@ -258,7 +264,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     if let Some(world) = args.exhaustive.as_deref() {
         return match &args.path {
             Some(path) => replay_path(world, &path.0),
-            None => run_exhaustive(world, &args.trace_dir),
+            None => run_exhaustive(world, &args.trace_dir, !args.no_symmetry),
         };
     }
     let start = match (args.seed, args.fresh) {

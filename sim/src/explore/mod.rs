@@ -6,7 +6,8 @@
 //! states of a world of agents in processes breadth-first, with a visited set
 //! keyed by a canonical 128-bit hash of (each resolver's input history, the
 //! store documents, locks, provider, calls in flight, time phase, fault
-//! budgets). Breadth-first order makes each counterexample a shortest path.
+//! budgets), canonical also under renaming interchangeable processes (below).
+//! Breadth-first order makes each counterexample a shortest path.
 //!
 //! The world is abstracted so it is finite (see `state.rs`): atomic store
 //! writes, a refresh lock as holder sets, a strict rotating provider, time as
@@ -24,10 +25,21 @@
 //! violated guarantees and printed lines, and replays it only if it
 //! reproduces exactly (`rotor replay <file>`; see `file.rs`).
 //!
-//! Not done: symmetry reduction (agents carry their name into fences, so two
-//! agents are not interchangeable without renaming inside store documents);
-//! `rotor replay <file>` of a trace found with a broken host (the command
-//! line has only the shipped host; such files replay through
+//! Symmetry reduction (`symmetry.rs`, on unless [`ExploreConfig::symmetry`]
+//! is off): processes the world cannot tell apart (same agents and roles,
+//! sub-agent stores alike, lock slots alike, the initial state mapped onto
+//! itself) are interchangeable, and the visited set is keyed by the least key
+//! over every renaming of them ([`State::canonical_key`]). The renaming
+//! reaches every name a state holds, fence holders inside store documents and
+//! the store views in each resolver's input history included (each agent
+//! hashes its history once per renaming). The state expanded is the first
+//! reached, so paths and trace files replay unchanged, and counterexamples
+//! stay shortest. Of the named worlds only `crash-faults` has interchangeable
+//! processes (half the states); the report says over how many permutations.
+//!
+//! Not done: exchanging agents within one process (no named world has two
+//! alike); `rotor replay <file>` of a trace found with a broken host (the
+//! command line has only the shipped host; such files replay through
 //! [`ExploreTraceFile::replay`]).
 //!
 //! ```
@@ -44,12 +56,14 @@
 //! let report = explore(&config, Arc::new(Shipped));
 //! assert!(report.violations.is_empty(), "{}", report.violations[0]);
 //! assert!(report.distinct_states > 100);
+//! assert_eq!(report.symmetry_permutations, 2); // p0 and p1 are interchangeable
 //! ```
 
 mod check;
 mod file;
 mod state;
 mod step;
+mod symmetry;
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -65,6 +79,7 @@ pub use file::{
     EXPLORE_TRACE_VERSION,
 };
 pub use state::{CallFault, State, Step};
+pub use symmetry::{Renaming, Symmetry, PROCESSES_PERMUTED_MAX};
 
 use crate::guarantee::Guarantee;
 use crate::hooks::HostHooks;
@@ -100,6 +115,17 @@ pub struct ExploreConfig {
     pub provider_reports_identity: bool,
     /// Stop after this many distinct states (the report says it stopped).
     pub states_max: usize,
+    /// Symmetry reduction: key the visited set by the least key over the
+    /// renamings of interchangeable processes (`symmetry.rs`). Off explores
+    /// every renaming separately (`rotor check --exhaustive W
+    /// --no-symmetry`); trace files written before this field existed read
+    /// as on.
+    #[serde(default = "symmetry_default")]
+    pub symmetry: bool,
+}
+
+fn symmetry_default() -> bool {
+    true
 }
 
 impl Default for ExploreConfig {
@@ -119,6 +145,7 @@ impl Default for ExploreConfig {
             legacy_identity: false,
             provider_reports_identity: false,
             states_max: 5_000_000,
+            symmetry: true,
         }
     }
 }
@@ -184,6 +211,8 @@ pub struct Ctx<'a> {
     pub config: &'a ExploreConfig,
     pub policy: &'a Policy,
     pub hooks: &'a dyn HostHooks,
+    /// The renamings each agent's input history is hashed under.
+    pub symmetry: &'a Symmetry,
 }
 
 /// A violation with the shortest path to it.
@@ -246,6 +275,11 @@ pub struct ExploreReport {
     /// The guarantees reported *first* by some violating transition (what a
     /// simulator run that stops at its first violation can report).
     pub first_found: Vec<Guarantee>,
+    /// Whether symmetry reduction was asked for ([`ExploreConfig::symmetry`]).
+    pub symmetry: bool,
+    /// The renamings of interchangeable processes the visited set was keyed
+    /// over, the identity included (1: no reduction).
+    pub symmetry_permutations: usize,
 }
 
 impl ExploreReport {
@@ -280,17 +314,38 @@ impl fmt::Display for ExploreReport {
             } else {
                 ""
             }
-        )
+        )?;
+        match (self.symmetry, self.symmetry_permutations) {
+            (false, _) => write!(f, "; symmetry reduction off"),
+            (true, 1) => write!(
+                f,
+                "; symmetry reduction: no interchangeable processes (1 permutation)"
+            ),
+            (true, n) => write!(
+                f,
+                "; symmetry reduction over {n} permutations of interchangeable processes"
+            ),
+        }
     }
 }
 
-/// The initial state, with the host's lock slots.
-fn initial_state(config: &ExploreConfig, hooks: &dyn HostHooks) -> State {
+/// The initial state of `config`, with the host's lock slots, and the
+/// symmetry its visited set is keyed by: every renaming of interchangeable
+/// processes ([`Symmetry::of`]), or the identity alone when
+/// [`ExploreConfig::symmetry`] is off. The state carries one input history
+/// per renaming.
+pub fn initial_state(config: &ExploreConfig, hooks: &dyn HostHooks) -> (State, Symmetry) {
     let mut state = State::initial(config);
     for agent in &mut state.agents {
         agent.slot = hooks.lock_slot(agent.own_store);
     }
-    state
+    let symmetry = if config.symmetry {
+        Symmetry::of(&state)
+    } else {
+        Symmetry::none(&state)
+    };
+    state.track(&symmetry);
+    (state, symmetry)
 }
 
 /// How a state was first reached: its parent and the step chosen there (the
@@ -339,14 +394,15 @@ fn deadlock(state: &State) -> Found {
 pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreReport {
     let started = Instant::now();
     let policy = config.policy();
+    let (initial, symmetry) = initial_state(config, hooks.as_ref());
     let ctx = Ctx {
         config,
         policy: &policy,
         hooks: hooks.as_ref(),
+        symmetry: &symmetry,
     };
-    let initial = initial_state(config, ctx.hooks);
     let mut visited: HashSet<u128> = HashSet::new();
-    visited.insert(initial.key());
+    visited.insert(initial.canonical_key(&symmetry));
     let mut nodes = vec![Node {
         parent: 0,
         choice: 0,
@@ -362,6 +418,8 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
         terminal_states: 0,
         truncated: false,
         first_found: Vec::new(),
+        symmetry: config.symmetry,
+        symmetry_permutations: symmetry.len(),
     };
     while let Some((state, node, depth)) = queue.pop_front() {
         report.depth = report.depth.max(depth);
@@ -412,7 +470,7 @@ pub fn explore(config: &ExploreConfig, hooks: Arc<dyn HostHooks>) -> ExploreRepo
                     });
                 }
             }
-            if bad || !visited.insert(next.key()) {
+            if bad || !visited.insert(next.canonical_key(&symmetry)) {
                 continue;
             }
             report.distinct_states += 1;
@@ -462,7 +520,7 @@ pub fn replay(
     hooks: Arc<dyn HostHooks>,
     choices: &[u32],
 ) -> Result<(Vec<String>, Vec<Found>), PathError> {
-    walk(config, hooks.as_ref(), choices).map(|(_, lines, found)| (lines, found))
+    walk(config, hooks.as_ref(), choices).map(|(_, _, lines, found)| (lines, found))
 }
 
 /// Replays `choices` as a counterexample: the trace lines and the
@@ -474,12 +532,13 @@ pub fn violations_along(
     choices: &[u32],
 ) -> Result<(Vec<String>, Vec<Found>), PathError> {
     let policy = config.policy();
+    let (state, symmetry, lines, found) = walk(config, hooks.as_ref(), choices)?;
     let ctx = Ctx {
         config,
         policy: &policy,
         hooks: hooks.as_ref(),
+        symmetry: &symmetry,
     };
-    let (state, lines, found) = walk(config, ctx.hooks, choices)?;
     let mut violations: Vec<Found> = found.into_iter().filter(|f| !f.expected).collect();
     if state.enabled(&ctx).is_empty() && !state.all_done() {
         violations.push(deadlock(&state));
@@ -487,20 +546,24 @@ pub fn violations_along(
     Ok((lines, violations))
 }
 
-/// Walks `choices` from the initial state: the state reached, one line per
-/// step, and everything the checkers found.
+/// What [`walk`] returns: the state reached, the symmetry its histories
+/// track, one line per step, and everything the checkers found.
+type Walked = (State, Symmetry, Vec<String>, Vec<Found>);
+
+/// Walks `choices` from the initial state.
 fn walk(
     config: &ExploreConfig,
     hooks: &dyn HostHooks,
     choices: &[u32],
-) -> Result<(State, Vec<String>, Vec<Found>), PathError> {
+) -> Result<Walked, PathError> {
     let policy = config.policy();
+    let (mut state, symmetry) = initial_state(config, hooks);
     let ctx = Ctx {
         config,
         policy: &policy,
         hooks,
+        symmetry: &symmetry,
     };
-    let mut state = initial_state(config, ctx.hooks);
     let (mut lines, mut all) = (Vec::new(), Vec::new());
     for (depth, &choice) in choices.iter().enumerate() {
         let steps = state.enabled(&ctx);
@@ -515,5 +578,5 @@ fn walk(
         lines.push(line);
         all.extend(found);
     }
-    Ok((state, lines, all))
+    Ok((state, symmetry, lines, all))
 }

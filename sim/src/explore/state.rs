@@ -10,8 +10,12 @@
 //!
 //! A resolver's state is the sequence of inputs it was given (the kernel is
 //! deterministic), so each agent carries a running hash of that sequence; the
-//! [`State::key`] hashes it with everything else.
+//! [`State::key`] hashes it with everything else. With symmetry reduction
+//! (`symmetry.rs`) the agent carries one such hash per renaming of the
+//! world's interchangeable processes, and [`State::canonical_key`] is the
+//! least key over the renamings.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
@@ -21,6 +25,7 @@ use rotor_kernel::{
 };
 use serde_json::json;
 
+use super::symmetry::{Renaming, Symmetry};
 use super::ExploreConfig;
 
 /// The simulated epoch (time 0).
@@ -77,10 +82,13 @@ pub struct Agent {
     pub slot: u8,
     pub resolver: Option<Resolver>,
     /// The effect polled from `resolver`, not yet performed (a function of
-    /// `history`).
+    /// `histories`).
     pub effect: Option<rotor_kernel::Effect>,
-    /// Running hash of the inputs given to `resolver` (its state).
-    pub history: u64,
+    /// Running hashes of the inputs given to `resolver` (its state), one per
+    /// renaming of the explored [`Symmetry`]: `histories[k]` hashes each
+    /// input as renaming `k` renames it; `histories[0]` (the identity)
+    /// hashes the inputs as given.
+    pub histories: Vec<u64>,
     pub requests_left: u8,
     pub holds_lock: bool,
     pub call: Option<u16>,
@@ -95,6 +103,18 @@ pub struct Agent {
     pub mirrored: Option<u64>,
     /// (store, generation) of this resolve's applied commit (G6).
     pub committed: Option<(u8, u64)>,
+}
+
+impl Agent {
+    /// The fence holder this agent's resolver writes: its process as a pid,
+    /// and its name.
+    pub fn holder(&self) -> Holder {
+        Holder {
+            pid: 100 + u32::from(self.process),
+            host: "sim".into(),
+            agent: self.name.clone(),
+        }
+    }
 }
 
 /// Provider state of one token family.
@@ -211,7 +231,7 @@ impl State {
                     slot: 0,
                     resolver: None,
                     effect: None,
-                    history: 0,
+                    histories: vec![0],
                     requests_left: config.requests,
                     holds_lock: false,
                     call: None,
@@ -291,9 +311,63 @@ impl State {
         BASE_EPOCH_MS + self.phase as i64 * PHASE_MS
     }
 
-    /// A 128-bit canonical hash of the whole state (two independent 64-bit
+    /// How many processes the world has.
+    pub fn process_count(&self) -> usize {
+        self.agents
+            .iter()
+            .map(|a| a.process as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Keeps one input-history hash per renaming of `symmetry` (every agent
+    /// must not have been given any input yet).
+    pub fn track(&mut self, symmetry: &Symmetry) {
+        for agent in &mut self.agents {
+            assert!(
+                agent.histories.iter().all(|&h| h == 0),
+                "bug: a symmetry tracked after inputs were given"
+            );
+            agent.histories = vec![0; symmetry.len()];
+        }
+    }
+
+    /// The fence holder agent `a`'s resolver writes.
+    pub(crate) fn holder_of(&self, a: usize) -> Holder {
+        self.agents[a].holder()
+    }
+
+    /// A 128-bit hash of the whole state as it is (two independent 64-bit
     /// hashes of the same encoding).
     pub fn key(&self) -> u128 {
+        let identity = Symmetry::none(self);
+        self.key_under(0, &identity.renamings()[0])
+    }
+
+    /// The key of the state renamed by `symmetry`'s renamings, the least:
+    /// equal for two states exactly when one is a renaming of the other (up
+    /// to a hash collision). The visited set's key.
+    pub fn canonical_key(&self, symmetry: &Symmetry) -> u128 {
+        let stores: Vec<Vec<u8>> = self.stores.iter().map(StoreDoc::to_json).collect();
+        symmetry
+            .renamings()
+            .iter()
+            .enumerate()
+            .map(|(k, renaming)| self.encode(k, renaming, &stores))
+            .min()
+            .unwrap_or_else(|| panic!("bug: a symmetry without the identity"))
+    }
+
+    /// The key of this state renamed by `renaming`, which is renaming `k` of
+    /// the symmetry whose histories the agents carry: what [`State::key`]
+    /// of the renamed state would be.
+    pub fn key_under(&self, k: usize, renaming: &Renaming) -> u128 {
+        let stores: Vec<Vec<u8>> = self.stores.iter().map(StoreDoc::to_json).collect();
+        self.encode(k, renaming, &stores)
+    }
+
+    /// [`State::key_under`], given the stores' JSON as they are.
+    fn encode(&self, k: usize, renaming: &Renaming, stores: &[Vec<u8>]) -> u128 {
         let mut a = DefaultHasher::new();
         let mut b = DefaultHasher::new();
         0xA5u8.hash(&mut b);
@@ -301,33 +375,58 @@ impl State {
             bytes.hash(&mut a);
             bytes.hash(&mut b);
         };
-        for agent in &self.agents {
+        let json = |doc: &StoreDoc| renaming.doc(doc).to_json();
+        for at in 0..self.agents.len() {
+            let agent = &self.agents[renaming.agent_back(at)];
+            let split = agent.split.as_ref().map(json);
             let text = format!(
                 "{}|{}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}",
-                agent.history,
+                agent.histories[k],
                 agent.resolver.is_some(),
                 agent.requests_left,
                 agent.holds_lock,
                 agent.calls,
                 agent.call,
                 agent.binding,
-                agent.deferred,
-                (agent.mirrored, agent.committed),
-                agent.split.as_ref().map_or(0, |d| d.to_json().len())
+                agent.deferred.as_ref().map(|m| renaming.mutation(m)),
+                (
+                    agent.mirrored,
+                    agent
+                        .committed
+                        .map(|(s, generation)| (renaming.store(s), generation))
+                ),
+                split.as_ref().map_or(0, Vec::len)
             );
             both(text.as_bytes());
-            if let Some(doc) = &agent.split {
-                both(&doc.to_json());
+            if let Some(bytes) = &split {
+                both(bytes);
             }
         }
-        for doc in &self.stores {
-            both(&doc.to_json());
+        for at in 0..self.stores.len() {
+            let from = renaming.store_back(at);
+            match renaming.doc(&self.stores[from]) {
+                Cow::Borrowed(_) => both(&stores[from]),
+                Cow::Owned(renamed) => both(&renamed.to_json()),
+            }
         }
+        let locks: Vec<Vec<u8>> = (0..self.locks.len())
+            .map(|at| {
+                self.locks[renaming.slot_back(at)]
+                    .iter()
+                    .map(|&h| renaming.agent(h))
+                    .collect()
+            })
+            .collect();
+        let calls: Cow<'_, [Call]> = if renaming.is_identity() {
+            Cow::Borrowed(&self.calls)
+        } else {
+            Cow::Owned(self.calls.iter().map(|c| renaming.call(c)).collect())
+        };
         let rest = format!(
             "{:?}|{:?}|{:?}|{}|{}|{}|{}|{}|{}|{}|{}",
-            self.locks,
+            locks,
             self.families,
-            self.calls,
+            calls,
             self.phase,
             self.crashes_left,
             self.faults_left,
@@ -339,20 +438,28 @@ impl State {
         );
         both(rest.as_bytes());
         if let Some(doc) = &self.writer_copy {
-            both(&doc.to_json());
+            both(&json(doc));
         }
         both(&[u8::from(self.writer_copy.is_some())]);
         (u128::from(a.finish()) << 64) | u128::from(b.finish())
     }
 
-    /// Gives `input` to agent `a`'s resolver, recording it in its history.
-    pub(crate) fn deliver(&mut self, a: usize, input: Input) {
+    /// Gives `input` to agent `a`'s resolver, recording it in its history
+    /// under each renaming of `symmetry`.
+    pub(crate) fn deliver(&mut self, symmetry: &Symmetry, a: usize, input: Input) {
         let now_ms = self.now_ms();
         let agent = &mut self.agents[a];
-        let mut h = DefaultHasher::new();
-        agent.history.hash(&mut h);
-        format!("{input:?}@{now_ms}").hash(&mut h);
-        agent.history = h.finish();
+        let as_given = format!("{input:?}@{now_ms}");
+        for (k, renaming) in symmetry.renamings().iter().enumerate() {
+            let text = match renaming.input(&input) {
+                Some(renamed) => Cow::Owned(format!("{renamed:?}@{now_ms}")),
+                None => Cow::Borrowed(as_given.as_str()),
+            };
+            let mut h = DefaultHasher::new();
+            agent.histories[k].hash(&mut h);
+            text.as_ref().hash(&mut h);
+            agent.histories[k] = h.finish();
+        }
         if let Some(resolver) = agent.resolver.as_mut() {
             if let Err(misuse) = resolver.handle(input, now_ms) {
                 panic!("bug: the explorer misused the kernel API: {misuse:?}");
@@ -364,24 +471,23 @@ impl State {
     /// Starts a resolve for agent `a`.
     pub(crate) fn start(&mut self, a: usize, policy: &Policy) {
         let now_ms = self.now_ms();
+        let holder = self.holder_of(a);
         let agent = &mut self.agents[a];
         let request = Request {
             role: agent.role,
             provider: PROVIDER.into(),
             profile: PROFILE.into(),
-            holder: Holder {
-                pid: 100 + agent.process as u32,
-                host: "sim".into(),
-                agent: agent.name.clone(),
-            },
+            holder,
         };
         let mut resolver = Resolver::new(request, policy.clone(), now_ms);
         agent.effect = resolver.poll_effect();
         agent.resolver = Some(resolver);
-        let mut h = DefaultHasher::new();
-        agent.history.hash(&mut h);
-        ("start", now_ms).hash(&mut h);
-        agent.history = h.finish();
+        for history in &mut agent.histories {
+            let mut h = DefaultHasher::new();
+            history.hash(&mut h);
+            ("start", now_ms).hash(&mut h);
+            *history = h.finish();
+        }
         agent.calls = 0;
         agent.mirrored = None;
         agent.committed = None;

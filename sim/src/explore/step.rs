@@ -142,7 +142,7 @@ impl State {
                     ),
                 };
                 let id = self.outstanding(a);
-                self.deliver(a, Input::EndpointReplied { id, result });
+                self.deliver(ctx.symmetry, a, Input::EndpointReplied { id, result });
                 format!("{} receives call #{c}'s reply: {text}", self.agents[a].name)
             }
             Step::SplitWrite(a) => self.split_write(ctx, a as usize, &mut found),
@@ -265,6 +265,7 @@ impl State {
                 let view = ctx.hooks.filter_read(context, view);
                 let generation = self.generation(s);
                 self.deliver(
+                    ctx.symmetry,
                     a,
                     Input::StoreRead {
                         id,
@@ -286,7 +287,7 @@ impl State {
                     }
                     self.agents[a].deferred = Some(mutation.clone());
                     let result = Ok(WriteOutcome::Applied);
-                    self.deliver(a, Input::StoreWritten { id, result });
+                    self.deliver(ctx.symmetry, a, Input::StoreWritten { id, result });
                     return format!("{name} writes {kind} into store {s}: deferred after release");
                 }
                 if !ctx.hooks.store_lock_on_rotor_writes() {
@@ -307,6 +308,7 @@ impl State {
                     outcome_name(&outcome)
                 );
                 self.deliver(
+                    ctx.symmetry,
                     a,
                     Input::StoreWritten {
                         id,
@@ -326,7 +328,7 @@ impl State {
                         format!("{name} took the refresh lock while agents {holders:?} hold it"),
                     ));
                 }
-                self.deliver(a, Input::LockAcquired { id });
+                self.deliver(ctx.symmetry, a, Input::LockAcquired { id });
                 format!("{name} acquires the refresh lock (slot {slot})")
             }
             Effect::ReleaseLock { id, .. } => {
@@ -334,7 +336,7 @@ impl State {
                 let slot = self.agents[a].slot as usize;
                 self.locks[slot].retain(|&h| h as usize != a);
                 self.agents[a].holds_lock = false;
-                self.deliver(a, Input::LockReleased { id });
+                self.deliver(ctx.symmetry, a, Input::LockReleased { id });
                 format!("{name} releases the refresh lock")
             }
             Effect::CallEndpoint { .. } => unreachable!("calls are sent by Step::Send"),
@@ -409,6 +411,7 @@ impl State {
             outcome_name(&outcome)
         );
         self.deliver(
+            ctx.symmetry,
             a,
             Input::StoreWritten {
                 id,
