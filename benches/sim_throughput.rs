@@ -5,10 +5,6 @@
 //! sim_throughput -- --test` runs each benchmark once (CI keeps it from
 //! rotting).
 
-/// The `rotor` binary's allocator, so the figures are those of `rotor check`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::hint::black_box;
 use std::time::Instant;
 

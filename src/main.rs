@@ -7,10 +7,6 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
-/// The simulator allocates many small objects per step; see Cargo.toml.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Safe OAuth refresh-token rotation for many agents sharing one credential.
 #[derive(Parser)]
 #[command(name = "rotor", version, about)]
