@@ -7,7 +7,10 @@
 #      the shuttle models (randomized and PCT schedules): scripts/test-models.sh;
 #   4. every benchmark once, as a test (so the benchmarks cannot rot);
 #   5. a simulator sweep: a fixed list of seeds plus fresh ones, each CI seed
-#      run twice and its trace hash compared.
+#      run twice and its trace hash compared;
+#   6. the explorer's symmetry soundness check on the larger worlds (every
+#      broken host of spec/bugs.md found alike with and without symmetry
+#      reduction; release, about 2 minutes).
 #
 # Prints one closing line `rotor: N passed, N failed` and exits non-zero when
 # anything failed.
@@ -35,6 +38,7 @@ run workspace cargo test --workspace
 run models bash scripts/test-models.sh
 run benches cargo bench --workspace -- --test
 run sim-sweep bash sim/ci.sh
+run explorer-symmetry cargo test --release -p rotor-sim --test explore_bugs -- --ignored
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | grep -v '^0 ' | awk '{s+=$1} END {print s+0}')
