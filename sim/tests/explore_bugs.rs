@@ -481,7 +481,8 @@ fn symmetry_reduction_finds_the_same_violations_at_the_same_depths() {
 /// The same as above over the doubled worlds of B1, B6, B14, B16 and the
 /// mirror without compare-and-swap (about 2.3 million states with and
 /// without reduction: 12 minutes in a debug build, 100 s in release, so run
-/// it as `cargo test --release -p rotor-sim --test explore_bugs -- --ignored`).
+/// it as `cargo test --release -p rotor-sim --test explore_bugs -- --ignored`,
+/// as `scripts/test.sh` does).
 #[test]
 #[ignore = "minutes; run with --release -- --ignored"]
 fn symmetry_reduction_finds_the_same_violations_in_the_larger_doubled_worlds() {
