@@ -37,7 +37,7 @@ impl Identity {
     pub fn new(account_id: Option<&str>, email: Option<&str>, tenant: Option<&str>) -> Self {
         Identity {
             account_id: normalize_exact(account_id),
-            email: normalize_exact(email).map(|email| email.to_lowercase()),
+            email: normalize_email(email),
             tenant: normalize_exact(tenant),
         }
     }
@@ -87,6 +87,23 @@ fn is_js_whitespace(c: char) -> bool {
 fn normalize_exact(value: Option<&str>) -> Option<String> {
     let trimmed = value?.trim_matches(is_js_whitespace);
     (!trimmed.is_empty()).then(|| String::from(trimmed))
+}
+
+/// Trimmed and lowercased; an ASCII email without capitals (the usual case)
+/// is copied once, not lowercased into a second string.
+fn normalize_email(value: Option<&str>) -> Option<String> {
+    let trimmed = value?.trim_matches(is_js_whitespace);
+    if trimmed.is_empty() {
+        return None;
+    }
+    let unchanged = trimmed
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+    Some(if unchanged {
+        String::from(trimmed)
+    } else {
+        trimmed.to_lowercase()
+    })
 }
 
 /// Why [`may_copy`] refused a copy. The fields hold normalized values.
@@ -275,6 +292,16 @@ mod tests {
         assert_eq!(identity.email.as_deref(), Some("josé+tag@example.com"));
         assert_eq!(identity.tenant, None);
         assert!(id(None, Some("\t\n\r"), Some("\u{FEFF}")).is_empty());
+        // Lowercased whatever the script, titlecase letters included; an
+        // email already in lowercase ASCII is kept as it is.
+        for (raw, expected) in [
+            ("é@x.io", "é@x.io"),
+            ("\u{1C5}ivo@x.io", "\u{1C6}ivo@x.io"),
+            ("ΣΑΣ@X.IO", "σας@x.io"),
+            ("plain@x.io", "plain@x.io"),
+        ] {
+            assert_eq!(id(None, Some(raw), None).email.as_deref(), Some(expected));
+        }
         // U+0085 is not JavaScript whitespace: it stays, so the id differs from "acct".
         assert_eq!(
             id(Some("acct\u{85}"), None, None).account_id.as_deref(),

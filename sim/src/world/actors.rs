@@ -46,6 +46,8 @@ pub(crate) struct Actor {
     pub epoch: u32,
     pub state: ActorState,
     pub counter: u64,
+    /// The key this writer's usage counter has in `state.usage`.
+    usage_key: String,
 }
 
 impl Actor {
@@ -58,6 +60,7 @@ impl Actor {
             epoch: 0,
             state: ActorState::Idle,
             counter: 0,
+            usage_key: format!("w{store}"),
         }
     }
 
@@ -70,7 +73,7 @@ impl Actor {
 
     /// The change this actor makes to a document (its intent).
     fn change(&self, doc: &mut StoreDoc) {
-        let key = format!("w{}", self.store);
+        let key = self.usage_key.clone();
         match self.kind {
             ActorKind::Usage => {
                 let state = doc.state.get_or_insert_with(|| json!({}));
