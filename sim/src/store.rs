@@ -90,8 +90,6 @@ pub struct SimStore {
     pub waiters: Vec<(u16, u32)>,
     /// Highest entry generation seen since the last revert (G5).
     pub generation_seen: i64,
-    /// True once an in-place writer tore the file.
-    pub torn: bool,
     /// True once an in-place writer's torn write replaced the contents
     /// (decodable or not): whatever rotor had stored there is gone.
     pub destroyed: bool,
@@ -118,7 +116,6 @@ impl SimStore {
             lock: None,
             waiters: Vec::new(),
             generation_seen,
-            torn: false,
             destroyed: false,
             banned_below: 0,
             banned_below_durable: 0,
@@ -172,7 +169,6 @@ impl SimStore {
     /// durable contents (the first lost write's `previous`).
     fn written(&mut self, synced: bool, previous: Option<Content>, process: u8) {
         self.version += 1;
-        self.torn = false;
         if synced {
             self.durable_behind = None;
             self.banned_below_durable = self.banned_below;
@@ -252,7 +248,6 @@ impl SimStore {
             }
             Err(_) => {
                 self.visible = Content::Torn(bytes);
-                self.torn = true;
             }
         }
         self.durable_behind = None;
