@@ -11,7 +11,7 @@ use rotor_kernel::Credential;
 use serde_json::{json, Value};
 
 use super::token::{
-    init_logs, report_error, usage_error, PolicyArgs, StateDirArgs, EXIT_CODES_HELP,
+    init_logs, report_error, resolve_settings, usage_error, PolicyArgs, StateDirArgs,
 };
 
 /// Arguments of `rotor login`.
@@ -172,14 +172,10 @@ fn build(args: &LoginArgs, tokens: &Value, now_ms: i64) -> Result<Credential, St
 /// Runs `rotor login`.
 pub fn run(args: LoginArgs) -> ExitCode {
     init_logs();
-    let _ = EXIT_CODES_HELP;
-    let state_dir = match args.state.resolve() {
-        Ok(dir) => dir,
-        Err(message) => return usage_error("login", &message, args.json),
-    };
-    let policy = match args.policy.policy() {
-        Ok(policy) => policy,
-        Err(message) => return usage_error("login", &message, args.json),
+    let (state_dir, policy) = match resolve_settings("login", &args.state, &args.policy, args.json)
+    {
+        Ok(settings) => settings,
+        Err(code) => return code,
     };
     let tokens = match read_tokens(&args.tokens) {
         Ok(tokens) => tokens,

@@ -118,6 +118,23 @@ impl PolicyArgs {
     }
 }
 
+/// The state directory and policy of a `login` or `token` call; on a bad
+/// value, the usage error is reported and its exit code returned.
+pub(crate) fn resolve_settings(
+    command: &str,
+    state: &StateDirArgs,
+    policy: &PolicyArgs,
+    json: bool,
+) -> Result<(PathBuf, Policy), ExitCode> {
+    let state_dir = state
+        .resolve()
+        .map_err(|message| usage_error(command, &message, json))?;
+    let policy = policy
+        .policy()
+        .map_err(|message| usage_error(command, &message, json))?;
+    Ok((state_dir, policy))
+}
+
 /// Sends `tracing` logs to stderr at the level named by `$ROTOR_LOG`
 /// (error, warn, info, debug, trace; default warn).
 pub(crate) fn init_logs() {
@@ -246,13 +263,10 @@ fn print_granted(granted: &Granted, json: bool) -> std::io::Result<()> {
 /// Runs `rotor token`.
 pub fn run(args: TokenArgs) -> ExitCode {
     init_logs();
-    let state_dir = match args.state.resolve() {
-        Ok(dir) => dir,
-        Err(message) => return usage_error("token", &message, args.json),
-    };
-    let policy = match args.policy.policy() {
-        Ok(policy) => policy,
-        Err(message) => return usage_error("token", &message, args.json),
+    let (state_dir, policy) = match resolve_settings("token", &args.state, &args.policy, args.json)
+    {
+        Ok(settings) => settings,
+        Err(code) => return code,
     };
     let rotor = match Rotor::open(&state_dir) {
         Ok(rotor) => rotor.with_policy(policy),
