@@ -4,7 +4,7 @@
 mod common;
 
 use common::fixtures::*;
-use common::transcript::Transcript;
+use common::transcript::{log_out, then, Transcript, SUB_FENCED_CALL};
 use rotor_kernel::{Credential, CredentialKind, Failure, Outcome, Secret, Source, Warning};
 
 #[test]
@@ -43,10 +43,7 @@ fn g10_no_credential_anywhere() {
     run.assert_lines(&["read own", "read main", "done NoCredential"]);
     let run = Transcript::main_agent(empty()).run();
     run.assert_lines(&["read own", "done NoCredential"]);
-    assert!(
-        run.failure().to_string().contains("rotor login"),
-        "G10: says what to do"
-    );
+    run.assert_failure_says("rotor login", "G10: says what to do");
 }
 
 #[test]
@@ -98,10 +95,7 @@ fn g10_step1_unreadable_own_store_is_a_typed_failure() {
         )
         .run();
     run.assert_lines(&["read own -> fault", "done Store(own)"]);
-    assert!(
-        run.failure().to_string().contains("permission denied"),
-        "G10"
-    );
+    run.assert_failure_says("permission denied", "G10");
 }
 
 #[test]
@@ -115,10 +109,7 @@ fn g10_unreadable_main_is_reported_not_called_no_credential() {
         )
         .run();
     run.assert_lines(&["read own", "read main -> fault", "done Store(main)"]);
-    assert!(
-        run.failure().to_string().contains("kept at"),
-        "G10: names the backup"
-    );
+    run.assert_failure_says("kept at", "G10: names the backup");
 }
 
 #[test]
@@ -170,24 +161,20 @@ fn g3_identity_gate_refuses_another_accounts_token_and_refreshes_its_own() {
     let run = Transcript::sub(store(own.clone()), store(main.clone()))
         .reply(Ok(grant("6")))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=0",
-        // G7: main is fenced too, though it holds another account's token:
-        // another sub-agent holding a copy of rt-5 reads main under the lock.
-        "write main PutFence gen=5 attempt=0",
-        "call rt-5",
-        "write own Commit gen=6",
-        // G1: main cannot take acct-x's successor, so rt-5 stays fenced there,
-        // marked rotated: no other holder of a copy presents the spent token.
-        "write main SettleFence",
-        "release",
-        "done Refreshed gen=6 warn=[IdentityRefused, MirrorRefused(Identity)]",
-    ]);
+    // G7: main is fenced too, though it holds another account's token:
+    // another sub-agent holding a copy of rt-5 reads main under the lock.
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
+            "write own Commit gen=6",
+            // G1: main cannot take acct-x's successor, so rt-5 stays fenced
+            // there, marked rotated: no other holder of a copy presents the
+            // spent token.
+            "write main SettleFence",
+            "release",
+            "done Refreshed gen=6 warn=[IdentityRefused, MirrorRefused(Identity)]",
+        ],
+    ));
     let granted = run.granted();
     assert_eq!(
         granted.access,
@@ -203,13 +190,7 @@ fn g3_identity_gate_refuses_another_accounts_token_and_refreshes_its_own() {
         store(main).profiles,
         "G3: acct-y's entry in main is not overwritten"
     );
-    let settled = &run.main.fences[PROFILE];
-    assert_eq!(settled.len(), 1);
-    assert!(
-        settled[0].rotated,
-        "G1: the spent rt-5 stays fenced in main"
-    );
-    assert_eq!(settled[0].refresh_fp, Secret::new("rt-5").fingerprint());
+    run.assert_rt5_spent_in_main();
 }
 
 #[test]
@@ -240,14 +221,7 @@ fn g11_step2_adopt_conflict_with_a_logout_ends_logged_out_under_the_lock() {
     // G11: a logout between read and adopt wins; the adopt does not bring
     // main's token back.
     let run = Transcript::sub(store(expired(5)), store(fresh(6)))
-        .during("write own Adopt", |own, _main| {
-            own.apply(
-                PROFILE,
-                &rotor_kernel::Mutation::Logout {
-                    provider: PROVIDER.into(),
-                },
-            );
-        })
+        .during("write own Adopt", |own, _main| log_out(own))
         .run();
     run.assert_lines(&[
         "read own",

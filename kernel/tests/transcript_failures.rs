@@ -4,33 +4,16 @@
 mod common;
 
 use common::fixtures::*;
-use common::transcript::Transcript;
-use rotor_kernel::{
-    Credential, Failure, Mutation, Policy, PolicyConfig, ReauthReason, Secret, StoreDoc,
+use common::transcript::{
+    both_expired, log_in, log_out, main_expired, then, Transcript, MAIN_FENCED_CALL, MAIN_LOCKED,
+    SUB_FENCED_CALL, SUB_LOCKED,
 };
+use rotor_kernel::{Credential, Failure, Policy, PolicyConfig, ReauthReason, Secret, StoreDoc};
 
-/// The lines every sub-agent refresh of rt-5 starts with, both stores fenced.
-const FENCED_CALL: [&str; 8] = [
-    "read own",
-    "read main",
-    "acquire",
-    "read own",
-    "read main",
-    "write own PutFence gen=5 attempt=0",
-    "write main PutFence gen=5 attempt=0",
-    "call rt-5",
-];
-
+/// The expected lines of a sub-agent refresh of rt-5: both stores fenced,
+/// the call, then `rest`.
 fn after_call(rest: &[&'static str]) -> Vec<&'static str> {
-    FENCED_CALL
-        .iter()
-        .copied()
-        .chain(rest.iter().copied())
-        .collect()
-}
-
-fn both_expired() -> Transcript {
-    Transcript::sub(store(expired(5)), store(expired(5)))
+    then(&SUB_FENCED_CALL, rest)
 }
 
 fn marked(credential: Credential) -> Credential {
@@ -112,39 +95,23 @@ fn g1_g10_reuse_with_nothing_newer_marks_both_stores_and_needs_reauth() {
 fn g2_a_marked_credential_fails_fast_without_a_call() {
     let first = both_expired().reply(Err(reuse_error())).run();
     let again = first.next().run();
-    again.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "release",
-        "done NeedsReauth(Marked)",
-    ]);
+    again.assert_lines(&then(&SUB_LOCKED, &["release", "done NeedsReauth(Marked)"]));
     assert!(
         again.calls.is_empty(),
         "G2: a refused family is not presented again"
     );
     let main_agent = Transcript::main_agent(first.main.clone()).run();
-    main_agent.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "release",
-        "done NeedsReauth(Marked)",
-    ]);
+    main_agent.assert_lines(&then(
+        &MAIN_LOCKED,
+        &["release", "done NeedsReauth(Marked)"],
+    ));
 }
 
 #[test]
 fn g11_a_relogin_in_main_propagates_over_a_marked_own_entry() {
     let first = both_expired().reply(Err(reuse_error())).run();
     let mut main = first.main.clone();
-    main.apply(
-        PROFILE,
-        &Mutation::Login {
-            credential: cred("new", 0, NOW_MS + HOUR_MS),
-        },
-    );
+    log_in(&mut main, cred("new", 0, NOW_MS + HOUR_MS));
     let run = Transcript::sub(first.own.clone(), main).run();
     run.assert_lines(&[
         "read own",
@@ -244,26 +211,17 @@ fn assert_in_doubt_then_needs_reauth(error: rotor_kernel::EndpointError) {
     }
     // G7: the next resolve on these stores does not present rt-5 again.
     let next = run.next().run();
-    next.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "release",
-        "done NeedsReauth(InDoubt)",
-    ]);
+    next.assert_lines(&then(
+        &SUB_LOCKED,
+        &["release", "done NeedsReauth(InDoubt)"],
+    ));
     assert!(next.calls.is_empty(), "G7");
     // Nor does the main agent, which sees only main's fence.
     let main_agent = Transcript::main_agent(run.main.clone()).run();
-    assert_eq!(
-        main_agent.lines.last().unwrap(),
-        "done NeedsReauth(InDoubt)"
-    );
+    main_agent.assert_done("done NeedsReauth(InDoubt)");
     // Nor a sub-agent with no entry of its own.
     let newcomer = Transcript::sub(StoreDoc::default(), run.main.clone()).run();
-    assert_eq!(newcomer.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(newcomer.calls.is_empty(), "G7");
+    newcomer.assert_done_without_call("done NeedsReauth(InDoubt)", "G7");
 }
 
 #[test]
@@ -280,11 +238,8 @@ fn g7_5xx_without_body_is_in_doubt_and_the_next_resolve_needs_reauth() {
 fn g11_logout_during_the_call_is_never_overwritten() {
     let run = both_expired()
         .during("call", |own, main| {
-            let logout = Mutation::Logout {
-                provider: PROVIDER.into(),
-            };
-            own.apply(PROFILE, &logout);
-            main.apply(PROFILE, &logout);
+            log_out(own);
+            log_out(main);
         })
         .reply(Ok(grant("6")))
         .run();
@@ -299,11 +254,7 @@ fn g11_logout_during_the_call_is_never_overwritten() {
     // The presented token was consumed; its fence outlives the logout so a
     // sub-agent still holding a copy does not present it again (G7).
     assert!(!run.main.fences.is_empty(), "G7");
-    let message = run.failure().to_string();
-    assert!(
-        message.contains("logged_out generation 6"),
-        "G10: {message}"
-    );
+    run.assert_failure_says("logged_out generation 6", "G10");
     let next = run.next().run();
     next.assert_lines(&["read own", "done LoggedOut gen=6"]);
 }
@@ -312,16 +263,11 @@ fn g11_logout_during_the_call_is_never_overwritten() {
 fn g11_relogin_during_the_call_is_never_overwritten() {
     let run = both_expired()
         .during("call", |own, _| {
-            own.apply(
-                PROFILE,
-                &Mutation::Login {
-                    credential: cred("new", 0, NOW_MS + HOUR_MS),
-                },
-            );
+            log_in(own, cred("new", 0, NOW_MS + HOUR_MS))
         })
         .reply(Ok(grant("6")))
         .run();
-    assert_eq!(run.lines.last().unwrap(), "done Superseded(own)");
+    run.assert_done("done Superseded(own)");
     assert_eq!(
         run.own.profiles[PROFILE].access,
         Some(Secret::new("at-new"))
@@ -340,7 +286,7 @@ fn g7_commit_io_failure_is_rotation_not_stored_with_fences_kept() {
         "release",
         "done RotationNotStored",
     ]));
-    assert!(run.failure().to_string().contains("disk full"), "G10");
+    run.assert_failure_says("disk full", "G10");
     for doc in [&run.own, &run.main] {
         assert_eq!(
             doc.fences[PROFILE][0].refresh_fp,
@@ -350,25 +296,20 @@ fn g7_commit_io_failure_is_rotation_not_stored_with_fences_kept() {
     }
     // rt-5 is consumed: the next participant must not present it.
     let next = run.next().run();
-    assert_eq!(next.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(next.calls.is_empty(), "G7/G1");
+    next.assert_done_without_call("done NeedsReauth(InDoubt)", "G7/G1");
 }
 
 #[test]
 fn g1_main_agent_reuse_marks_its_store() {
-    let run = Transcript::main_agent(store(expired(5)))
-        .reply(Err(reuse_error()))
-        .run();
-    run.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "write own PutFence gen=5 attempt=0",
-        "call rt-5",
-        "read own",
-        "write own MarkNeedsReauth",
-        "release",
-        "done NeedsReauth(TokenRefused)",
-    ]);
+    let run = main_expired().reply(Err(reuse_error())).run();
+    run.assert_lines(&then(
+        &MAIN_FENCED_CALL,
+        &[
+            "read own",
+            "write own MarkNeedsReauth",
+            "release",
+            "done NeedsReauth(TokenRefused)",
+        ],
+    ));
     assert_eq!(run.own, store(marked(expired(5))));
 }

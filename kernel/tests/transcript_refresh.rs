@@ -3,27 +3,12 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use common::fixtures::*;
-use common::transcript::Transcript;
-use rotor_kernel::{
-    Credential, CredentialKind, Failure, MirrorRefusal, Mutation, Outcome, Secret, StoreDoc,
-    Warning,
+use common::transcript::{
+    both_expired, log_in, log_out, main_expired, then, Run, Transcript, MAIN_FENCED_CALL,
+    MAIN_LOCKED, SUB_FENCED_CALL, SUB_LOCKED,
 };
-
-/// What the stores looked like while the endpoint call was in flight.
-type Snapshot = Rc<RefCell<Option<(StoreDoc, StoreDoc)>>>;
-
-fn snapshot_during_call(transcript: Transcript) -> (Transcript, Snapshot) {
-    let seen: Snapshot = Rc::default();
-    let inner = Rc::clone(&seen);
-    let transcript = transcript.during("call", move |own, main| {
-        *inner.borrow_mut() = Some((own.clone(), main.clone()))
-    });
-    (transcript, seen)
-}
+use rotor_kernel::{Credential, CredentialKind, MirrorRefusal, Outcome, Secret, Warning};
 
 fn rotated(generation: u64) -> Credential {
     cred(&generation.to_string(), generation, NOW_MS + HOUR_MS)
@@ -31,25 +16,18 @@ fn rotated(generation: u64) -> Credential {
 
 #[test]
 fn g1_g5_g6_g7_sub_agent_refresh_fences_both_stores_then_commits_mirrors_releases() {
-    let (transcript, seen) = snapshot_during_call(
-        Transcript::sub(store(expired(5)), store(expired(5))).reply(Ok(grant("6"))),
-    );
+    let (transcript, seen) = both_expired().reply(Ok(grant("6"))).snapshot_at_call();
     let run = transcript.run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=0",
-        "write main PutFence gen=5 attempt=0",
-        "call rt-5",
-        // G6: the rotation is stored (and mirrored) before the lock is released.
-        "write own Commit gen=6",
-        "write main Mirror gen=6",
-        "release",
-        "done Refreshed gen=6",
-    ]);
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
+            // G6: the rotation is stored (and mirrored) before the lock is released.
+            "write own Commit gen=6",
+            "write main Mirror gen=6",
+            "release",
+            "done Refreshed gen=6",
+        ],
+    ));
     // G7: while the call was in flight, both stores holding rt-5 carried the
     // fence: generation, fingerprint, holder, time, attempt.
     let (own_in_call, main_in_call) = seen.borrow_mut().take().expect("called");
@@ -83,20 +61,15 @@ fn g7_main_holding_another_token_is_fenced_and_mirrored() {
     let run = Transcript::sub(store(expired(5)), store(expired(4)))
         .reply(Ok(grant("6")))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=0",
-        "write main PutFence gen=5 attempt=0",
-        "call rt-5",
-        "write own Commit gen=6",
-        "write main Mirror gen=6",
-        "release",
-        "done Refreshed gen=6",
-    ]);
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
+            "write own Commit gen=6",
+            "write main Mirror gen=6",
+            "release",
+            "done Refreshed gen=6",
+        ],
+    ));
     assert_eq!(
         run.main,
         store(rotated(6)),
@@ -115,19 +88,11 @@ fn g7_mirror_into_an_absent_main_entry() {
 
 #[test]
 fn g6_main_agent_refresh_touches_only_its_store() {
-    let run = Transcript::main_agent(store(expired(5)))
-        .reply(Ok(grant("6")))
-        .run();
-    run.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "write own PutFence gen=5 attempt=0",
-        "call rt-5",
-        "write own Commit gen=6",
-        "release",
-        "done Refreshed gen=6",
-    ]);
+    let run = main_expired().reply(Ok(grant("6"))).run();
+    run.assert_lines(&then(
+        &MAIN_FENCED_CALL,
+        &["write own Commit gen=6", "release", "done Refreshed gen=6"],
+    ));
     assert_eq!(run.own, store(rotated(6)));
 }
 
@@ -159,19 +124,17 @@ fn g4_grant_without_a_new_refresh_token_keeps_the_old_one_and_unknown_fields() {
 
 #[test]
 fn g7_fence_write_failure_releases_without_calling() {
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
+    let run = both_expired()
         .fault("write own PutFence", io_fault("own store: disk full"))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=0 -> fault",
-        "release",
-        "done Store(own)",
-    ]);
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
+            "write own PutFence gen=5 attempt=0 -> fault",
+            "release",
+            "done Store(own)",
+        ],
+    ));
     assert!(run.calls.is_empty(), "G7: no fence, no call");
     assert_eq!(run.own, store(expired(5)));
     assert_eq!(run.main, store(expired(5)));
@@ -180,28 +143,19 @@ fn g7_fence_write_failure_releases_without_calling() {
 #[test]
 fn g7_second_fence_conflict_clears_the_first_and_does_not_call() {
     // Main is re-logged in between the locked read and main's fence write.
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
-        .during("write main PutFence", |_, main| {
-            main.apply(
-                PROFILE,
-                &Mutation::Login {
-                    credential: fresh(0),
-                },
-            );
-        })
+    let run = both_expired()
+        .during("write main PutFence", |_, main| log_in(main, fresh(0)))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=0",
-        "write main PutFence gen=5 attempt=0 -> Conflict",
-        "write own ClearFence",
-        "release",
-        "done Superseded(main)",
-    ]);
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
+            "write own PutFence gen=5 attempt=0",
+            "write main PutFence gen=5 attempt=0 -> Conflict",
+            "write own ClearFence",
+            "release",
+            "done Superseded(main)",
+        ],
+    ));
     assert!(run.calls.is_empty(), "G7/G11");
     assert_eq!(
         run.own,
@@ -217,43 +171,36 @@ fn g7_second_fence_conflict_clears_the_first_and_does_not_call() {
 
 #[test]
 fn g7_second_fence_fault_clears_the_first_and_does_not_call() {
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
+    let run = both_expired()
         .fault("write main PutFence", io_fault("main store: EIO"))
         .run();
-    assert_eq!(
-        &run.lines[5..],
-        [
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
             "write own PutFence gen=5 attempt=0",
             "write main PutFence gen=5 attempt=0 -> fault",
             "write own ClearFence",
             "release",
             "done Store(main)",
-        ]
-    );
+        ],
+    ));
     assert!(run.calls.is_empty());
     assert_eq!(run.own, store(expired(5)));
 }
 
 #[test]
 fn g11_fence_conflict_on_own_after_a_logout() {
-    let run = Transcript::main_agent(store(expired(5)))
-        .during("write own PutFence", |own, _| {
-            own.apply(
-                PROFILE,
-                &Mutation::Logout {
-                    provider: PROVIDER.into(),
-                },
-            );
-        })
+    let run = main_expired()
+        .during("write own PutFence", |own, _| log_out(own))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "write own PutFence gen=5 attempt=0 -> Conflict",
-        "release",
-        "done Superseded(own)",
-    ]);
+    run.assert_lines(&then(
+        &MAIN_LOCKED,
+        &[
+            "write own PutFence gen=5 attempt=0 -> Conflict",
+            "release",
+            "done Superseded(own)",
+        ],
+    ));
     assert!(run.own.profiles[PROFILE].is_logged_out());
     assert!(
         run.own.fences.is_empty(),
@@ -261,16 +208,8 @@ fn g11_fence_conflict_on_own_after_a_logout() {
     );
 }
 
-/// G1: a refused mirror leaves rt-5 fenced in main, marked rotated, so a
-/// sub-agent holding a copy of the spent token never presents it.
-fn assert_spent_in_main(run: &common::transcript::Run) {
-    let fences = &run.main.fences[PROFILE];
-    assert_eq!(fences.len(), 1, "{fences:?}");
-    assert!(fences[0].rotated, "{fences:?}");
-    assert_eq!(fences[0].refresh_fp, Secret::new("rt-5").fingerprint());
-}
-
-fn refused_mirror(main: Credential) -> common::transcript::Run {
+/// A sub-agent refresh of rt-5 whose mirror into `main` is refused.
+fn refused_mirror(main: Credential) -> Run {
     Transcript::sub(store(expired(5)), store(main))
         .reply(Ok(grant("6")))
         .run()
@@ -281,26 +220,21 @@ fn g3_mirror_refused_for_an_api_key_in_main() {
     let mut key = fresh(9);
     key.kind = CredentialKind::ApiKey;
     let run = refused_mirror(key.clone());
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=0",
-        "write main PutFence gen=5 attempt=0",
-        "call rt-5",
-        "write own Commit gen=6",
-        "write main SettleFence",
-        "release",
-        "done Refreshed gen=6 warn=[MirrorRefused(NotOAuth)]",
-    ]);
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
+            "write own Commit gen=6",
+            "write main SettleFence",
+            "release",
+            "done Refreshed gen=6 warn=[MirrorRefused(NotOAuth)]",
+        ],
+    ));
     assert_eq!(
         run.main.profiles,
         store(key).profiles,
         "an operator's key is never overwritten"
     );
-    assert_spent_in_main(&run);
+    run.assert_rt5_spent_in_main();
     assert_eq!(run.own, store(rotated(6)));
 }
 
@@ -308,16 +242,10 @@ fn g3_mirror_refused_for_an_api_key_in_main() {
 fn g3_mirror_refused_for_another_provider_in_main() {
     let other = Credential::oauth("q", "at-q", "rt-q", NOW_MS - MINUTE_MS).with_generation(2);
     let run = refused_mirror(other.clone());
-    assert_eq!(
-        run.lines.last().unwrap(),
-        "done Refreshed gen=6 warn=[MirrorRefused(OtherProvider)]"
-    );
-    assert!(!run
-        .lines
-        .iter()
-        .any(|line| line.starts_with("write main Mirror")));
+    run.assert_done("done Refreshed gen=6 warn=[MirrorRefused(OtherProvider)]");
+    run.assert_no_line("write main Mirror");
     assert_eq!(run.main.profiles, store(other).profiles);
-    assert_spent_in_main(&run);
+    run.assert_rt5_spent_in_main();
     match &run.granted().warnings[0] {
         Warning::MirrorRefused(MirrorRefusal::OtherProvider(provider)) => assert_eq!(provider, "q"),
         other => panic!("{other:?}"),
@@ -333,45 +261,33 @@ fn g3_mirror_refused_for_another_account_in_main() {
     )
     .reply(Ok(grant("6")))
     .run();
-    assert_eq!(
-        run.lines.last().unwrap(),
-        "done Refreshed gen=6 warn=[MirrorRefused(Identity)]"
-    );
-    assert!(!run
-        .lines
-        .iter()
-        .any(|line| line.starts_with("write main Mirror")));
+    run.assert_done("done Refreshed gen=6 warn=[MirrorRefused(Identity)]");
+    run.assert_no_line("write main Mirror");
     assert_eq!(
         run.main.profiles,
         store(theirs).profiles,
         "G3: acct-y's entry is not overwritten"
     );
-    assert_spent_in_main(&run);
+    run.assert_rt5_spent_in_main();
 }
 
 #[test]
 fn g5_g11_mirror_loses_to_a_main_relogin_made_during_the_call() {
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
+    let run = both_expired()
         .during("call", |_, main| {
-            main.apply(
-                PROFILE,
-                &Mutation::Login {
-                    credential: cred("login", 0, NOW_MS + HOUR_MS),
-                },
-            );
+            log_in(main, cred("login", 0, NOW_MS + HOUR_MS))
         })
         .reply(Ok(grant("6")))
         .run();
-    assert_eq!(
-        &run.lines[7..],
-        [
-            "call rt-5",
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
             "write own Commit gen=6",
             "write main Mirror gen=6 -> Conflict",
             "release",
             "done Refreshed gen=6 warn=[MirrorFailed]",
-        ]
-    );
+        ],
+    ));
     let main = &run.main.profiles[PROFILE];
     assert_eq!(
         main.access,
@@ -386,19 +302,19 @@ fn g5_g11_mirror_loses_to_a_main_relogin_made_during_the_call() {
 
 #[test]
 fn g6_g10_mirror_write_failure_is_a_warning_after_the_commit() {
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
+    let run = both_expired()
         .fault("write main Mirror", io_fault("main store: disk full"))
         .reply(Ok(grant("6")))
         .run();
-    assert_eq!(
-        &run.lines[8..],
-        [
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
             "write own Commit gen=6",
             "write main Mirror gen=6 -> fault",
             "release",
             "done Refreshed gen=6 warn=[MirrorFailed]",
-        ]
-    );
+        ],
+    ));
     assert_eq!(
         run.own,
         store(rotated(6)),
@@ -412,9 +328,7 @@ fn g6_g10_mirror_write_failure_is_a_warning_after_the_commit() {
 
 #[test]
 fn g6_outcome_is_refreshed_only_after_the_commit() {
-    let run = Transcript::main_agent(store(expired(5)))
-        .reply(Ok(grant("6")))
-        .run();
+    let run = main_expired().reply(Ok(grant("6"))).run();
     let commit = run
         .lines
         .iter()
@@ -422,9 +336,8 @@ fn g6_outcome_is_refreshed_only_after_the_commit() {
         .unwrap();
     let release = run.lines.iter().position(|l| l == "release").unwrap();
     assert!(commit < release, "G6: durable before the lock is released");
+    // The commit was applied (not faulted or in conflict) before `Done`: a
+    // failed commit ends in RotationNotStored (see transcript_failures).
+    assert_eq!(run.lines[commit], "write own Commit gen=6", "G6: applied");
     assert_eq!(run.granted().outcome, Outcome::Refreshed);
-    assert!(!matches!(
-        run.resolution,
-        Err(Failure::RotationNotStored { .. })
-    ));
 }

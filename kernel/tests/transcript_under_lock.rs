@@ -3,14 +3,9 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use common::fixtures::*;
-use common::transcript::Transcript;
-use rotor_kernel::{
-    Failure, LockFailure, LockKey, Outcome, Policy, ReauthReason, Secret, Source, StoreDoc,
-};
+use common::transcript::{both_expired, main_expired, then, Transcript, MAIN_LOCKED, SUB_LOCKED};
+use rotor_kernel::{Failure, LockFailure, LockKey, Outcome, Policy, ReauthReason, Secret, Source};
 
 fn held_by_other() -> LockFailure {
     LockFailure {
@@ -22,25 +17,13 @@ fn held_by_other() -> LockFailure {
 
 #[test]
 fn g8_lock_timeout_names_the_lock_and_its_holder() {
-    let run = Transcript::main_agent(store(expired(5)))
-        .lock_fails(held_by_other())
-        .run();
+    let run = main_expired().lock_fails(held_by_other()).run();
     run.assert_lines(&["read own", "acquire -> timeout", "done LockTimeout"]);
     assert!(!run.acquired, "G8: a lock never taken is never released");
-    let message = run.failure().to_string();
     let key = LockKey::new(PROVIDER, PROFILE);
-    assert!(
-        message.contains(key.as_str()),
-        "G8/G10: names the lock: {message}"
-    );
-    assert!(
-        message.contains("pid 777 on other-box"),
-        "G10: names the holder: {message}"
-    );
-    assert!(
-        message.contains("120000 ms"),
-        "G10: says how long: {message}"
-    );
+    run.assert_failure_says(key.as_str(), "G8/G10: names the lock");
+    run.assert_failure_says("pid 777 on other-box", "G10: names the holder");
+    run.assert_failure_says("120000 ms", "G10: says how long");
     assert_eq!(
         run.own,
         store(expired(5)),
@@ -50,9 +33,7 @@ fn g8_lock_timeout_names_the_lock_and_its_holder() {
 
 #[test]
 fn g8_sub_agent_lock_timeout_writes_nothing() {
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
-        .lock_fails(held_by_other())
-        .run();
+    let run = both_expired().lock_fails(held_by_other()).run();
     run.assert_lines(&[
         "read own",
         "read main",
@@ -66,21 +47,13 @@ fn g8_sub_agent_lock_timeout_writes_nothing() {
 #[test]
 fn g2_step4_peer_refreshed_while_we_waited_is_adopted_from_own() {
     // G2: the waiter takes the peer's rotation instead of calling again.
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
+    let run = both_expired()
         .during("acquire", |own, main| {
             *own = store(fresh(6));
             *main = store(fresh(6));
         })
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "release",
-        "done Adopted(Peer) gen=6",
-    ]);
+    run.assert_lines(&then(&SUB_LOCKED, &["release", "done Adopted(Peer) gen=6"]));
     assert!(run.calls.is_empty(), "G2: no second call");
     assert_eq!(
         run.granted().outcome,
@@ -90,33 +63,28 @@ fn g2_step4_peer_refreshed_while_we_waited_is_adopted_from_own() {
 
 #[test]
 fn g2_step4_main_agent_finds_a_peer_rotation() {
-    let run = Transcript::main_agent(store(expired(5)))
+    let run = main_expired()
         .during("acquire", |own, _| *own = store(fresh(6)))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "release",
-        "done Adopted(Peer) gen=6",
-    ]);
+    run.assert_lines(&then(
+        &MAIN_LOCKED,
+        &["release", "done Adopted(Peer) gen=6"],
+    ));
 }
 
 #[test]
 fn g2_step4_main_refreshed_while_we_waited_is_copied_under_the_lock() {
-    let run = Transcript::sub(store(expired(5)), store(expired(5)))
+    let run = both_expired()
         .during("acquire", |_, main| *main = store(fresh(6)))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own Adopt gen=6",
-        "release",
-        "done Adopted(Main) gen=6",
-    ]);
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
+            "write own Adopt gen=6",
+            "release",
+            "done Adopted(Main) gen=6",
+        ],
+    ));
     assert!(run.calls.is_empty(), "G2");
     assert_eq!(run.own, store(fresh(6)));
 }
@@ -128,19 +96,17 @@ fn g1_step4_main_newer_but_expired_is_the_token_refreshed() {
     let run = Transcript::sub(store(expired(4)), store(expired(5)))
         .reply(Ok(grant("6")))
         .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write main PutFence gen=5 attempt=0",
-        "call rt-5",
-        "write own Commit gen=6",
-        "write main Mirror gen=6",
-        "release",
-        "done Refreshed gen=6",
-    ]);
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
+            "write main PutFence gen=5 attempt=0",
+            "call rt-5",
+            "write own Commit gen=6",
+            "write main Mirror gen=6",
+            "release",
+            "done Refreshed gen=6",
+        ],
+    ));
     assert_eq!(run.calls.len(), 1);
     assert_eq!(
         run.calls[0].refresh,
@@ -161,15 +127,10 @@ fn g7_fence_for_the_token_means_needs_reauth_without_a_call() {
     let left = fence("5", 5, 0, NOW_MS - 10 * MINUTE_MS);
     let own = fenced(store(expired(5)), left.clone());
     let run = Transcript::sub(own.clone(), store(expired(5))).run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "release",
-        "done NeedsReauth(InDoubt)",
-    ]);
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &["release", "done NeedsReauth(InDoubt)"],
+    ));
     assert!(
         run.calls.is_empty(),
         "G7: the in-doubt token is not presented again"
@@ -190,16 +151,12 @@ fn g7_fence_for_the_token_means_needs_reauth_without_a_call() {
 fn g7_fence_in_main_alone_also_stops_the_call() {
     let main = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS - MINUTE_MS));
     let run = Transcript::sub(store(expired(5)), main).run();
-    assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(run.calls.is_empty(), "G7");
+    run.assert_done_without_call("done NeedsReauth(InDoubt)", "G7");
     let run = Transcript::main_agent(fenced(store(expired(5)), fence("5", 5, 0, 0))).run();
-    run.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "release",
-        "done NeedsReauth(InDoubt)",
-    ]);
+    run.assert_lines(&then(
+        &MAIN_LOCKED,
+        &["release", "done NeedsReauth(InDoubt)"],
+    ));
 }
 
 #[test]
@@ -212,8 +169,10 @@ fn g7_a_peers_fence_in_main_stops_the_call_even_when_main_holds_another_family()
     let theirs = cred("y9", 9, NOW_MS - MINUTE_MS).with_account("acct-y");
     let main = fenced(store(theirs), fence("5", 5, 0, NOW_MS - MINUTE_MS));
     let run = Transcript::sub(store(ours), main).run();
-    assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(run.calls.is_empty(), "G7/G1: rt-5 is not presented again");
+    run.assert_done_without_call(
+        "done NeedsReauth(InDoubt)",
+        "G7/G1: rt-5 is not presented again",
+    );
 }
 
 #[test]
@@ -230,10 +189,9 @@ fn g1_a_rotated_fence_in_main_stops_a_holder_of_the_spent_copy_even_in_grace() {
         let run = Transcript::sub(store(ours.clone()), main.clone())
             .policy(policy)
             .run();
-        assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(Rotated)");
-        assert!(
-            run.calls.is_empty(),
-            "G1: the spent rt-5 is never presented"
+        run.assert_done_without_call(
+            "done NeedsReauth(Rotated)",
+            "G1: the spent rt-5 is never presented",
         );
     }
 }
@@ -249,29 +207,23 @@ fn g7_a_fence_for_another_token_does_not_block() {
 #[test]
 fn g7_grace_window_open_allows_exactly_one_retry_with_attempt_1() {
     let own = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS - MINUTE_MS));
-    let seen: Rc<RefCell<Option<(StoreDoc, StoreDoc)>>> = Rc::default();
-    let seen_in_call = Rc::clone(&seen);
-    let run = Transcript::sub(own, store(expired(5)))
+    let (transcript, seen) = Transcript::sub(own, store(expired(5)))
         .policy(grace_policy(10 * MINUTE_MS as u64))
-        .during("call", move |own, main| {
-            *seen_in_call.borrow_mut() = Some((own.clone(), main.clone()))
-        })
         .reply(Ok(grant("6")))
-        .run();
-    run.assert_lines(&[
-        "read own",
-        "read main",
-        "acquire",
-        "read own",
-        "read main",
-        "write own PutFence gen=5 attempt=1",
-        "write main PutFence gen=5 attempt=1",
-        "call rt-5",
-        "write own Commit gen=6",
-        "write main Mirror gen=6",
-        "release",
-        "done Refreshed gen=6",
-    ]);
+        .snapshot_at_call();
+    let run = transcript.run();
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
+            "write own PutFence gen=5 attempt=1",
+            "write main PutFence gen=5 attempt=1",
+            "call rt-5",
+            "write own Commit gen=6",
+            "write main Mirror gen=6",
+            "release",
+            "done Refreshed gen=6",
+        ],
+    ));
     assert_eq!(run.calls.len(), 1, "G1/G7: one retry, not more");
     let (own_in_call, main_in_call) = seen.borrow_mut().take().expect("the call happened");
     for doc in [own_in_call, main_in_call] {
@@ -296,12 +248,11 @@ fn g7_grace_retry_that_is_again_in_doubt_leaves_attempt_1_and_then_needs_reauth(
         .policy(grace_policy(10 * MINUTE_MS as u64))
         .reply(Err(timeout_after_send_error()))
         .run();
-    assert_eq!(run.lines.last().unwrap(), "done InDoubt");
+    run.assert_done("done InDoubt");
     assert_eq!(run.own.fences[PROFILE][0].attempt, 1);
     // Still inside the window, but the one retry is spent.
     let again = run.next().run();
-    assert_eq!(again.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(again.calls.is_empty(), "G7: no third presentation");
+    again.assert_done_without_call("done NeedsReauth(InDoubt)", "G7: no third presentation");
 }
 
 #[test]
@@ -310,8 +261,7 @@ fn g7_grace_window_closed_means_needs_reauth() {
     let run = Transcript::sub(own, store(expired(5)))
         .policy(grace_policy(10 * MINUTE_MS as u64))
         .run();
-    assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(run.calls.is_empty(), "G7");
+    run.assert_done_without_call("done NeedsReauth(InDoubt)", "G7");
 }
 
 #[test]
@@ -320,8 +270,7 @@ fn g7_attempt_already_1_means_needs_reauth_even_inside_the_window() {
     let run = Transcript::sub(own, store(expired(5)))
         .policy(grace_policy(10 * MINUTE_MS as u64))
         .run();
-    assert_eq!(run.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-    assert!(run.calls.is_empty(), "G7");
+    run.assert_done_without_call("done NeedsReauth(InDoubt)", "G7");
 }
 
 #[test]
@@ -329,18 +278,15 @@ fn g10_no_refresh_token_needs_reauth_without_a_call() {
     let mut credential = expired(5);
     credential.refresh = None;
     let run = Transcript::main_agent(store(credential)).run();
-    run.assert_lines(&[
-        "read own",
-        "acquire",
-        "read own",
-        "release",
-        "done NeedsReauth(NoRefreshToken)",
-    ]);
+    run.assert_lines(&then(
+        &MAIN_LOCKED,
+        &["release", "done NeedsReauth(NoRefreshToken)"],
+    ));
 }
 
 #[test]
 fn g8_g10_step4_unreadable_own_store_under_the_lock_releases() {
-    let run = Transcript::main_agent(store(expired(5)))
+    let run = main_expired()
         .pass("read own")
         .fault("read own", io_fault("own store: EIO"))
         .run();
@@ -351,7 +297,7 @@ fn g8_g10_step4_unreadable_own_store_under_the_lock_releases() {
         "release",
         "done Store(own)",
     ]);
-    assert!(run.failure().to_string().contains("EIO"), "G10");
+    run.assert_failure_says("EIO", "G10");
 }
 
 #[test]
@@ -422,7 +368,6 @@ fn g7_grace_retry_refused_keeps_the_fence_of_the_earlier_unknown_outcome() {
             assert!(kept, "{error:?}: the in-doubt fence for rt-5 was dropped");
         }
         let again = run.next().run();
-        assert_eq!(again.lines.last().unwrap(), "done NeedsReauth(InDoubt)");
-        assert!(again.calls.is_empty(), "G7/G1: no third presentation");
+        again.assert_done_without_call("done NeedsReauth(InDoubt)", "G7/G1: no third presentation");
     }
 }

@@ -28,8 +28,10 @@
 //! - The contract: ids echo, one effect at a time, nothing after `Done`
 //!   (`ApiMisuse::AlreadyDone`), and `Done` within a step bound.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::rc::Rc;
 
 use rotor_kernel::{
     ApiMisuse, Credential, Effect, EndpointError, Failure, Granted, Input, LockFailure, LockKey,
@@ -37,7 +39,69 @@ use rotor_kernel::{
     StoreFault, StoreRef, TokenGrant, Warning, WriteOutcome,
 };
 
-use super::fixtures::{request, NOW_MS, PROFILE, PROVIDER};
+use super::fixtures::{expired, request, store, NOW_MS, PROFILE, PROVIDER};
+
+/// A sub-agent's lock-free reads, the lock, and the re-read under it.
+pub const SUB_LOCKED: [&str; 5] = ["read own", "read main", "acquire", "read own", "read main"];
+
+/// The main agent's lock-free read, the lock, and the re-read under it.
+pub const MAIN_LOCKED: [&str; 3] = ["read own", "acquire", "read own"];
+
+/// A sub-agent refresh of rt-5 up to the call, both stores fenced first.
+pub const SUB_FENCED_CALL: [&str; 8] = [
+    "read own",
+    "read main",
+    "acquire",
+    "read own",
+    "read main",
+    "write own PutFence gen=5 attempt=0",
+    "write main PutFence gen=5 attempt=0",
+    "call rt-5",
+];
+
+/// A main-agent refresh of rt-5 up to the call, its store fenced first.
+pub const MAIN_FENCED_CALL: [&str; 5] = [
+    "read own",
+    "acquire",
+    "read own",
+    "write own PutFence gen=5 attempt=0",
+    "call rt-5",
+];
+
+/// The expected lines `first`, then `rest`: for [`Run::assert_lines`].
+pub fn then<'a>(first: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    first.iter().chain(rest).copied().collect()
+}
+
+/// A sub-agent whose own store and main both hold the expired rt-5
+/// (generation 5).
+pub fn both_expired() -> Transcript {
+    Transcript::sub(store(expired(5)), store(expired(5)))
+}
+
+/// The main agent whose store holds the expired rt-5 (generation 5).
+pub fn main_expired() -> Transcript {
+    Transcript::main_agent(store(expired(5)))
+}
+
+/// A concurrent `rotor logout` of the fixture's provider on `doc`.
+pub fn log_out(doc: &mut StoreDoc) {
+    doc.apply(
+        PROFILE,
+        &Mutation::Logout {
+            provider: PROVIDER.into(),
+        },
+    );
+}
+
+/// A concurrent `rotor login` of `credential` on `doc`.
+pub fn log_in(doc: &mut StoreDoc, credential: Credential) {
+    doc.apply(PROFILE, &Mutation::Login { credential });
+}
+
+/// What (own, main) looked like while the endpoint call was in flight, once
+/// the run is over.
+pub type Snapshot = Rc<RefCell<Option<(StoreDoc, StoreDoc)>>>;
 
 /// More effects than any resolve needs; reaching it is a failure.
 const EFFECTS_MAX: usize = 64;
@@ -133,6 +197,16 @@ impl Transcript {
         self.interventions
             .push((prefix.into(), Intervention::During(Box::new(hook))));
         self
+    }
+
+    /// Records (own, main) as they are when the endpoint is called.
+    pub fn snapshot_at_call(self) -> (Self, Snapshot) {
+        let seen: Snapshot = Rc::default();
+        let inner = Rc::clone(&seen);
+        let transcript = self.during("call", move |own, main| {
+            *inner.borrow_mut() = Some((own.clone(), main.clone()))
+        });
+        (transcript, seen)
     }
 
     fn take_intervention(&mut self, line: &str) -> Option<Intervention> {
@@ -421,6 +495,56 @@ impl Run {
             got.join("\n"),
             expected.join("\n")
         );
+    }
+
+    /// Asserts the last line, `done ...`.
+    #[track_caller]
+    pub fn assert_done(&self, done: &str) {
+        assert_eq!(
+            self.lines.last().map(String::as_str),
+            Some(done),
+            "\n--- transcript ---\n{}\n",
+            self.lines.join("\n")
+        );
+    }
+
+    /// Asserts the last line, `done ...`, and that the endpoint was never
+    /// called (`why` names the guarantee).
+    #[track_caller]
+    pub fn assert_done_without_call(&self, done: &str, why: &str) {
+        self.assert_done(done);
+        assert!(self.calls.is_empty(), "{why}: {:?}", self.calls);
+    }
+
+    /// Asserts that the failure's message contains `text` (`why` names the
+    /// guarantee, usually G10).
+    #[track_caller]
+    pub fn assert_failure_says(&self, text: &str, why: &str) {
+        let message = self.failure().to_string();
+        assert!(message.contains(text), "{why}: {message}");
+    }
+
+    /// Asserts that no line starts with `prefix`.
+    #[track_caller]
+    pub fn assert_no_line(&self, prefix: &str) {
+        assert!(
+            !self.lines.iter().any(|line| line.starts_with(prefix)),
+            "unexpected {prefix:?}:\n{}",
+            self.lines.join("\n")
+        );
+    }
+
+    /// G1: rt-5 stays fenced in main, marked rotated (a refused mirror), so a
+    /// sub-agent holding a copy of the spent token never presents it.
+    #[track_caller]
+    pub fn assert_rt5_spent_in_main(&self) {
+        let fences = &self.main.fences[PROFILE];
+        assert_eq!(fences.len(), 1, "{fences:?}");
+        assert!(
+            fences[0].rotated,
+            "G1: the spent rt-5 stays fenced in main: {fences:?}"
+        );
+        assert_eq!(fences[0].refresh_fp, Secret::new("rt-5").fingerprint());
     }
 
     /// The grant; panics with the failure otherwise.
