@@ -170,18 +170,7 @@ fn symlinked_store_files_and_agent_dirs_are_refused_g9() {
     symlink(&outside, state.join("agents/worker")).unwrap();
     let tokens = r#"{"access_token":"a","refresh_token":"r","expires_in":60}"#;
     let output = run_with_stdin(
-        rotor().args(["login", "--state-dir"]).arg(&state).args([
-            "--agent",
-            "worker",
-            "--profile",
-            PROFILE,
-            "--provider",
-            "acme",
-            "--token-url",
-            &server.url,
-            "--client-id",
-            "c",
-        ]),
+        &mut login_command(&state, "worker", PROFILE, &server.url, "c"),
         tokens,
     );
     assert_eq!(
@@ -234,16 +223,7 @@ fn a_corrupt_store_is_kept_aside_with_a_clear_error_g10() {
     // A login does not overwrite it either.
     let tokens = r#"{"access_token":"a","refresh_token":"r","expires_in":60}"#;
     let output = run_with_stdin(
-        rotor().args(["login", "--state-dir"]).arg(&state).args([
-            "--profile",
-            PROFILE,
-            "--provider",
-            "acme",
-            "--token-url",
-            &server.url,
-            "--client-id",
-            "c",
-        ]),
+        &mut login_command(&state, "main", PROFILE, &server.url, "c"),
         tokens,
     );
     assert_eq!(output.status.code(), Some(9));

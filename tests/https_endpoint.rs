@@ -184,31 +184,11 @@ impl Drop for HttpsServer {
 
 /// `rotor login` with an https token URL and `--ca-file`.
 fn login_https(state: &Path, url: &str, ca_file: &Path) {
-    let tokens = r#"{"access_token":"at-0","refresh_token":"rt-0","expires_in":3600,"client_secret":"s3cret"}"#;
-    let output = run_with_stdin(
-        rotor()
-            .args(["login", "--state-dir"])
-            .arg(state)
-            .args([
-                "--agent",
-                "main",
-                "--profile",
-                PROFILE,
-                "--provider",
-                "acme",
-                "--token-url",
-                url,
-                "--client-id",
-                "rotor-test",
-                "--ca-file",
-            ])
+    login_ok(
+        login_command(state, "main", PROFILE, url, "rotor-test")
+            .arg("--ca-file")
             .arg(ca_file),
-        tokens,
-    );
-    assert!(
-        output.status.success(),
-        "rotor login failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        &login_tokens("at-0", "rt-0"),
     );
 }
 

@@ -277,31 +277,55 @@ pub fn state_dir() -> (tempfile::TempDir, PathBuf) {
     (temp, state)
 }
 
-/// `rotor login` of `profile` (provider "acme") into `agent`'s store with
-/// the given tokens and the server's URL.
-pub fn login(state: &Path, agent: &str, profile: &str, url: &str, access: &str, refresh: &str) {
-    let tokens = format!(
+/// The `rotor login` command of `profile` (provider "acme", client
+/// `client_id`, the server's URL) into `agent`'s store; the tokens go on stdin.
+pub fn login_command(
+    state: &Path,
+    agent: &str,
+    profile: &str,
+    url: &str,
+    client_id: &str,
+) -> Command {
+    let mut command = rotor();
+    command.args(["login", "--state-dir"]).arg(state).args([
+        "--agent",
+        agent,
+        "--profile",
+        profile,
+        "--provider",
+        "acme",
+        "--token-url",
+        url,
+        "--client-id",
+        client_id,
+    ]);
+    command
+}
+
+/// The token JSON `rotor login` reads: the given tokens for an hour, with
+/// a client secret.
+pub fn login_tokens(access: &str, refresh: &str) -> String {
+    format!(
         r#"{{"access_token":"{access}","refresh_token":"{refresh}","expires_in":3600,"client_secret":"s3cret"}}"#
-    );
-    let output = run_with_stdin(
-        rotor().args(["login", "--state-dir"]).arg(state).args([
-            "--agent",
-            agent,
-            "--profile",
-            profile,
-            "--provider",
-            "acme",
-            "--token-url",
-            url,
-            "--client-id",
-            "rotor-test",
-        ]),
-        &tokens,
-    );
+    )
+}
+
+/// Runs a `rotor login` command with `tokens` on stdin; it must succeed.
+pub fn login_ok(command: &mut Command, tokens: &str) {
+    let output = run_with_stdin(command, tokens);
     assert!(
         output.status.success(),
         "rotor login failed: {}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `rotor login` of `profile` (provider "acme") into `agent`'s store with
+/// the given tokens and the server's URL.
+pub fn login(state: &Path, agent: &str, profile: &str, url: &str, access: &str, refresh: &str) {
+    login_ok(
+        &mut login_command(state, agent, profile, url, "rotor-test"),
+        &login_tokens(access, refresh),
     );
 }
 
