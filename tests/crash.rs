@@ -133,12 +133,7 @@ fn crash_case(step: &str, after: After) {
                 doc.fences.contains_key(PROFILE),
                 "G7 ({step}): fence missing"
             );
-            let status = rotor()
-                .args(["status", "--json", "--state-dir"])
-                .arg(&state)
-                .output()
-                .unwrap();
-            let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+            let status = status_json(&state);
             let fence = &status["stores"][0]["profiles"][PROFILE]["in_doubt_fences"][0];
             assert_eq!(fence["generation"], 1, "status shows the fence: {status}");
         }

@@ -215,12 +215,7 @@ fn lock_timeout_names_the_holder_and_status_shows_it_g8_g10() {
         "G10: {}",
         run.stderr
     );
-    let status = rotor()
-        .args(["status", "--json", "--state-dir"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status = status_json(&state);
     let lock = &status["refresh_locks"][0];
     assert_eq!(lock["held"], true, "{status}");
     assert_eq!(lock["holder"]["pid"], holder.id(), "{status}");

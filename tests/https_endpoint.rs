@@ -203,14 +203,7 @@ fn stored_refresh(state: &Path) -> String {
 
 /// `rotor status --json`'s in-doubt fences of the profile.
 fn status_fences(state: &Path) -> serde_json::Value {
-    let output = rotor()
-        .args(["status", "--json", "--state-dir"])
-        .arg(state)
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("status --json: {e}: {output:?}"));
-    status["stores"][0]["profiles"][PROFILE]["in_doubt_fences"].clone()
+    status_json(state)["stores"][0]["profiles"][PROFILE]["in_doubt_fences"].clone()
 }
 
 #[test]

@@ -329,6 +329,17 @@ pub fn login(state: &Path, agent: &str, profile: &str, url: &str, access: &str, 
     );
 }
 
+/// `rotor status --json`, parsed.
+pub fn status_json(state: &Path) -> serde_json::Value {
+    let output = rotor()
+        .args(["status", "--json", "--state-dir"])
+        .arg(state)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {output:?}"))
+}
+
 pub fn run_with_stdin(command: &mut Command, input: &str) -> Output {
     let mut child = command
         .stdin(Stdio::piped())
