@@ -1,4 +1,4 @@
-//! spec/bugs.md's broken hosts, built here and only here: each test asserts
+//! spec/bugs.md's broken hosts (test-only, in `common`): each test asserts
 //! the simulator reports a violation of the bug's named guarantee within a
 //! bounded number of seeds, and prints the median seeds to detection.
 //!
@@ -6,13 +6,18 @@
 //! the default of every hook. A run whose config the bug needs (a background
 //! writer for B4, legacy identities for B16...) sets it in `shape`.
 
+mod common;
+
 use std::sync::Arc;
 
-use rotor_kernel::{ProfileView, Role, StoreRef};
+use common::{
+    LockPerAgentStore, MirrorAfterRelease, PermissiveGate, ReentrantInProcess, StrictGate,
+    TimeoutReleasesEarly, WritesWithoutStoreLock,
+};
 use rotor_sim::config::IdentityShape;
 use rotor_sim::{
     run_config, ActorKind, ActorSet, Config, FaultKind, FaultSet, Guarantee, HostHooks, Overrides,
-    ReadContext, RunOptions, StopOn,
+    RunOptions, StopOn,
 };
 
 /// Runs `trials` independent searches; each tries seeds until the guarantee
@@ -61,17 +66,6 @@ fn quiet(config: &mut Config) {
     config.knobs.other_account_store = false;
 }
 
-#[derive(Debug)]
-struct LockPerAgentStore;
-impl HostHooks for LockPerAgentStore {
-    fn name(&self) -> &'static str {
-        "B1: lock keyed per agent store"
-    }
-    fn lock_slot(&self, own_store: u8) -> u8 {
-        own_store
-    }
-}
-
 #[test]
 fn b1_lock_keyed_per_agent_store_breaks_g1() {
     seeds_to_detection(
@@ -86,17 +80,6 @@ fn b1_lock_keyed_per_agent_store_breaks_g1() {
         5,
         200,
     );
-}
-
-#[derive(Debug)]
-struct ReentrantInProcess;
-impl HostHooks for ReentrantInProcess {
-    fn name(&self) -> &'static str {
-        "B3: re-entrant lock within one process"
-    }
-    fn in_process_exclusion(&self) -> bool {
-        false
-    }
 }
 
 #[test]
@@ -115,17 +98,6 @@ fn b3_reentrant_lock_in_one_process_breaks_g1() {
     );
 }
 
-#[derive(Debug)]
-struct WritesWithoutStoreLock;
-impl HostHooks for WritesWithoutStoreLock {
-    fn name(&self) -> &'static str {
-        "B4: refresh writes without the store lock"
-    }
-    fn store_lock_on_rotor_writes(&self) -> bool {
-        false
-    }
-}
-
 #[test]
 fn b4_writes_without_the_store_lock_break_g4() {
     seeds_to_detection(
@@ -142,17 +114,6 @@ fn b4_writes_without_the_store_lock_break_g4() {
     );
 }
 
-#[derive(Debug)]
-struct MirrorAfterRelease;
-impl HostHooks for MirrorAfterRelease {
-    fn name(&self) -> &'static str {
-        "B6: mirror outside the refresh lock"
-    }
-    fn mirror_after_release(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn b6_mirror_after_release_breaks_the_release_order_g1_rests_on() {
     seeds_to_detection(
@@ -166,17 +127,6 @@ fn b6_mirror_after_release_breaks_the_release_order_g1_rests_on() {
         5,
         200,
     );
-}
-
-#[derive(Debug)]
-struct TimeoutReleasesEarly;
-impl HostHooks for TimeoutReleasesEarly {
-    fn name(&self) -> &'static str {
-        "B9: timeout releases the lock while the call still runs"
-    }
-    fn report_timeout_at_deadline(&self) -> bool {
-        true
-    }
 }
 
 #[test]
@@ -196,27 +146,6 @@ fn b9_timeout_that_releases_while_in_flight_breaks_g8() {
     );
 }
 
-/// B14: a permissive gate. The broken host shows its agents credentials
-/// without identity fields, so every copy looks allowed ("a strict
-/// comparison is impossible: allow").
-#[derive(Debug)]
-struct PermissiveGate;
-impl HostHooks for PermissiveGate {
-    fn name(&self) -> &'static str {
-        "B14: permissive identity gate"
-    }
-    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
-        if reader.role == Role::Sub {
-            if let Some(credential) = view.credential.as_mut() {
-                credential.account_id = None;
-                credential.email = None;
-                credential.tenant = None;
-            }
-        }
-        view
-    }
-}
-
 #[test]
 fn b14_permissive_gate_breaks_g3() {
     seeds_to_detection(
@@ -232,29 +161,6 @@ fn b14_permissive_gate_breaks_g3() {
         5,
         300,
     );
-}
-
-/// B16: a strict, symmetric gate refuses "existing has no identity,
-/// incoming has an account id". The broken host makes the kernel's gate
-/// decide that way by showing a legacy own entry with a placeholder email,
-/// which no account-bearing credential may replace.
-#[derive(Debug)]
-struct StrictGate;
-impl HostHooks for StrictGate {
-    fn name(&self) -> &'static str {
-        "B16: strict gate blocks upgrades"
-    }
-    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
-        if reader.role == Role::Sub && reader.store == StoreRef::Own {
-            if let Some(credential) = view.credential.as_mut() {
-                let legacy = credential.account_id.is_none() && credential.email.is_none();
-                if legacy {
-                    credential.email = Some("legacy@strict-gate.invalid".into());
-                }
-            }
-        }
-        view
-    }
 }
 
 #[test]

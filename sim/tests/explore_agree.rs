@@ -9,31 +9,18 @@
 //! (`ExploreReport::first_found`); the cascade after a first violation, and a
 //! second guarantee broken by the same step, are not compared.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use common::{TimeoutReleasesEarly, WritesWithoutStoreLock};
 use rotor_sim::config::IdentityShape;
 use rotor_sim::explore::{explore, ExploreConfig};
 use rotor_sim::{
     run_config, ActorKind, ActorSet, Backend, Config, FaultKind, FaultSet, Guarantee, HostHooks,
     Overrides, RunOptions, Shipped, StopOn,
 };
-
-#[derive(Debug)]
-struct WritesWithoutStoreLock;
-impl HostHooks for WritesWithoutStoreLock {
-    fn store_lock_on_rotor_writes(&self) -> bool {
-        false
-    }
-}
-
-#[derive(Debug)]
-struct TimeoutReleasesEarly;
-impl HostHooks for TimeoutReleasesEarly {
-    fn report_timeout_at_deadline(&self) -> bool {
-        true
-    }
-}
 
 /// One process, one main agent, one request, the advisory lock; the
 /// simulator's draw of everything else fixed to what the explorer models.

@@ -1,88 +1,22 @@
-//! spec/bugs.md's protocol bugs (B1, B4, B6, B9, B14, B16) as broken hosts,
-//! built here only: the explorer must find each as a violation of its named
+//! spec/bugs.md's protocol bugs (B1, B4, B6, B9, B14, B16) as broken hosts
+//! (test-only, in `common`): the explorer must find each as a violation of its named
 //! guarantee, with a shortest counterexample (breadth-first), which must
 //! replay to the same guarantee. The shipped host over the same worlds finds
 //! nothing. Counterexample lengths print with `--nocapture`.
 
+mod common;
+
 use std::sync::Arc;
 
-use rotor_kernel::{ProfileView, Role, StoreRef};
+use common::{
+    LockPerAgentStore, MirrorAfterRelease, PermissiveGate, StrictGate, TimeoutReleasesEarly,
+    WritesWithoutStoreLock,
+};
 use rotor_sim::explore::{
     explore, read_trace_file, replay, AnyTraceFile, Counterexample, ExploreConfig,
     ExploreTraceFile, NotReproduced,
 };
-use rotor_sim::{Guarantee, HostHooks, ReadContext, Shipped};
-
-#[derive(Debug)]
-struct LockPerAgentStore;
-impl HostHooks for LockPerAgentStore {
-    fn name(&self) -> &'static str {
-        "B1: lock keyed per agent store"
-    }
-    fn lock_slot(&self, own_store: u8) -> u8 {
-        own_store
-    }
-}
-
-#[derive(Debug)]
-struct WritesWithoutStoreLock;
-impl HostHooks for WritesWithoutStoreLock {
-    fn name(&self) -> &'static str {
-        "B4: rotor writes without the store lock"
-    }
-    fn store_lock_on_rotor_writes(&self) -> bool {
-        false
-    }
-}
-
-#[derive(Debug)]
-struct MirrorAfterRelease;
-impl HostHooks for MirrorAfterRelease {
-    fn mirror_after_release(&self) -> bool {
-        true
-    }
-}
-
-#[derive(Debug)]
-struct TimeoutReleasesEarly;
-impl HostHooks for TimeoutReleasesEarly {
-    fn name(&self) -> &'static str {
-        "B9: timeout reported at the deadline"
-    }
-    fn report_timeout_at_deadline(&self) -> bool {
-        true
-    }
-}
-
-#[derive(Debug)]
-struct PermissiveGate;
-impl HostHooks for PermissiveGate {
-    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
-        if reader.role == Role::Sub {
-            if let Some(credential) = view.credential.as_mut() {
-                credential.account_id = None;
-                credential.email = None;
-                credential.tenant = None;
-            }
-        }
-        view
-    }
-}
-
-#[derive(Debug)]
-struct StrictGate;
-impl HostHooks for StrictGate {
-    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
-        if reader.role == Role::Sub && reader.store == StoreRef::Own {
-            if let Some(credential) = view.credential.as_mut() {
-                if credential.account_id.is_none() && credential.email.is_none() {
-                    credential.email = Some("legacy@strict-gate.invalid".into());
-                }
-            }
-        }
-        view
-    }
-}
+use rotor_sim::{Guarantee, HostHooks, Shipped};
 
 fn world(agents: &[u8]) -> ExploreConfig {
     ExploreConfig {

@@ -1,0 +1,108 @@
+//! spec/bugs.md's protocol bugs as broken hosts, shared by the test
+//! binaries that run them (the simulator in `bugs`, the explorer in
+//! `explore_bugs`, both in `explore_agree`). Each overrides one hook of
+//! `HostHooks`; the shipped host is the default of every hook. None of this
+//! exists outside the tests.
+#![allow(dead_code)] // each test binary uses some of the hosts
+
+use rotor_kernel::{ProfileView, Role, StoreRef};
+use rotor_sim::{HostHooks, ReadContext};
+
+#[derive(Debug)]
+pub struct LockPerAgentStore;
+impl HostHooks for LockPerAgentStore {
+    fn name(&self) -> &'static str {
+        "B1: lock keyed per agent store"
+    }
+    fn lock_slot(&self, own_store: u8) -> u8 {
+        own_store
+    }
+}
+
+#[derive(Debug)]
+pub struct ReentrantInProcess;
+impl HostHooks for ReentrantInProcess {
+    fn name(&self) -> &'static str {
+        "B3: re-entrant lock within one process"
+    }
+    fn in_process_exclusion(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+pub struct WritesWithoutStoreLock;
+impl HostHooks for WritesWithoutStoreLock {
+    fn name(&self) -> &'static str {
+        "B4: refresh writes without the store lock"
+    }
+    fn store_lock_on_rotor_writes(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+pub struct MirrorAfterRelease;
+impl HostHooks for MirrorAfterRelease {
+    fn name(&self) -> &'static str {
+        "B6: mirror outside the refresh lock"
+    }
+    fn mirror_after_release(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+pub struct TimeoutReleasesEarly;
+impl HostHooks for TimeoutReleasesEarly {
+    fn name(&self) -> &'static str {
+        "B9: timeout releases the lock while the call still runs"
+    }
+    fn report_timeout_at_deadline(&self) -> bool {
+        true
+    }
+}
+
+/// B14: a permissive gate. The broken host shows its agents credentials
+/// without identity fields, so every copy looks allowed ("a strict
+/// comparison is impossible: allow").
+#[derive(Debug)]
+pub struct PermissiveGate;
+impl HostHooks for PermissiveGate {
+    fn name(&self) -> &'static str {
+        "B14: permissive identity gate"
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        if reader.role == Role::Sub {
+            if let Some(credential) = view.credential.as_mut() {
+                credential.account_id = None;
+                credential.email = None;
+                credential.tenant = None;
+            }
+        }
+        view
+    }
+}
+
+/// B16: a strict, symmetric gate refuses "existing has no identity,
+/// incoming has an account id". The broken host makes the kernel's gate
+/// decide that way by showing a legacy own entry with a placeholder email,
+/// which no account-bearing credential may replace.
+#[derive(Debug)]
+pub struct StrictGate;
+impl HostHooks for StrictGate {
+    fn name(&self) -> &'static str {
+        "B16: strict gate blocks upgrades"
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        if reader.role == Role::Sub && reader.store == StoreRef::Own {
+            if let Some(credential) = view.credential.as_mut() {
+                let legacy = credential.account_id.is_none() && credential.email.is_none();
+                if legacy {
+                    credential.email = Some("legacy@strict-gate.invalid".into());
+                }
+            }
+        }
+        view
+    }
+}
