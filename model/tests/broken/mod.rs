@@ -18,6 +18,40 @@ use rotor_model::scenario::{AgentSpec, HostVariant};
 use rotor_model::store::{AgentStores, Snapshot};
 use rotor_model::world::World;
 
+/// The correct host's refresh lock for `agent`, which most variants wrap.
+fn model_lock(world: &Arc<World>, agent: &AgentSpec) -> ModelLock {
+    ModelLock::new(
+        world.clone(),
+        world.flight(agent.pid),
+        agent.pid,
+        &agent.name,
+    )
+}
+
+/// The correct host's stores for `agent`, which most variants wrap.
+fn agent_stores(world: &Arc<World>, agent: &AgentSpec) -> AgentStores {
+    AgentStores::new(world.clone(), agent.store, &agent.name)
+}
+
+/// [`AgentStores`]' write without its store lock: reads the document,
+/// applies `mutation` and writes the whole document back unless it
+/// conflicts. The caller decides what (if anything) it holds around it.
+fn read_modify_write(
+    stores: &AgentStores,
+    store: StoreRef,
+    profile: &str,
+    mutation: &Mutation,
+) -> WriteOutcome {
+    let target = stores.store(store);
+    let Snapshot { mut doc, version } = target.read();
+    let outcome = doc.apply(profile, mutation);
+    if !matches!(outcome, WriteOutcome::Conflict(_)) {
+        let world = stores.world();
+        target.write_back(version, doc, stores.agent(), &world.log);
+    }
+    outcome
+}
+
 /// B1, lock keyed per agent store (openclaw issue #26322): each agent locks
 /// its own store's path, so agents sharing a profile never exclude each
 /// other. Both read the same refresh token and both present it (G1).
@@ -45,18 +79,10 @@ impl HostVariant for PerStoreLockHost {
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (PerStoreLock, AgentStores) {
         let store_name = world.stores[agent.store].name().to_string();
         let lock = PerStoreLock {
-            inner: ModelLock::new(
-                world.clone(),
-                world.flight(agent.pid),
-                agent.pid,
-                &agent.name,
-            ),
+            inner: model_lock(world, agent),
             store_key: LockKey::new("store-path", &store_name),
         };
-        (
-            lock,
-            AgentStores::new(world.clone(), agent.store, &agent.name),
-        )
+        (lock, agent_stores(world, agent))
     }
 }
 
@@ -95,10 +121,7 @@ impl HostVariant for ProcessLockOnlyHost {
             pid: agent.pid,
             agent: agent.name.clone(),
         };
-        (
-            lock,
-            AgentStores::new(world.clone(), agent.store, &agent.name),
-        )
+        (lock, agent_stores(world, agent))
     }
 }
 
@@ -124,14 +147,7 @@ impl Stores for UnlockedStores {
         mutation: &Mutation,
     ) -> Result<WriteOutcome, StoreFault> {
         // The bug: no `target.lock()` around the read-modify-write.
-        let target = self.inner.store(store);
-        let Snapshot { mut doc, version } = target.read();
-        let outcome = doc.apply(profile, mutation);
-        if !matches!(outcome, WriteOutcome::Conflict(_)) {
-            let world = self.inner.world();
-            target.write_back(version, doc, self.inner.agent(), &world.log);
-        }
-        Ok(outcome)
+        Ok(read_modify_write(&self.inner, store, profile, mutation))
     }
 }
 
@@ -140,14 +156,9 @@ impl HostVariant for UnlockedWritesHost {
     type Stores = UnlockedStores;
 
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ModelLock, UnlockedStores) {
-        let lock = ModelLock::new(
-            world.clone(),
-            world.flight(agent.pid),
-            agent.pid,
-            &agent.name,
-        );
+        let lock = model_lock(world, agent);
         let stores = UnlockedStores {
-            inner: AgentStores::new(world.clone(), agent.store, &agent.name),
+            inner: agent_stores(world, agent),
         };
         (lock, stores)
     }
@@ -228,17 +239,12 @@ impl HostVariant for MirrorAfterReleaseHost {
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (MirrorAfterRelease, DeferMirror) {
         let deferred: Deferred = Rc::default();
         let lock = MirrorAfterRelease {
-            inner: ModelLock::new(
-                world.clone(),
-                world.flight(agent.pid),
-                agent.pid,
-                &agent.name,
-            ),
-            stores: AgentStores::new(world.clone(), agent.store, &agent.name),
+            inner: model_lock(world, agent),
+            stores: agent_stores(world, agent),
             deferred: deferred.clone(),
         };
         let stores = DeferMirror {
-            inner: AgentStores::new(world.clone(), agent.store, &agent.name),
+            inner: agent_stores(world, agent),
             deferred,
             keep_fences: self.keep_fences,
         };
@@ -272,17 +278,9 @@ impl HostVariant for LeakyLockHost {
 
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (LeakyLock, AgentStores) {
         let lock = LeakyLock {
-            inner: ModelLock::new(
-                world.clone(),
-                world.flight(agent.pid),
-                agent.pid,
-                &agent.name,
-            ),
+            inner: model_lock(world, agent),
         };
-        (
-            lock,
-            AgentStores::new(world.clone(), agent.store, &agent.name),
-        )
+        (lock, agent_stores(world, agent))
     }
 }
 
@@ -306,16 +304,9 @@ impl Stores for ForgottenStoreLock {
         profile: &str,
         mutation: &Mutation,
     ) -> Result<WriteOutcome, StoreFault> {
-        let target = self.inner.store(store);
         // The bug: the store lock is taken and never unlocked.
-        std::mem::forget(target.lock());
-        let Snapshot { mut doc, version } = target.read();
-        let outcome = doc.apply(profile, mutation);
-        if !matches!(outcome, WriteOutcome::Conflict(_)) {
-            let world = self.inner.world();
-            target.write_back(version, doc, self.inner.agent(), &world.log);
-        }
-        Ok(outcome)
+        std::mem::forget(self.inner.store(store).lock());
+        Ok(read_modify_write(&self.inner, store, profile, mutation))
     }
 }
 
@@ -324,14 +315,9 @@ impl HostVariant for ForgottenStoreLockHost {
     type Stores = ForgottenStoreLock;
 
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ModelLock, ForgottenStoreLock) {
-        let lock = ModelLock::new(
-            world.clone(),
-            world.flight(agent.pid),
-            agent.pid,
-            &agent.name,
-        );
+        let lock = model_lock(world, agent);
         let stores = ForgottenStoreLock {
-            inner: AgentStores::new(world.clone(), agent.store, &agent.name),
+            inner: agent_stores(world, agent),
         };
         (lock, stores)
     }
