@@ -97,7 +97,6 @@ impl World {
         let agent = &mut self.agents[i];
         agent.requests_left -= 1;
         agent.call = None;
-        agent.lost_lease = false;
         agent.notes = ResolveNotes {
             in_liveness: self.liveness,
             ..ResolveNotes::default()

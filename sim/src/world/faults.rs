@@ -301,7 +301,6 @@ impl World {
 
     fn jump_clock(&mut self, process: u8, jump_ms: i64) {
         self.processes[process as usize].skew_ms += jump_ms;
-        self.processes[process as usize].clock_jumps += 1;
         self.clock_jumped_at_ms = Some(self.now_ms);
         for agent in &mut self.agents {
             if agent.process == process && agent.resolver.is_some() {
@@ -391,9 +390,6 @@ impl World {
             return; // renewed
         }
         if stalled && !holder.orphaned {
-            if let Owner::Agent(agent) = holder.owner {
-                self.agents[agent as usize].lost_lease = true;
-            }
             self.lease_lost_live = true;
         }
         self.locks[s].holder = None;

@@ -122,7 +122,6 @@ pub(crate) struct Agent {
     /// Counts the waits begun, so a stale wait timeout is recognised.
     pub waits: u32,
     pub holds_lock: bool,
-    pub lost_lease: bool,
     pub call: Option<u32>,
     pub notes: ResolveNotes,
     /// The account whose tokens this agent may hold (G3), once known.
@@ -139,7 +138,6 @@ pub(crate) struct Process {
     pub base_skew_ms: i64,
     pub crashed: bool,
     pub paused_until_ms: Option<u64>,
-    pub clock_jumps: u32,
 }
 
 /// The result of one run.

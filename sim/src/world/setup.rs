@@ -128,7 +128,6 @@ pub(super) fn build(
                 base_skew_ms: skew,
                 crashed: false,
                 paused_until_ms: None,
-                clock_jumps: 0,
             }
         })
         .collect();
@@ -239,7 +238,6 @@ pub(super) fn build(
                 waiting: Waiting::Nothing,
                 waits: 0,
                 holds_lock: false,
-                lost_lease: false,
                 call: None,
                 notes: ResolveNotes::default(),
                 binding: store_accounts[own_store as usize],
