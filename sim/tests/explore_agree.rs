@@ -84,7 +84,7 @@ fn agree(
     faults: FaultSet,
     actors: ActorSet,
     config: ExploreConfig,
-) {
+) -> BTreeSet<Guarantee> {
     let sim = sim_guarantees(hooks.clone(), faults, actors);
     let exhaustive = explorer_guarantees(hooks, &config);
     eprintln!("{name}: simulator {sim:?}, explorer {exhaustive:?}");
@@ -92,6 +92,7 @@ fn agree(
         sim, exhaustive,
         "{name}: the simulator and the explorer disagree"
     );
+    sim
 }
 
 fn writer_world() -> ExploreConfig {
@@ -115,43 +116,53 @@ fn timeout_world() -> ExploreConfig {
 #[test]
 fn b4_both_find_the_same_guarantees() {
     let usage = ActorSet::none().with(ActorKind::Usage);
-    agree(
+    let found = agree(
         "B4",
         Arc::new(WritesWithoutStoreLock),
         FaultSet::none(),
         usage,
         writer_world(),
     );
+    assert!(
+        found.contains(&Guarantee::G4),
+        "both must see B4's G4: {found:?}"
+    );
 }
 
 #[test]
 fn b9_both_find_the_same_guarantees() {
     let timeout = FaultSet::none().with(FaultKind::Timeout);
-    agree(
+    let found = agree(
         "B9",
         Arc::new(TimeoutReleasesEarly),
         timeout,
         ActorSet::none(),
         timeout_world(),
     );
+    assert!(
+        found.contains(&Guarantee::G8),
+        "both must see B9's G8: {found:?}"
+    );
 }
 
 #[test]
 fn the_shipped_host_both_find_nothing() {
     let usage = ActorSet::none().with(ActorKind::Usage);
-    agree(
+    let found = agree(
         "shipped, writer",
         Arc::new(Shipped),
         FaultSet::none(),
         usage,
         writer_world(),
     );
+    assert!(found.is_empty(), "shipped host: {found:?}");
     let timeout = FaultSet::none().with(FaultKind::Timeout);
-    agree(
+    let found = agree(
         "shipped, timeout",
         Arc::new(Shipped),
         timeout,
         ActorSet::none(),
         timeout_world(),
     );
+    assert!(found.is_empty(), "shipped host: {found:?}");
 }
