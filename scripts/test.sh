@@ -9,7 +9,7 @@
 #   5. a simulator sweep: a fixed list of seeds plus fresh ones, each CI seed
 #      run twice and its trace hash compared;
 #   6. the explorer's symmetry soundness check on the larger worlds (every
-#      broken host of spec/bugs.md found alike with and without symmetry
+#      broken host of docs/bugs.md found alike with and without symmetry
 #      reduction; release, about 2 minutes).
 #
 # Prints one closing line `rotor: N passed, N failed` and exits non-zero when

@@ -1,4 +1,4 @@
-//! The baseline: the seed system's lock discipline (spec/seed-system.md §3.4
+//! The baseline: the seed system's lock discipline (docs/lineage.md §3.4
 //! and §6), rebuilt in bench code only, doing the same work as rotor (read
 //! the store, check freshness, call the same endpoint, write atomically).
 //!

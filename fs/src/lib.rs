@@ -24,7 +24,7 @@
 //! it takes the refresh lock, presents the refresh token once, stores the
 //! rotation durably and releases the lock. Every other caller, in this
 //! process or another, waits for the lock and then adopts the stored
-//! rotation (SPEC §3). A credential's endpoint settings (token URL, client,
+//! rotation (docs/SPEC.md §3). A credential's endpoint settings (token URL, client,
 //! or a refresh command) are stored with it by `rotor login`; see
 //! [`settings`].
 //!

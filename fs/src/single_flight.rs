@@ -12,7 +12,7 @@
 //! process whatever the cross-process backend does with a second request from
 //! the same process: POSIX record locks (`fcntl`) are held per process, so a
 //! second thread "re-acquires" a lock its process already holds and walks
-//! through it (spec/bugs.md B3, a G1 violation). With the slot in front, the
+//! through it (docs/bugs.md B3, a G1 violation). With the slot in front, the
 //! cross-process lock is only ever asked for by one thread per process and key.
 //!
 //! # Design decision: followers re-run the kernel, they do not receive a result

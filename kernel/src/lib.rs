@@ -10,7 +10,7 @@
 //! # The pieces
 //!
 //! - [`Resolver`]: one `resolve(agent, provider, profile)` as a state machine
-//!   (SPEC §3). `poll_effect()` hands out one [`Effect`] at a time;
+//!   (docs/SPEC.md §3). `poll_effect()` hands out one [`Effect`] at a time;
 //!   `handle(input, now_ms)` takes its completion. See its docs for the loop.
 //! - [`driver::resolve`]: the canonical synchronous loop over four small host
 //!   traits ([`driver::RefreshLock`], [`driver::Stores`],

@@ -238,7 +238,7 @@ impl Policy {
     }
 
     /// Builds a policy without checking it: only for test code that must show
-    /// the checkers catch a broken policy (spec/bugs.md).
+    /// the checkers catch a broken policy (docs/bugs.md).
     #[cfg(feature = "unchecked-policy")]
     pub fn new_unchecked(config: PolicyConfig) -> Policy {
         Policy { config }

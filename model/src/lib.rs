@@ -34,7 +34,7 @@
 //!
 //! G1, G2, G3, G4, G5 and G8 (see [`check`] and [`verify`]); deadlock
 //! freedom by loom and shuttle themselves. Broken variants of the host (the
-//! historical bugs of spec/bugs.md) are built in the tests only, through
+//! historical bugs of docs/bugs.md) are built in the tests only, through
 //! [`scenario::HostVariant`], and each test names the guarantee it expects
 //! the checker to find broken.
 //!

@@ -174,7 +174,7 @@ impl Scenario {
 }
 
 /// How an agent's host is put together: the correct one, or (in tests) a
-/// broken variant from spec/bugs.md.
+/// broken variant from docs/bugs.md.
 pub trait HostVariant: Send + Sync + 'static {
     /// The refresh lock.
     type Lock: RefreshLock;

@@ -1,4 +1,4 @@
-//! loom finds the historical bugs of spec/bugs.md (B1, B3, B4, B6) when a
+//! loom finds the historical bugs of docs/bugs.md (B1, B3, B4, B6) when a
 //! test-only broken host re-creates them. Each test expects the checker to
 //! fail with the named guarantee: the search stops at the first interleaving
 //! that violates it (other violations found on the way are printed with it).

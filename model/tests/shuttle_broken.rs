@@ -1,4 +1,4 @@
-//! shuttle finds the historical bugs of spec/bugs.md (B1, B3, B4, B6) in
+//! shuttle finds the historical bugs of docs/bugs.md (B1, B3, B4, B6) in
 //! test-only broken hosts, on the larger configurations, and every failure
 //! carries the seed and the commands that replay it (checked here by
 //! replaying one).

@@ -4,7 +4,7 @@
 //! The simulator is a host: it decides nothing about the protocol, but it does
 //! decide *how* it locks, writes and calls, and each of those is a place where
 //! a real host can be wrong. [`HostHooks`] names those places. The shipped
-//! behaviour is [`Shipped`] (every method's default); `spec/bugs.md`'s broken
+//! behaviour is [`Shipped`] (every method's default); `docs/bugs.md`'s broken
 //! variants override one hook each, in test code only (`sim/tests/bugs.rs`).
 //! No command-line flag selects a hook: `rotor check` always runs [`Shipped`].
 

@@ -1,5 +1,5 @@
 //! rotor-sim: a deterministic, seeded simulator of many agents sharing one
-//! OAuth credential under faults, checking SPEC §1's guarantees after every
+//! OAuth credential under faults, checking the guarantees of docs/SPEC.md §1 after every
 //! step.
 //!
 //! The simulator is a *host* of the kernel: it drives

@@ -1,4 +1,4 @@
-//! spec/bugs.md's broken hosts (test-only, in `common`): each test asserts
+//! docs/bugs.md's broken hosts (test-only, in `common`): each test asserts
 //! the simulator reports a violation of the bug's named guarantee within a
 //! bounded number of seeds, and prints the median seeds to detection.
 //!

@@ -1,4 +1,4 @@
-//! spec/bugs.md's protocol bugs (B1, B4, B6, B9, B14, B16) as broken hosts
+//! docs/bugs.md's protocol bugs (B1, B4, B6, B9, B14, B16) as broken hosts
 //! (test-only, in `common`): the explorer must find each as a violation of its named
 //! guarantee, with a shortest counterexample (breadth-first), which must
 //! replay to the same guarantee. The shipped host over the same worlds finds

@@ -1,5 +1,5 @@
 //! Test-only broken hosts: each re-creates one historical bug of
-//! spec/bugs.md on top of the model's real parts, so the tests can show that
+//! docs/bugs.md on top of the model's real parts, so the tests can show that
 //! loom and shuttle catch it and name the guarantee it breaks. None of this
 //! exists outside the tests: the shipped kernel and hosts have no switch
 //! that turns a bug on.

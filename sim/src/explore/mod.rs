@@ -17,7 +17,7 @@
 //! reused, is not sent, or loses its response, a lease expiry (lease backend).
 //!
 //! The host's abilities are the simulator's [`HostHooks`]: `sim/tests`
-//! explores spec/bugs.md's broken hosts exactly like the shipped one.
+//! explores docs/bugs.md's broken hosts exactly like the shipped one.
 //!
 //! A counterexample is a path: the index chosen among the enabled steps at
 //! each depth. [`replay`] re-walks one; [`ExploreTraceFile`] writes one to

@@ -1,4 +1,4 @@
-//! spec/bugs.md's protocol bugs as broken hosts, shared by the test
+//! docs/bugs.md's protocol bugs as broken hosts, shared by the test
 //! binaries that run them (the simulator in `bugs`, the explorer in
 //! `explore_bugs`, both in `explore_agree`). Each overrides one hook of
 //! `HostHooks`; the shipped host is the default of every hook. None of this
