@@ -27,6 +27,8 @@ enum Command {
     Token(cli::token::TokenArgs),
     /// Show profiles, expiry, generation, fences, marks and lock holders.
     Status(cli::status::StatusArgs),
+    /// A git credential helper: answers git with a rotor access token.
+    GitCredential(cli::git_credential::GitCredentialArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +38,6 @@ fn main() -> ExitCode {
         Command::Login(args) => cli::login::run(args),
         Command::Token(args) => cli::token::run(args),
         Command::Status(args) => cli::status::run(args),
+        Command::GitCredential(args) => cli::git_credential::run(args),
     }
 }
