@@ -39,7 +39,10 @@ pub mod exit {
     pub const SUPERSEDED: u8 = 10;
 }
 
-pub(crate) const EXIT_CODES_HELP: &str = "\
+/// The exit-code table as a literal, for `concat!` into help texts.
+macro_rules! exit_codes_help {
+    () => {
+        "\
 Exit codes:
    0  ok: the access token is on stdout
    2  usage error, or a refused agent/provider/profile id
@@ -52,7 +55,9 @@ Exit codes:
    9  store error: a corrupt (kept aside), unsafe (symlink, permissions) or unreadable
       file, or a lock file that could not be opened
   10  superseded: a login or logout changed the credential meanwhile; try again
-   1  internal error";
+   1  internal error"
+    };
+}
 
 /// Where the state directory is: `--state-dir`, `$ROTOR_STATE_DIR`,
 /// `$XDG_STATE_HOME/rotor`, or `~/.local/state/rotor`.
@@ -155,7 +160,13 @@ pub(crate) fn init_logs() {
 
 /// Arguments of `rotor token`.
 #[derive(clap::Args)]
-#[command(after_help = EXIT_CODES_HELP)]
+#[command(after_help = concat!(
+    "Examples:\n",
+    "  rotor token --profile acme:default\n",
+    "  rotor token --profile acme:default --format header | curl -H @- https://api.acme.example/\n",
+    "  rotor token --profile acme:default --format kubectl   # as a kubeconfig exec plugin\n\n",
+    exit_codes_help!()
+))]
 pub struct TokenArgs {
     #[command(flatten)]
     pub state: StateDirArgs,
@@ -168,12 +179,29 @@ pub struct TokenArgs {
     /// The provider id (default: the one stored for the profile).
     #[arg(long)]
     pub provider: Option<String>,
-    /// Print a JSON object (token, expiry, generation, outcome) instead of the bare token;
-    /// on failure, print {"error": {...}} on stdout as well.
-    #[arg(long)]
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// What to print. With json, a failure is printed as {"error": {...}} on
+    /// stdout as well; kubectl answers in the apiVersion $KUBERNETES_EXEC_INFO
+    /// names (v1 or v1beta1; v1beta1 without it).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "bare")]
+    pub format: TokenFormat,
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+/// The output formats of `rotor token`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// The access token alone on one line.
+    Bare,
+    /// A JSON object: access_token, expires_at_ms, generation, outcome, warnings.
+    Json,
+    /// `Authorization: Bearer <token>`, for `curl -H @-`.
+    Header,
+    /// A client.authentication.k8s.io ExecCredential for a kubeconfig `exec` user.
+    Kubectl,
 }
 
 pub(crate) fn error_exit(error: &Error) -> (u8, &'static str) {
@@ -241,55 +269,227 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
-fn print_granted(granted: &Granted, json: bool) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
+/// What `token` and `exec` ask for: one profile of one agent.
+pub(crate) struct Query<'a> {
+    /// The subcommand, for messages.
+    pub command: &'static str,
+    pub state: &'a StateDirArgs,
+    pub policy: &'a PolicyArgs,
+    pub agent: &'a str,
+    /// None: the provider stored for the profile.
+    pub provider: Option<&'a str>,
+    pub profile: &'a str,
+    /// Errors also go to stdout as {"error": {...}}.
+    pub json: bool,
+}
+
+/// Resolves `query` through [`Rotor::token`] (refreshing safely if needed);
+/// on failure the error is reported and its exit code returned.
+pub(crate) fn fetch(query: &Query) -> Result<Granted, ExitCode> {
+    let (command, json) = (query.command, query.json);
+    let (state_dir, policy) = resolve_settings(command, query.state, query.policy, json)?;
+    let rotor = Rotor::open(&state_dir)
+        .map_err(|error| report_error(command, &error, json))?
+        .with_policy(policy);
+    let provider = match query.provider {
+        Some(provider) => provider.to_owned(),
+        None => match rotor.provider_of(query.agent, query.profile) {
+            Ok(Some(provider)) => provider,
+            Ok(None) => {
+                return Err(report_error(
+                    command,
+                    &Error::Failed(Failure::NoCredential),
+                    json,
+                ))
+            }
+            Err(error) => return Err(report_error(command, &error, json)),
+        },
+    };
+    let granted = rotor
+        .token(query.agent, &provider, query.profile)
+        .map_err(|error| report_error(command, &error, json))?;
     for warning in &granted.warnings {
-        eprintln!("rotor token: warning: {warning}");
+        eprintln!("rotor {command}: warning: {warning}");
     }
-    if json {
-        let value = json!({
-            "access_token": granted.access.expose(),
+    Ok(granted)
+}
+
+/// The ExecCredential versions kubectl may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KubeApiVersion {
+    V1,
+    V1Beta1,
+}
+
+impl KubeApiVersion {
+    fn as_str(self) -> &'static str {
+        match self {
+            KubeApiVersion::V1 => "client.authentication.k8s.io/v1",
+            KubeApiVersion::V1Beta1 => "client.authentication.k8s.io/v1beta1",
+        }
+    }
+
+    /// The version kubectl asks for: it runs an exec plugin with
+    /// $KUBERNETES_EXEC_INFO set to an ExecCredential (`spec` only) in the
+    /// apiVersion of the kubeconfig's `exec` section, and accepts an answer
+    /// in that version only. Without the variable (run by hand, or by a
+    /// client that does not set it) the answer is v1beta1, the version every
+    /// kubectl since 1.11 accepts; v1 needs kubectl 1.22 or newer.
+    fn from_exec_info(info: Option<&str>) -> Result<KubeApiVersion, String> {
+        let Some(info) = info.map(str::trim).filter(|info| !info.is_empty()) else {
+            return Ok(KubeApiVersion::V1Beta1);
+        };
+        let value: serde_json::Value = serde_json::from_str(info)
+            .map_err(|error| format!("KUBERNETES_EXEC_INFO is not JSON: {error}"))?;
+        match value.get("apiVersion").and_then(serde_json::Value::as_str) {
+            Some("client.authentication.k8s.io/v1") => Ok(KubeApiVersion::V1),
+            Some("client.authentication.k8s.io/v1beta1") => Ok(KubeApiVersion::V1Beta1),
+            Some(other) => Err(format!(
+                "KUBERNETES_EXEC_INFO asks for apiVersion {other:?}; rotor answers \
+                 client.authentication.k8s.io/v1 or v1beta1: set one of them in the \
+                 kubeconfig's exec section"
+            )),
+            None => Err("KUBERNETES_EXEC_INFO has no apiVersion".into()),
+        }
+    }
+}
+
+/// `ms` since the epoch as an RFC 3339 UTC timestamp, whole seconds rounded
+/// down (an expiry reported early, never late), e.g. `2026-12-04T16:53:22Z`.
+/// Days to a civil date by Howard Hinnant's `civil_from_days`; no date crate
+/// for one line of output.
+pub(crate) fn rfc3339_utc(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// The text `rotor token` prints for `granted` in `format`.
+fn render(granted: &Granted, format: TokenFormat, kube: KubeApiVersion) -> String {
+    let access = granted.access.expose();
+    match format {
+        TokenFormat::Bare => access.to_owned(),
+        TokenFormat::Header => format!("Authorization: Bearer {access}"),
+        TokenFormat::Json => json!({
+            "access_token": access,
             "expires_at_ms": granted.expires_at_ms,
             "generation": granted.generation,
             "outcome": outcome_name(granted.outcome),
             "warnings": granted.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-        });
-        writeln!(stdout, "{value}")
-    } else {
-        writeln!(stdout, "{}", granted.access.expose())
+        })
+        .to_string(),
+        TokenFormat::Kubectl => {
+            let mut status = json!({ "token": access });
+            // Without an expiry kubectl keeps the token until a 401.
+            if let Some(ms) = granted.expires_at_ms {
+                status["expirationTimestamp"] = rfc3339_utc(ms).into();
+            }
+            json!({"apiVersion": kube.as_str(), "kind": "ExecCredential", "status": status})
+                .to_string()
+        }
     }
 }
 
 /// Runs `rotor token`.
 pub fn run(args: TokenArgs) -> ExitCode {
     init_logs();
-    let (state_dir, policy) = match resolve_settings("token", &args.state, &args.policy, args.json)
-    {
-        Ok(settings) => settings,
+    let format = if args.json {
+        TokenFormat::Json
+    } else {
+        args.format
+    };
+    let json = format == TokenFormat::Json;
+    // Read what kubectl asks for before anything is refreshed: a version
+    // rotor cannot answer is a usage error, not a spent refresh token.
+    let kube = if format == TokenFormat::Kubectl {
+        let info = std::env::var("KUBERNETES_EXEC_INFO").ok();
+        match KubeApiVersion::from_exec_info(info.as_deref()) {
+            Ok(version) => version,
+            Err(message) => return usage_error("token", &message, false),
+        }
+    } else {
+        KubeApiVersion::V1Beta1
+    };
+    let query = Query {
+        command: "token",
+        state: &args.state,
+        policy: &args.policy,
+        agent: &args.agent,
+        provider: args.provider.as_deref(),
+        profile: &args.profile,
+        json,
+    };
+    let granted = match fetch(&query) {
+        Ok(granted) => granted,
         Err(code) => return code,
     };
-    let rotor = match Rotor::open(&state_dir) {
-        Ok(rotor) => rotor.with_policy(policy),
-        Err(error) => return report_error("token", &error, args.json),
-    };
-    let provider = match &args.provider {
-        Some(provider) => provider.clone(),
-        None => match rotor.provider_of(&args.agent, &args.profile) {
-            Ok(Some(provider)) => provider,
-            Ok(None) => {
-                return report_error("token", &Error::Failed(Failure::NoCredential), args.json)
-            }
-            Err(error) => return report_error("token", &error, args.json),
-        },
-    };
-    match rotor.token(&args.agent, &provider, &args.profile) {
-        Ok(granted) => match print_granted(&granted, args.json) {
-            Ok(()) => ExitCode::from(exit::OK),
-            Err(error) => {
-                eprintln!("rotor token: writing the token failed: {error}");
-                ExitCode::from(exit::INTERNAL)
-            }
-        },
-        Err(error) => report_error("token", &error, args.json),
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", render(&granted, format, kube)).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(error) => {
+            eprintln!("rotor token: writing the token failed: {error}");
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(999), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339_utc(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_709_251_199_000), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339_utc(1_798_761_600_000), "2027-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(4_102_444_800_000), "2100-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn kube_api_version_from_exec_info() {
+        let v1 = r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}"#;
+        let beta = r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","spec":{}}"#;
+        assert_eq!(
+            KubeApiVersion::from_exec_info(Some(v1)),
+            Ok(KubeApiVersion::V1)
+        );
+        assert_eq!(
+            KubeApiVersion::from_exec_info(Some(beta)),
+            Ok(KubeApiVersion::V1Beta1)
+        );
+        assert_eq!(
+            KubeApiVersion::from_exec_info(None),
+            Ok(KubeApiVersion::V1Beta1)
+        );
+        assert_eq!(
+            KubeApiVersion::from_exec_info(Some("")),
+            Ok(KubeApiVersion::V1Beta1)
+        );
+        let alpha = r#"{"apiVersion":"client.authentication.k8s.io/v1alpha1"}"#;
+        assert!(KubeApiVersion::from_exec_info(Some(alpha)).is_err());
+        assert!(KubeApiVersion::from_exec_info(Some("{")).is_err());
+        assert!(KubeApiVersion::from_exec_info(Some("{}")).is_err());
     }
 }
