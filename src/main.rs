@@ -23,6 +23,8 @@ enum Command {
     Replay(cli::replay::ReplayArgs),
     /// Import tokens, endpoint settings and identity into a store.
     Login(cli::login::LoginArgs),
+    /// Log a profile out: a tombstone no refresh in flight can overwrite (G11).
+    Logout(cli::logout::LogoutArgs),
     /// Print a usable access token, refreshing it safely if needed.
     Token(cli::token::TokenArgs),
     /// Show profiles, expiry, generation, fences, marks and lock holders.
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Replay(args) => cli::replay::run(args),
         Command::Login(args) => cli::login::run(args),
+        Command::Logout(args) => cli::logout::run(args),
         Command::Token(args) => cli::token::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::GitCredential(args) => cli::git_credential::run(args),

@@ -2,6 +2,7 @@
 pub mod check;
 pub mod git_credential;
 pub mod login;
+pub mod logout;
 pub mod replay;
 pub mod status;
 pub mod token;
