@@ -27,6 +27,8 @@ enum Command {
     Logout(cli::logout::LogoutArgs),
     /// Print a usable access token, refreshing it safely if needed.
     Token(cli::token::TokenArgs),
+    /// Run a program with a usable access token in its environment.
+    Exec(cli::exec::ExecArgs),
     /// Show profiles, expiry, generation, fences, marks and lock holders.
     Status(cli::status::StatusArgs),
     /// A git credential helper: answers git with a rotor access token.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Login(args) => cli::login::run(args),
         Command::Logout(args) => cli::logout::run(args),
         Command::Token(args) => cli::token::run(args),
+        Command::Exec(args) => cli::exec::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::GitCredential(args) => cli::git_credential::run(args),
     }

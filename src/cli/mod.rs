@@ -1,5 +1,6 @@
 //! One file per subcommand.
 pub mod check;
+pub mod exec;
 pub mod git_credential;
 pub mod login;
 pub mod logout;
