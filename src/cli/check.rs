@@ -110,6 +110,13 @@ pub fn parse_seed(text: &str) -> Result<u64, String> {
 
 /// Arguments of `rotor check`.
 #[derive(clap::Args)]
+#[command(after_help = concat!(
+    "Examples:\n",
+    "  rotor check                                  # the default swarm of 100,000 seeds\n",
+    "  rotor check --seeds 1000 --processes 3 --faults torn-write,clock-jump --json\n",
+    "  rotor check --exhaustive crash-faults        # every reachable state of a small world\n\n",
+    "A violation prints a shrunk trace, the trace file, and the `rotor replay` command to rerun it.\n"
+))]
 pub struct CheckArgs {
     /// How many seeds to run.
     #[arg(long)]

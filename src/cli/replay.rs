@@ -20,6 +20,12 @@ use super::check::{
 
 /// Arguments of `rotor replay`.
 #[derive(clap::Args)]
+#[command(after_help = concat!(
+    "Examples (paste the command `rotor check` printed):\n",
+    "  rotor replay --seed 0x102f0f1 --processes 2 --agents 2 --backend advisory --faults pause\n",
+    "  rotor replay target/sim-traces/rotor-trace-<seed>-<G>.json\n",
+    "  rotor replay --exhaustive crash-faults --path <choices as printed>\n"
+))]
 pub struct ReplayArgs {
     /// A trace file written by `rotor check` or `rotor check --exhaustive`
     /// (instead of --seed).

@@ -8,6 +8,11 @@ use super::token::{exit, init_logs, report_error, usage_error, StateDirArgs};
 
 /// Arguments of `rotor status`.
 #[derive(clap::Args)]
+#[command(after_help = concat!(
+    "Examples:\n",
+    "  rotor status --state-dir ~/.rotor\n",
+    "  rotor status --json | jq '.stores[].profiles'\n"
+))]
 pub struct StatusArgs {
     #[command(flatten)]
     pub state: StateDirArgs,
