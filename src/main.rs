@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -33,6 +33,10 @@ enum Command {
     Status(cli::status::StatusArgs),
     /// A git credential helper: answers git with a rotor access token.
     GitCredential(cli::git_credential::GitCredentialArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::completions::CompletionsArgs),
+    /// Print the man page, or write one per subcommand with --out-dir.
+    Man(cli::man::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +49,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => cli::exec::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::GitCredential(args) => cli::git_credential::run(args),
+        Command::Completions(args) => cli::completions::run(args, Rotor::command()),
+        Command::Man(args) => cli::man::run(args, Rotor::command()),
     }
 }
