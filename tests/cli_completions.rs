@@ -1,4 +1,5 @@
-//! `rotor completions` and `rotor man` end to end.
+//! `rotor completions` and `rotor man` end to end, and that every
+//! subcommand's `--help` shows an example.
 mod common;
 
 use std::process::{Command, Output};
@@ -167,4 +168,21 @@ fn man_prints_rotor_1_and_writes_one_page_per_subcommand() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("writable --out-dir"));
+}
+
+#[test]
+fn every_subcommand_help_shows_an_example() {
+    for name in subcommands() {
+        let output = rotor().args([name.as_str(), "--help"]).output().unwrap();
+        assert!(output.status.success(), "{name} --help: {output:?}");
+        let help = stdout(&output);
+        assert!(
+            help.contains("Example"),
+            "`rotor {name} --help` shows no example:\n{help}"
+        );
+        assert!(
+            help.contains(&format!("rotor {name}")),
+            "`rotor {name} --help`'s example does not run rotor {name}:\n{help}"
+        );
+    }
 }
