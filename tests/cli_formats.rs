@@ -195,19 +195,53 @@ fn header_piped_into_curl_authorizes_the_request() {
     assert_eq!(server.exchanges().len(), 1);
 }
 
+/// Runs `rotor token --format FORMAT` and checks a failure: the exit code,
+/// and nothing on stdout but, with json, the error object.
+fn fails(state: &Path, format: &str, extra: &[&str], code: i32, kind: &str) {
+    let output = rotor()
+        .args(["token", "--state-dir"])
+        .arg(state)
+        .args(["--profile", PROFILE, "--format", format])
+        .args(extra)
+        .env_remove("KUBERNETES_EXEC_INFO")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{format} {kind}: {output:?}"
+    );
+    if format == "json" {
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(value["error"]["kind"], kind, "{value}");
+        assert_eq!(value["error"]["exit_code"], code, "{value}");
+    } else {
+        assert!(output.stdout.is_empty(), "{format} {kind}: {output:?}");
+    }
+    assert!(
+        !output.stderr.is_empty(),
+        "{format} {kind}: a message on stderr"
+    );
+}
+
 #[test]
-fn header_failures_print_nothing_and_keep_the_exit_codes() {
-    // Needs reauth (4): the server knows another refresh token.
-    let (_temp, state, _server) = logged_in("rt-other");
-    force_expiry(&state, "main", PROFILE);
-    let output = token_format(&state, "header", &[]);
-    assert_eq!(output.status.code(), Some(4), "{output:?}");
-    assert!(output.stdout.is_empty(), "{output:?}");
-    // Logged out (3).
-    logout(&state);
-    let output = token_format(&state, "header", &[]);
-    assert_eq!(output.status.code(), Some(3), "{output:?}");
-    assert!(output.stdout.is_empty(), "{output:?}");
+fn every_format_keeps_the_exit_codes_of_rotor_token() {
+    for format in ["bare", "json", "header", "kubectl"] {
+        let (_temp, state) = state_dir();
+        fails(&state, format, &[], 3, "no_credential");
+        fails(&state, format, &["--agent", "../x"], 2, "invalid_id");
+
+        let server = TokenServer::start("rt-0", 3600);
+        login(&state, "main", PROFILE, &server.url, "at-0", "rt-0");
+        force_expiry(&state, "main", PROFILE);
+        server.set_mode(Mode::ServerErrorNoBody);
+        fails(&state, format, &[], 5, "in_doubt");
+        server.set_mode(Mode::Normal);
+        fails(&state, format, &[], 4, "needs_reauth");
+        logout(&state);
+        fails(&state, format, &[], 3, "logged_out");
+        assert_eq!(server.received(), 1, "{format}: one presentation, in doubt");
+    }
 }
 
 const V1: &str = "client.authentication.k8s.io/v1";
