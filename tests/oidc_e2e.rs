@@ -13,8 +13,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -63,10 +64,8 @@ impl Drop for OidcServer {
     }
 }
 
-#[test]
-fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
-    let server = OidcServer::start();
-    let (_temp, state) = state_dir();
+/// `rotor login` of the fixture's client and refresh token into main.
+fn login_oidc(server: &OidcServer, state: &Path) {
     let tokens = serde_json::json!({
         "access_token": "initial-access",
         "refresh_token": server.field("refresh_token"),
@@ -74,7 +73,7 @@ fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
         "client_secret": server.field("client_secret"),
     });
     let output = run_with_stdin(
-        rotor().args(["login", "--state-dir"]).arg(&state).args([
+        rotor().args(["login", "--state-dir"]).arg(state).args([
             "--profile",
             PROFILE,
             "--provider",
@@ -93,6 +92,13 @@ fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
+    let server = OidcServer::start();
+    let (_temp, state) = state_dir();
+    login_oidc(&server, &state);
 
     let mut round_tokens = BTreeSet::new();
     for round in 1..=5 {
@@ -149,5 +155,89 @@ fn oidc_provider_sixteen_processes_five_expiries_g1_g2() {
     assert_eq!(
         doc.profiles[PROFILE].generation, 6,
         "login + five rotations"
+    );
+}
+
+/// A logout in the middle of a storm of sixteen `rotor token` processes
+/// against the real provider (G11). The processes ask with a refresh margin
+/// longer than the provider's token lifetime, so every token wants a refresh
+/// and they refresh one after another under the refresh lock. After the
+/// logout's tombstone is visible the provider sees no further refresh grant,
+/// every storm process ended with a token or "logged out", the tombstone
+/// stays, and later calls stop at it. (The logout is local: the grant stays
+/// alive at the provider and no refresh token was presented twice.)
+#[test]
+fn oidc_provider_logout_during_a_storm_sticks_g11() {
+    let server = OidcServer::start();
+    let (_temp, state) = state_dir();
+    login_oidc(&server, &state);
+    let margin = ["--refresh-margin-ms", "7200000"];
+    let grants = |seen: &serde_json::Value| {
+        seen["refresh_success"].as_u64().unwrap() + seen["invalid_grant"].as_u64().unwrap()
+    };
+    let tombstone = |state: &Path| {
+        store(state, "main")
+            .read_doc()
+            .ok()
+            .flatten()
+            .and_then(|doc| doc.profiles.get(PROFILE).cloned())
+            .is_some_and(|c| c.is_logged_out())
+    };
+
+    let mut children: Vec<_> = (0..8)
+        .map(|_| spawn_token(&state, "main", PROFILE, &margin))
+        .collect();
+    let start = Instant::now();
+    while server.state()["refresh_success"].as_u64().unwrap() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the storm never refreshed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut logout = rotor()
+        .args(["logout", "--state-dir"])
+        .arg(&state)
+        .args(["--profile", PROFILE])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    children.extend((0..8).map(|_| spawn_token(&state, "main", PROFILE, &margin)));
+    // The grants the provider had made when the tombstone became visible.
+    let start = Instant::now();
+    while !tombstone(&state) {
+        assert!(start.elapsed() < Duration::from_secs(120), "no tombstone");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let at_commit = grants(&server.state());
+    assert!(logout.wait().unwrap().success(), "rotor logout failed");
+    let _ = logout.stderr.take();
+
+    let runs: Vec<TokenRun> = children.into_iter().map(finish).collect();
+    for run in &runs {
+        match run.code {
+            Some(0) => {}
+            Some(3) => assert_eq!(run.json["error"]["kind"], "logged_out", "{run:?}"),
+            _ => panic!("G11: a storm process ended otherwise: {run:?}"),
+        }
+    }
+    let logged_out = runs.iter().filter(|run| run.code == Some(3)).count();
+    eprintln!("storm: {} served, {logged_out} logged out", runs.len() - logged_out);
+    let seen = server.state();
+    assert_eq!(
+        grants(&seen),
+        at_commit,
+        "G11: a refresh reached the provider after the logout: {seen}"
+    );
+    assert_eq!(seen["invalid_grant"], 0, "G1: {seen}");
+    assert_eq!(seen["family_alive"], true, "G1: {seen}");
+    assert!(tombstone(&state), "G11: the tombstone was overwritten");
+    for run in (0..4).map(|_| token(&state, "main", PROFILE)) {
+        assert_eq!(run.code, Some(3), "G11: {run:?}");
+    }
+    assert_eq!(
+        grants(&server.state()),
+        at_commit,
+        "G11: nothing sent after"
     );
 }
