@@ -222,7 +222,10 @@ fn oidc_provider_logout_during_a_storm_sticks_g11() {
         }
     }
     let logged_out = runs.iter().filter(|run| run.code == Some(3)).count();
-    eprintln!("storm: {} served, {logged_out} logged out", runs.len() - logged_out);
+    eprintln!(
+        "storm: {} served, {logged_out} logged out",
+        runs.len() - logged_out
+    );
     let seen = server.state();
     assert_eq!(
         grants(&seen),
