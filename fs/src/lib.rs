@@ -31,6 +31,8 @@
 //! # Layout
 //!
 //! - [`paths`]: the state directory's layout and the ids that name things;
+//! - [`io`]: the I/O seam every file, lock and process call goes through
+//!   ([`io::OsIo`] here; a simulated file system in `rotor-sim`);
 //! - [`safe_fs`]: no-follow opens, 0700/0600, atomic durable writes (G6, G9);
 //! - [`store`]: lock-free reads, locked read-modify-writes, corrupt files
 //!   kept aside (G4, G10);
@@ -47,6 +49,7 @@
 
 pub mod endpoint;
 pub mod failpoint;
+pub mod io;
 pub mod lock;
 mod lock_wait;
 pub mod paths;
