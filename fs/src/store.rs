@@ -214,9 +214,19 @@ pub struct FsStores {
 impl FsStores {
     /// The stores of `agent` under `layout`.
     pub fn new(layout: &Layout, agent: &AgentId, store_lock_wait_ms_max: u64) -> FsStores {
+        FsStores::with_io(Arc::new(OsIo), layout, agent, store_lock_wait_ms_max)
+    }
+
+    /// The same stores over another [`Io`].
+    pub fn with_io(
+        io: Arc<dyn Io>,
+        layout: &Layout,
+        agent: &AgentId,
+        store_lock_wait_ms_max: u64,
+    ) -> FsStores {
         FsStores {
-            own: StoreFile::new(layout, agent, store_lock_wait_ms_max),
-            main: StoreFile::new(layout, &AgentId::main(), store_lock_wait_ms_max),
+            own: StoreFile::with_io(io.clone(), layout, agent, store_lock_wait_ms_max),
+            main: StoreFile::with_io(io, layout, &AgentId::main(), store_lock_wait_ms_max),
         }
     }
 

@@ -307,15 +307,17 @@ impl Only {
     }
 
     fn wants(&self, scenario: Scenario, plan: Option<FaultPlan>) -> bool {
-        let scenario_ok = self
-            .scenario
-            .as_deref()
-            .is_none_or(|s| s == scenario.name());
         let fault = match plan {
             Some(plan) => format!("{}@{}", plan.fault, plan.at_call),
             None => "after".into(),
         };
-        scenario_ok && self.fault.as_deref().is_none_or(|f| f == fault)
+        self.wants_named(scenario.name(), &fault)
+    }
+
+    /// Whether the point named `scenario` / `fault` is selected.
+    pub fn wants_named(&self, scenario: &str, fault: &str) -> bool {
+        self.scenario.as_deref().is_none_or(|s| s == scenario)
+            && self.fault.as_deref().is_none_or(|f| f == fault)
     }
 }
 

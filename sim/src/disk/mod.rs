@@ -42,6 +42,7 @@
 
 pub mod check;
 pub mod fault;
+pub mod host_check;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -230,6 +231,12 @@ impl SimDisk {
             inode.durable = inode.cached.clone();
         }
         state.durable = state.visible.clone();
+    }
+
+    /// Loses power now and stays down until [`SimDisk::reboot`]: a crash
+    /// while the host is between calls (in an endpoint call, say).
+    pub fn power_off(&self, torn: bool) {
+        lock(&self.state).lose_power(torn);
     }
 
     /// Plants a symbolic link at `path`, durably (for G9 tests).
