@@ -26,7 +26,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rand::Rng;
+use rand::RngExt;
 use rotor_fs::{safe_fs, AgentId, FsEndpoint, Layout};
 use rotor_kernel::driver::TokenEndpoint;
 use rotor_kernel::{LockKey, Secret, StoreDoc};
@@ -87,7 +87,7 @@ impl Drop for ExclusiveLock {
 pub fn acquire(
     lock_path: &Path,
     options: &LockOptions,
-    rng: &mut impl Rng,
+    rng: &mut impl RngExt,
 ) -> Result<ExclusiveLock, String> {
     if let Some(parent) = lock_path.parent() {
         fs::create_dir_all(parent).map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
@@ -120,7 +120,7 @@ pub fn acquire(
                 if attempt == options.retries {
                     break;
                 }
-                let jitter = rng.gen_range(1.0..2.0);
+                let jitter = rng.random_range(1.0..2.0);
                 std::thread::sleep(Duration::from_millis(delay_ms(options, attempt, jitter)));
             }
             Err(error) => return Err(format!("open {}: {error}", lock_path.display())),
@@ -262,7 +262,7 @@ impl BaselineHost {
     }
 
     /// §3.1 step 6, then §3.4 under both locks.
-    pub fn resolve(&self, rng: &mut impl Rng) -> Result<Held, String> {
+    pub fn resolve(&self, rng: &mut impl RngExt) -> Result<Held, String> {
         let doc = self.read()?;
         if let Some(access) = self.usable(&doc) {
             return Ok(Held {

@@ -291,7 +291,7 @@ pub fn worker(args: &[String]) -> ! {
         }
         Some(Kind::Baseline) => {
             let host = BaselineHost::new(&state_dir, PROVIDER, PROFILE);
-            let mut rng = rand::thread_rng();
+            let mut rng = rand::rng();
             report("ready".into());
             wait_for_release();
             report(match host.resolve(&mut rng) {

@@ -31,6 +31,8 @@
 //! # Layout
 //!
 //! - [`paths`]: the state directory's layout and the ids that name things;
+//! - [`io`]: the I/O seam every file, lock and process call goes through
+//!   ([`io::OsIo`] here; a simulated file system in `rotor-sim`);
 //! - [`safe_fs`]: no-follow opens, 0700/0600, atomic durable writes (G6, G9);
 //! - [`store`]: lock-free reads, locked read-modify-writes, corrupt files
 //!   kept aside (G4, G10);
@@ -47,6 +49,7 @@
 
 pub mod endpoint;
 pub mod failpoint;
+pub mod io;
 pub mod lock;
 mod lock_wait;
 pub mod paths;
@@ -61,14 +64,16 @@ pub mod sync;
 pub mod conformance;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use rotor_kernel::driver::{self, Clock, RefreshLock};
+use rotor_kernel::driver::{self, Clock, RefreshLock, TokenEndpoint};
 use rotor_kernel::{
     Credential, Failure, Granted, Holder, LockKey, Mutation, Policy, Request, Role, StoreFault,
     StoreRef, WriteOutcome,
 };
 
 pub use endpoint::FsEndpoint;
+use io::{Io, OsIo};
 pub use lock::FsRefreshLock;
 pub use paths::{AgentId, IdError, Layout};
 pub use single_flight::SingleFlight;
@@ -102,6 +107,7 @@ impl Clock for SystemClock {
 /// share the in-process single-flight, so threads holding clones coalesce.
 #[derive(Clone, Debug)]
 pub struct Rotor {
+    io: Arc<dyn Io>,
     layout: Layout,
     policy: Policy,
     flight: SingleFlight,
@@ -111,9 +117,16 @@ impl Rotor {
     /// Opens (creating it 0700 if missing) the state directory. A symlinked
     /// state directory, or one writable by group or others, is refused.
     pub fn open(state_dir: impl Into<PathBuf>) -> Result<Rotor, Error> {
+        Rotor::open_on(Arc::new(OsIo), state_dir)
+    }
+
+    /// Opens the state directory on another [`Io`]: the simulated disk of
+    /// `rotor-sim`, where the checkers run this very host code.
+    pub fn open_on(io: Arc<dyn Io>, state_dir: impl Into<PathBuf>) -> Result<Rotor, Error> {
         let layout = Layout::new(state_dir);
-        safe_fs::check_root(layout.root(), true).map_err(Error::Store)?;
+        safe_fs::check_root_on(io.as_ref(), layout.root(), true).map_err(Error::Store)?;
         Ok(Rotor {
+            io,
             layout,
             policy: Policy::default(),
             flight: SingleFlight::new(),
@@ -139,7 +152,8 @@ impl Rotor {
     /// The store file of `agent`.
     pub fn store(&self, agent: &str) -> Result<StoreFile, Error> {
         let agent = AgentId::new(agent)?;
-        Ok(StoreFile::new(
+        Ok(StoreFile::with_io(
+            self.io.clone(),
             &self.layout,
             &agent,
             self.policy.store_lock_wait_ms_max(),
@@ -154,9 +168,40 @@ impl Rotor {
         }
     }
 
+    fn refresh_lock(&self, agent: &AgentId) -> FsRefreshLock {
+        FsRefreshLock::with_io(
+            self.io.clone(),
+            self.layout.clone(),
+            self.flight.clone(),
+            agent.as_str(),
+        )
+    }
+
+    fn stores(&self, agent: &AgentId) -> FsStores {
+        FsStores::with_io(
+            self.io.clone(),
+            &self.layout,
+            agent,
+            self.policy.store_lock_wait_ms_max(),
+        )
+    }
+
     /// A usable access token for `profile` of `provider`, as seen by
     /// `agent` (`"main"` for the main agent), refreshing it if needed.
     pub fn token(&self, agent: &str, provider: &str, profile: &str) -> Result<Granted, Error> {
+        self.token_via(&mut FsEndpoint, agent, provider, profile)
+    }
+
+    /// [`Rotor::token`] with another token endpoint than the one stored
+    /// with the credential (a simulated provider, or an embedder's own
+    /// client).
+    pub fn token_via<E: TokenEndpoint>(
+        &self,
+        endpoint: &mut E,
+        agent: &str,
+        provider: &str,
+        profile: &str,
+    ) -> Result<Granted, Error> {
         let agent = AgentId::new(agent)?;
         paths::check_id("provider", provider)?;
         paths::check_id("profile", profile)?;
@@ -172,13 +217,13 @@ impl Rotor {
         };
         let span = tracing::debug_span!("resolve", agent = %agent, provider, profile);
         let _entered = span.enter();
-        let mut lock = FsRefreshLock::new(self.layout.clone(), self.flight.clone(), agent.as_str());
-        let mut stores = FsStores::new(&self.layout, &agent, self.policy.store_lock_wait_ms_max());
+        let mut lock = self.refresh_lock(&agent);
+        let mut stores = self.stores(&agent);
         let resolution = driver::resolve(
             driver::Host {
                 lock: &mut lock,
                 stores: &mut stores,
-                endpoint: &mut FsEndpoint,
+                endpoint,
                 clock: &SystemClock,
             },
             request,
@@ -198,7 +243,7 @@ impl Rotor {
     pub fn provider_of(&self, agent: &str, profile: &str) -> Result<Option<String>, Error> {
         let agent = AgentId::new(agent)?;
         paths::check_id("profile", profile)?;
-        let stores = FsStores::new(&self.layout, &agent, self.policy.store_lock_wait_ms_max());
+        let stores = self.stores(&agent);
         for store in [StoreRef::Own, StoreRef::Main] {
             let view = stores
                 .file(store)
@@ -239,7 +284,7 @@ impl Rotor {
         paths::check_id("provider", provider)?;
         paths::check_id("profile", profile)?;
         let key = LockKey::new(provider, profile);
-        let mut lock = FsRefreshLock::new(self.layout.clone(), self.flight.clone(), agent.as_str());
+        let mut lock = self.refresh_lock(&agent);
         lock.acquire(&key, self.policy.refresh_lock_wait_ms_max())
             .map_err(|failure| {
                 Error::Failed(Failure::LockTimeout {
@@ -249,7 +294,12 @@ impl Rotor {
                     error: failure.error,
                 })
             })?;
-        let file = StoreFile::new(&self.layout, &agent, self.policy.store_lock_wait_ms_max());
+        let file = StoreFile::with_io(
+            self.io.clone(),
+            &self.layout,
+            &agent,
+            self.policy.store_lock_wait_ms_max(),
+        );
         let result = file.apply(profile, &mutation);
         lock.release(&key);
         match result.map_err(Error::Store)? {

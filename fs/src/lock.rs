@@ -15,12 +15,14 @@ use std::fs::{File, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rotor_kernel::driver::RefreshLock;
 use rotor_kernel::{LockFailure, LockKey, StoreFault};
 
 use crate::failpoint;
+use crate::io::{HeldFileLock, Io, OsIo};
 use crate::lock_wait;
 use crate::paths::Layout;
 use crate::safe_fs;
@@ -269,17 +271,29 @@ pub fn inspect(path: &Path) -> Result<LockState, StoreFault> {
 /// budget covers both.
 #[derive(Debug)]
 pub struct FsRefreshLock {
+    io: Arc<dyn Io>,
     layout: Layout,
     flight: SingleFlight,
     meta: HolderMeta,
-    held: HashMap<LockKey, HeldLock>,
+    held: HashMap<LockKey, Box<dyn HeldFileLock>>,
 }
 
 impl FsRefreshLock {
     /// A refresh lock over `layout`'s lock directory, sharing `flight` with
     /// the other resolves of this process.
     pub fn new(layout: Layout, flight: SingleFlight, agent: &str) -> FsRefreshLock {
+        FsRefreshLock::with_io(Arc::new(OsIo), layout, flight, agent)
+    }
+
+    /// The same lock over another [`Io`].
+    pub fn with_io(
+        io: Arc<dyn Io>,
+        layout: Layout,
+        flight: SingleFlight,
+        agent: &str,
+    ) -> FsRefreshLock {
         FsRefreshLock {
+            io,
             layout,
             flight,
             meta: HolderMeta::current(agent),
@@ -288,7 +302,12 @@ impl FsRefreshLock {
     }
 
     fn lock_path(&self, key: &LockKey) -> Result<PathBuf, StoreFault> {
-        safe_fs::dir_chain(self.layout.root(), &Layout::LOCK_DIR_COMPONENTS, true)?;
+        safe_fs::dir_chain_on(
+            self.io.as_ref(),
+            self.layout.root(),
+            &Layout::LOCK_DIR_COMPONENTS,
+            true,
+        )?;
         Ok(self.layout.lock_path(key))
     }
 }
@@ -318,7 +337,7 @@ impl RefreshLock for FsRefreshLock {
             }
         };
         let remaining_ms = wait_ms_max.saturating_sub(start.elapsed().as_millis() as u64);
-        match lock_exclusive(&path, remaining_ms, &self.meta) {
+        match self.io.lock_exclusive(&path, remaining_ms, &self.meta) {
             Ok(held) => {
                 tracing::debug!(lock = %key, "refresh lock acquired");
                 self.held.insert(key.clone(), held);

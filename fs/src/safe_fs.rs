@@ -12,15 +12,16 @@
 //!
 //! Errors are [`StoreFault`]s whose detail names the path and what to do.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rotor_kernel::{StoreFault, StoreFaultKind};
 
 use crate::failpoint;
+use crate::io::{Io, Kind, Meta, Opened, OsIo};
 
 /// Mode of every directory rotor creates.
 pub const DIR_MODE: u32 = 0o700;
@@ -46,34 +47,76 @@ pub fn io_fault(path: &Path, operation: &str, error: &io::Error) -> StoreFault {
 /// Checks (and with `create`, makes) the state root: a real directory (not a
 /// symlink), owned by this user, not writable by group or others.
 pub fn check_root(root: &Path, create: bool) -> Result<(), StoreFault> {
-    match fs::symlink_metadata(root) {
+    check_root_on(&OsIo, root, create)
+}
+
+/// [`check_root`] over any [`Io`].
+pub fn check_root_on(io: &dyn Io, root: &Path, create: bool) -> Result<(), StoreFault> {
+    match io.lstat(root) {
         Err(error) if error.kind() == io::ErrorKind::NotFound && create => {
             if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(|e| io_fault(parent, "creating", &e))?;
+                create_dir_all_on(io, parent)?;
             }
-            match DirBuilder::new().mode(DIR_MODE).create(root) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(error) => return Err(io_fault(root, "creating state directory", &error)),
-            }
-            check_root(root, false)
+            make_dir_on(io, root, "creating state directory")?;
+            check_root_on(io, root, false)
         }
         Err(error) => Err(io_fault(root, "reading state directory", &error)),
-        Ok(meta) => check_dir_meta(root, &meta, true),
+        Ok(meta) => check_dir_meta(io, root, &meta, true),
     }
 }
 
-fn check_dir_meta(path: &Path, meta: &fs::Metadata, is_root: bool) -> Result<(), StoreFault> {
-    if meta.file_type().is_symlink() {
+/// Creates the missing ancestors of the state root (outside rotor's own
+/// tree: their modes are the user's business, like `mkdir -p`).
+fn create_dir_all_on(io: &dyn Io, path: &Path) -> Result<(), StoreFault> {
+    match io.lstat(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_dir_all_on(io, parent)?;
+            }
+            match io.mkdir(path, 0o777) {
+                Ok(()) => sync_parent_on(io, path),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(error) => Err(io_fault(path, "creating", &error)),
+            }
+        }
+        Err(error) => Err(io_fault(path, "reading", &error)),
+    }
+}
+
+/// Makes one directory 0700 and fsyncs its parent, so the new directory
+/// (and later the stores in it) survives power loss: a directory entry is
+/// durable only once its directory is synced (G6; found by the simulated
+/// disk's crash-point check, `rotor_sim::disk::check`). One that already
+/// exists is left as it is.
+fn make_dir_on(io: &dyn Io, path: &Path, operation: &str) -> Result<(), StoreFault> {
+    match io.mkdir(path, DIR_MODE) {
+        Ok(()) => sync_parent_on(io, path),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(io_fault(path, operation, &error)),
+    }
+}
+
+/// Fsyncs the directory that holds `path`.
+fn sync_parent_on(io: &dyn Io, path: &Path) -> Result<(), StoreFault> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir_on(io, parent)
+}
+
+fn check_dir_meta(io: &dyn Io, path: &Path, meta: &Meta, is_root: bool) -> Result<(), StoreFault> {
+    if meta.kind == Kind::Symlink {
         return Err(unsafe_path(
             path,
             "it is a symbolic link; rotor never follows links inside its state directory (G9)",
         ));
     }
-    if !meta.is_dir() {
+    if meta.kind != Kind::Dir {
         return Err(unsafe_path(path, "it is not a directory"));
     }
-    let mode = meta.permissions().mode() & 0o7777;
+    let mode = meta.mode;
     if mode & 0o022 != 0 {
         return Err(unsafe_path(
             path,
@@ -83,14 +126,13 @@ fn check_dir_meta(path: &Path, meta: &fs::Metadata, is_root: bool) -> Result<(),
             ),
         ));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if is_root && meta.uid() != uid {
+    let uid = io.euid();
+    if is_root && meta.uid != uid {
         return Err(unsafe_path(
             path,
             &format!(
                 "it is owned by uid {}, not by this user (uid {uid})",
-                meta.uid()
+                meta.uid
             ),
         ));
     }
@@ -105,23 +147,30 @@ pub fn dir_chain(
     components: &[&str],
     create: bool,
 ) -> Result<Option<PathBuf>, StoreFault> {
+    dir_chain_on(&OsIo, root, components, create)
+}
+
+/// [`dir_chain`] over any [`Io`].
+pub fn dir_chain_on(
+    io: &dyn Io,
+    root: &Path,
+    components: &[&str],
+    create: bool,
+) -> Result<Option<PathBuf>, StoreFault> {
     let mut path = root.to_path_buf();
     for component in components {
         path.push(component);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) => check_dir_meta(&path, &meta, false)?,
+        match io.lstat(&path) {
+            Ok(meta) => check_dir_meta(io, &path, &meta, false)?,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 if !create {
                     return Ok(None);
                 }
-                match DirBuilder::new().mode(DIR_MODE).create(&path) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(error) => return Err(io_fault(&path, "creating directory", &error)),
-                }
-                let meta =
-                    fs::symlink_metadata(&path).map_err(|e| io_fault(&path, "reading", &e))?;
-                check_dir_meta(&path, &meta, false)?;
+                make_dir_on(io, &path, "creating directory")?;
+                let meta = io
+                    .lstat(&path)
+                    .map_err(|e| io_fault(&path, "reading", &e))?;
+                check_dir_meta(io, &path, &meta, false)?;
             }
             Err(error) => return Err(io_fault(&path, "reading", &error)),
         }
@@ -147,9 +196,13 @@ fn open_error(path: &Path, operation: &str, error: io::Error) -> StoreFault {
 fn check_regular(path: &Path, file: &File) -> Result<(), StoreFault> {
     let meta = file.metadata().map_err(|e| io_fault(path, "reading", &e))?;
     if !meta.is_file() {
-        return Err(unsafe_path(path, "it is not a regular file"));
+        return Err(not_regular(path));
     }
     Ok(())
+}
+
+fn not_regular(path: &Path) -> StoreFault {
+    unsafe_path(path, "it is not a regular file")
 }
 
 /// Opens `path` for reading without following a symlink. `None` when missing.
@@ -166,14 +219,17 @@ pub fn open_read(path: &Path) -> Result<Option<File>, StoreFault> {
 
 /// Reads the whole file, or `None` when it is missing.
 pub fn read_file(path: &Path) -> Result<Option<Vec<u8>>, StoreFault> {
-    use std::io::Read;
-    let Some(mut file) = open_read(path)? else {
-        return Ok(None);
-    };
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| io_fault(path, "reading", &e))?;
-    Ok(Some(bytes))
+    read_file_on(&OsIo, path)
+}
+
+/// [`read_file`] over any [`Io`].
+pub fn read_file_on(io: &dyn Io, path: &Path) -> Result<Option<Vec<u8>>, StoreFault> {
+    match io.read(path) {
+        Ok(None) => Ok(None),
+        Ok(Some(Opened::File(bytes))) => Ok(Some(bytes)),
+        Ok(Some(Opened::NotRegular)) => Err(not_regular(path)),
+        Err(error) => Err(open_error(path, "reading", error)),
+    }
 }
 
 /// Opens (creating 0600) a lock file for reading and writing, without
@@ -195,10 +251,10 @@ pub fn open_lock_file(path: &Path) -> Result<File, StoreFault> {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn temp_path(target: &Path) -> PathBuf {
+fn temp_path(io: &dyn Io, target: &Path) -> PathBuf {
     let name = target.file_name().unwrap_or_default().to_string_lossy();
     let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    target.with_file_name(format!(".{name}.tmp-{}-{count}", std::process::id()))
+    target.with_file_name(format!(".{name}.tmp-{}-{count}", io.pid()))
 }
 
 /// Removes the temp files of `target` that a writer left behind when it died
@@ -208,17 +264,21 @@ fn temp_path(target: &Path) -> PathBuf {
 /// leftover stays a while longer). Returns how many were removed; errors
 /// are ignored (it is housekeeping, and the next write tries again).
 pub fn remove_stale_temps(target: &Path) -> usize {
+    remove_stale_temps_on(&OsIo, target)
+}
+
+/// [`remove_stale_temps`] over any [`Io`].
+pub fn remove_stale_temps_on(io: &dyn Io, target: &Path) -> usize {
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
         return 0;
     };
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(entries) = io.list_dir(dir) else {
         return 0;
     };
     let mut removed = 0;
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+    for entry in entries {
+        let Some(rest) = entry.name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
             continue;
         };
         let pid = rest
@@ -226,12 +286,11 @@ pub fn remove_stale_temps(target: &Path) -> usize {
             .next()
             .and_then(|pid| pid.parse::<u32>().ok());
         let Some(pid) = pid else { continue };
-        if pid == std::process::id() || crate::lock::process_exists(pid) {
+        if pid == io.pid() || io.process_exists(pid) {
             continue;
         }
         // Only regular files, never through a symlink (G9).
-        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
-        if is_file && fs::remove_file(entry.path()).is_ok() {
+        if entry.is_file && io.remove(&dir.join(&entry.name)).is_ok() {
             removed += 1;
         }
     }
@@ -240,13 +299,13 @@ pub fn remove_stale_temps(target: &Path) -> usize {
 
 /// Fsyncs a directory, so a rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreFault> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir)
-        .map_err(|error| open_error(dir, "opening directory", error))?;
-    file.sync_all()
-        .map_err(|e| io_fault(dir, "syncing directory", &e))
+    sync_dir_on(&OsIo, dir)
+}
+
+/// [`sync_dir`] over any [`Io`].
+pub fn sync_dir_on(io: &dyn Io, dir: &Path) -> Result<(), StoreFault> {
+    io.sync_dir(dir)
+        .map_err(|error| open_error(dir, "syncing directory", error))
 }
 
 /// Replaces `target` with `bytes` atomically and durably: temp file in the
@@ -254,36 +313,43 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreFault> {
 /// the directory. `label` names the write for failpoints
 /// (`before-rename:<label>`).
 pub fn write_atomic(target: &Path, bytes: &[u8], label: &str) -> Result<(), StoreFault> {
-    let temp = temp_path(target);
+    write_atomic_on(&OsIo, target, bytes, label)
+}
+
+/// [`write_atomic`] over any [`Io`].
+pub fn write_atomic_on(
+    io: &dyn Io,
+    target: &Path,
+    bytes: &[u8],
+    label: &str,
+) -> Result<(), StoreFault> {
+    let temp = temp_path(io, target);
     let result = (|| {
-        let mut file = nofollow(
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(FILE_MODE),
-        )
-        .open(&temp)
-        .map_err(|error| open_error(&temp, "creating temp file", error))?;
+        let mut file = io
+            .create_new(&temp, FILE_MODE)
+            .map_err(|error| open_error(&temp, "creating temp file", error))?;
         file.write_all(bytes)
             .map_err(|e| io_fault(&temp, "writing", &e))?;
-        file.sync_all()
-            .map_err(|e| io_fault(&temp, "syncing", &e))?;
+        file.sync().map_err(|e| io_fault(&temp, "syncing", &e))?;
         drop(file);
         failpoint::hit(&format!("before-rename:{label}"));
-        fs::rename(&temp, target).map_err(|e| io_fault(target, "renaming temp file onto", &e))
+        io.rename(&temp, target)
+            .map_err(|e| io_fault(target, "renaming temp file onto", &e))
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&temp);
+        let _ = io.remove(&temp);
         return result;
     }
     let dir = target.parent().unwrap_or(Path::new("."));
-    sync_dir(dir)
+    sync_dir_on(io, dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::symlink;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_dead_writers_temp_files_are_removed_and_nothing_else_g6_g9() {

@@ -16,6 +16,7 @@
 //! paths, until a person moves the file away (G10).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rotor_kernel::driver::Stores;
 use rotor_kernel::{
@@ -24,13 +25,16 @@ use rotor_kernel::{
 use sha2::{Digest, Sha256};
 
 use crate::failpoint;
+use crate::io::{Io, OsIo};
 use crate::lock::{self, HolderMeta};
 use crate::paths::{store_lock_path, AgentId, Layout};
 use crate::safe_fs;
 
-/// One store file and its sidecar lock.
+/// One store file and its sidecar lock, over an [`Io`] (the real file
+/// system unless built with [`StoreFile::with_io`]).
 #[derive(Clone, Debug)]
 pub struct StoreFile {
+    io: Arc<dyn Io>,
     root: PathBuf,
     agent: AgentId,
     path: PathBuf,
@@ -42,8 +46,20 @@ impl StoreFile {
     /// The store of `agent` under `layout`, whose writers wait at most
     /// `store_lock_wait_ms_max` for the store lock. Nothing is touched yet.
     pub fn new(layout: &Layout, agent: &AgentId, store_lock_wait_ms_max: u64) -> StoreFile {
+        StoreFile::with_io(Arc::new(OsIo), layout, agent, store_lock_wait_ms_max)
+    }
+
+    /// The same store over another [`Io`] (a simulated file system, or a
+    /// test's wrapper that breaks one rule of the real one).
+    pub fn with_io(
+        io: Arc<dyn Io>,
+        layout: &Layout,
+        agent: &AgentId,
+        store_lock_wait_ms_max: u64,
+    ) -> StoreFile {
         let path = layout.store_path(agent);
         StoreFile {
+            io,
             root: layout.root().to_path_buf(),
             agent: agent.clone(),
             lock_path: store_lock_path(&path),
@@ -65,12 +81,13 @@ impl StoreFile {
     /// Checks the directories on the way (no symlinks, safe modes); with
     /// `create`, makes them. `false` when a directory is missing.
     fn check_dirs(&self, create: bool) -> Result<bool, StoreFault> {
-        if !create && !self.root.exists() && self.root.symlink_metadata().is_err() {
+        let io = self.io.as_ref();
+        if !create && io.lstat(&self.root).is_err() {
             return Ok(false);
         }
-        safe_fs::check_root(&self.root, create)?;
+        safe_fs::check_root_on(io, &self.root, create)?;
         let components = Layout::agent_dir_components(&self.agent);
-        Ok(safe_fs::dir_chain(&self.root, &components, create)?.is_some())
+        Ok(safe_fs::dir_chain_on(io, &self.root, &components, create)?.is_some())
     }
 
     /// Reads the document without a lock. A missing file is `None`; a
@@ -79,7 +96,7 @@ impl StoreFile {
         if !self.check_dirs(false)? {
             return Ok(None);
         }
-        let Some(bytes) = safe_fs::read_file(&self.path)? else {
+        let Some(bytes) = safe_fs::read_file_on(self.io.as_ref(), &self.path)? else {
             return Ok(None);
         };
         self.decode(&bytes).map(Some)
@@ -95,9 +112,10 @@ impl StoreFile {
             let mut name = self.path.file_name().unwrap_or_default().to_os_string();
             name.push(format!(".corrupt-{fingerprint}"));
             let backup = self.path.with_file_name(name);
-            let kept = match safe_fs::read_file(&backup) {
+            let io = self.io.as_ref();
+            let kept = match safe_fs::read_file_on(io, &backup) {
                 Ok(Some(existing)) if existing == bytes => Ok(()),
-                _ => safe_fs::write_atomic(&backup, bytes, "corrupt-copy"),
+                _ => safe_fs::write_atomic_on(io, &backup, bytes, "corrupt-copy"),
             };
             let kept = match kept {
                 Ok(()) => format!("a copy is kept at {}", backup.display()),
@@ -135,7 +153,9 @@ impl StoreFile {
     ) -> Result<T, StoreFault> {
         self.check_dirs(true)?;
         let meta = HolderMeta::current(self.agent.as_str());
-        let _held = lock::lock_exclusive(&self.lock_path, self.store_lock_wait_ms_max, &meta)
+        let io = self.io.as_ref();
+        let _held = io
+            .lock_exclusive(&self.lock_path, self.store_lock_wait_ms_max, &meta)
             .map_err(|wait| match wait.error {
                 Some(fault) => fault,
                 None => StoreFault {
@@ -150,7 +170,7 @@ impl StoreFile {
                     ),
                 },
             })?;
-        let mut doc = match safe_fs::read_file(&self.path)? {
+        let mut doc = match safe_fs::read_file_on(io, &self.path)? {
             Some(bytes) => self.decode(&bytes)?,
             None => StoreDoc::default(),
         };
@@ -158,11 +178,11 @@ impl StoreFile {
         let (value, write) = change(&mut doc);
         if write && doc != before {
             failpoint::hit(&format!("before-write:{label}"));
-            safe_fs::write_atomic(&self.path, &doc.to_json(), label)?;
+            safe_fs::write_atomic_on(io, &self.path, &doc.to_json(), label)?;
             failpoint::hit(&format!("after-write:{label}"));
             // Under the store lock: a writer that died mid-write left its
             // temp file; nobody else will.
-            let removed = safe_fs::remove_stale_temps(&self.path);
+            let removed = safe_fs::remove_stale_temps_on(io, &self.path);
             if removed > 0 {
                 tracing::debug!(store = %self.path.display(), removed, "stale temp files removed");
             }
@@ -194,9 +214,19 @@ pub struct FsStores {
 impl FsStores {
     /// The stores of `agent` under `layout`.
     pub fn new(layout: &Layout, agent: &AgentId, store_lock_wait_ms_max: u64) -> FsStores {
+        FsStores::with_io(Arc::new(OsIo), layout, agent, store_lock_wait_ms_max)
+    }
+
+    /// The same stores over another [`Io`].
+    pub fn with_io(
+        io: Arc<dyn Io>,
+        layout: &Layout,
+        agent: &AgentId,
+        store_lock_wait_ms_max: u64,
+    ) -> FsStores {
         FsStores {
-            own: StoreFile::new(layout, agent, store_lock_wait_ms_max),
-            main: StoreFile::new(layout, &AgentId::main(), store_lock_wait_ms_max),
+            own: StoreFile::with_io(io.clone(), layout, agent, store_lock_wait_ms_max),
+            main: StoreFile::with_io(io, layout, &AgentId::main(), store_lock_wait_ms_max),
         }
     }
 

@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use alloc::format;
     use alloc::string::ToString;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     fn class_of_message(message: &str) -> ErrorClass {
@@ -417,15 +417,15 @@ mod tests {
     const ITERATIONS: usize = 1_000;
 
     fn junk(rng: &mut ChaCha8Rng, length_max: usize) -> String {
-        let length = rng.gen_range(0..=length_max);
+        let length = rng.random_range(0..=length_max);
         (0..length)
-            .map(|_| char::from(rng.gen_range(b' '..=b'~')))
+            .map(|_| char::from(rng.random_range(b' '..=b'~')))
             .collect()
     }
 
     fn random_case(rng: &mut ChaCha8Rng, marker: &str) -> String {
         let flip = |c: char| {
-            if rng.gen_bool(0.5) {
+            if rng.random_bool(0.5) {
                 c.to_ascii_uppercase()
             } else {
                 c

@@ -222,7 +222,7 @@ pub fn same_identity(a: &Identity, b: &Identity) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     fn id(account_id: Option<&str>, email: Option<&str>, tenant: Option<&str>) -> Identity {
@@ -360,18 +360,18 @@ mod tests {
     /// that equal, case-different and padding-different values collide often.
     fn field(rng: &mut ChaCha8Rng, pool: &[&str]) -> Option<String> {
         const PADDING: [&str; 7] = ["", " ", "\t", "\u{FEFF}", "\u{3000}", "\n ", "\u{85}"];
-        match rng.gen_range(0..10) {
+        match rng.random_range(0..10) {
             0..=2 => None,
-            3 => Some(String::from(PADDING[rng.gen_range(0..PADDING.len())])),
+            3 => Some(String::from(PADDING[rng.random_range(0..PADDING.len())])),
             _ => {
-                let base = pool[rng.gen_range(0..pool.len())];
-                let cased: String = if rng.gen_bool(0.2) {
+                let base = pool[rng.random_range(0..pool.len())];
+                let cased: String = if rng.random_bool(0.2) {
                     base.to_uppercase()
                 } else {
                     String::from(base)
                 };
-                let left = PADDING[rng.gen_range(0..PADDING.len())];
-                let right = PADDING[rng.gen_range(0..PADDING.len())];
+                let left = PADDING[rng.random_range(0..PADDING.len())];
+                let right = PADDING[rng.random_range(0..PADDING.len())];
                 Some(alloc::format!("{left}{cased}{right}"))
             }
         }

@@ -86,7 +86,7 @@ mod tests {
     use alloc::collections::BTreeMap;
     use alloc::string::ToString;
     use alloc::vec::Vec;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     fn assert_well_formed(key: &LockKey, input: &dyn fmt::Debug) {
@@ -188,9 +188,9 @@ mod tests {
             '😀',
             '\u{10FFFF}',
         ];
-        let length = rng.gen_range(0..=length_max);
+        let length = rng.random_range(0..=length_max);
         (0..length)
-            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
             .collect()
     }
 

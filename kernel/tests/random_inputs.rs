@@ -28,7 +28,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use common::arbitrary;
@@ -142,15 +142,15 @@ struct Trace {
 
 fn run_one(seed: u64, stats: &mut Stats) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let coherent = rng.gen_bool(0.5);
-    let role = if rng.gen_bool(0.7) {
+    let coherent = rng.random_bool(0.5);
+    let role = if rng.random_bool(0.7) {
         Role::Sub
     } else {
         Role::Main
     };
     let policy = Policy::new(PolicyConfig {
-        grace_window_ms: rng.gen_bool(0.3).then_some(10 * 60_000),
-        transient_retries_max: rng.gen_range(0..=1),
+        grace_window_ms: rng.random_bool(0.3).then_some(10 * 60_000),
+        transient_retries_max: rng.random_range(0..=1),
         ..PolicyConfig::default()
     })
     .unwrap_or_default();
@@ -166,7 +166,7 @@ fn run_one(seed: u64, stats: &mut Stats) {
     };
     let mut own = arbitrary::store(&mut rng);
     let mut main = arbitrary::store(&mut rng);
-    let mut now_ms = NOW_MS + rng.gen_range(-60_000..60_000);
+    let mut now_ms = NOW_MS + rng.random_range(-60_000..60_000);
     let mut resolver = Resolver::new(request, policy.clone(), now_ms);
     let mut trace = Trace::default();
     let mut last_id = EffectId(0);
@@ -194,8 +194,8 @@ fn run_one(seed: u64, stats: &mut Stats) {
             let kind = ending.split(' ').next().unwrap_or_default().to_string();
             *stats.outcomes.entry(kind).or_default() += 1;
             // After Done, every input is refused.
-            for _ in 0..rng.gen_range(1..3) {
-                let late_id = EffectId(rng.gen_range(0..last_id.0 + 2));
+            for _ in 0..rng.random_range(1..3) {
+                let late_id = EffectId(rng.random_range(0..last_id.0 + 2));
                 let late = any_input(&mut rng, late_id);
                 assert_eq!(resolver.handle(late, now_ms), Err(ApiMisuse::AlreadyDone));
                 stats.inputs += 1;
@@ -210,10 +210,10 @@ fn run_one(seed: u64, stats: &mut Stats) {
         check_effect(&effect, &trace, &policy);
         if coherent {
             // A concurrent writer sometimes replaces a store before the effect runs.
-            if rng.gen_bool(0.05) {
+            if rng.random_bool(0.05) {
                 own = arbitrary::store(&mut rng);
             }
-            if rng.gen_bool(0.05) {
+            if rng.random_bool(0.05) {
                 main = arbitrary::store(&mut rng);
             }
             if let (Effect::ReadStore { store, .. }, true) = (&effect, trace.held) {
@@ -224,7 +224,7 @@ fn run_one(seed: u64, stats: &mut Stats) {
             }
         }
         // Malformed completions first: each is refused and changes nothing.
-        while rng.gen_bool(0.3) {
+        while rng.random_bool(0.3) {
             feed_malformed(&mut resolver, &effect, &mut rng, now_ms);
             stats.inputs += 1;
             stats.misuses += 1;
@@ -376,7 +376,7 @@ fn coherent_input(
     match effect {
         Effect::ReadStore { id, store } => Input::StoreRead {
             id: *id,
-            result: if rng.gen_bool(0.05) {
+            result: if rng.random_bool(0.05) {
                 Err(arbitrary::store_fault(rng))
             } else {
                 Ok(docs[doc(store)].view(PROFILE))
@@ -388,14 +388,14 @@ fn coherent_input(
             mutation,
         } => Input::StoreWritten {
             id: *id,
-            result: if rng.gen_bool(0.05) {
+            result: if rng.random_bool(0.05) {
                 Err(arbitrary::store_fault(rng))
             } else {
                 Ok(docs[doc(store)].apply(PROFILE, mutation))
             },
         },
         Effect::AcquireLock { id, .. } => {
-            if rng.gen_bool(0.9) {
+            if rng.random_bool(0.9) {
                 Input::LockAcquired { id: *id }
             } else {
                 Input::LockFailed {
@@ -406,7 +406,7 @@ fn coherent_input(
         }
         Effect::CallEndpoint { id, .. } => Input::EndpointReplied {
             id: *id,
-            result: if rng.gen_bool(0.5) {
+            result: if rng.random_bool(0.5) {
                 Ok(arbitrary::grant(rng))
             } else {
                 Err(arbitrary::endpoint_error(rng))
@@ -442,10 +442,10 @@ fn accepted_kinds(effect: &Effect) -> &'static [&'static str] {
 
 /// An input of any kind with random payload, echoing `id`.
 fn any_input(rng: &mut ChaCha8Rng, id: EffectId) -> Input {
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         0 => Input::StoreRead {
             id,
-            result: if rng.gen_bool(0.85) {
+            result: if rng.random_bool(0.85) {
                 Ok(arbitrary::view(rng))
             } else {
                 Err(arbitrary::store_fault(rng))
@@ -453,7 +453,7 @@ fn any_input(rng: &mut ChaCha8Rng, id: EffectId) -> Input {
         },
         1 => Input::StoreWritten {
             id,
-            result: if rng.gen_bool(0.85) {
+            result: if rng.random_bool(0.85) {
                 Ok(arbitrary::write_outcome(rng))
             } else {
                 Err(arbitrary::store_fault(rng))
@@ -466,7 +466,7 @@ fn any_input(rng: &mut ChaCha8Rng, id: EffectId) -> Input {
         },
         4 => Input::EndpointReplied {
             id,
-            result: if rng.gen_bool(0.5) {
+            result: if rng.random_bool(0.5) {
                 Ok(arbitrary::grant(rng))
             } else {
                 Err(arbitrary::endpoint_error(rng))
@@ -480,12 +480,12 @@ fn any_input(rng: &mut ChaCha8Rng, id: EffectId) -> Input {
 /// without changing anything.
 fn feed_malformed(resolver: &mut Resolver, effect: &Effect, rng: &mut ChaCha8Rng, now_ms: i64) {
     let id = effect.id().expect("not Done");
-    let wrong_id = rng.gen_bool(0.5);
+    let wrong_id = rng.random_bool(0.5);
     let input = if wrong_id {
-        let other = match rng.gen_range(0..3) {
+        let other = match rng.random_range(0..3) {
             0 => EffectId(id.0 - 1), // the previous effect, answered twice
             1 => EffectId(id.0 + 1),
-            _ => EffectId(rng.gen()),
+            _ => EffectId(rng.random()),
         };
         let other = if other == id {
             EffectId(id.0 + 7)

@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod coverage;
+pub mod disk;
 pub mod endpoint;
 pub mod explore;
 pub mod guarantee;

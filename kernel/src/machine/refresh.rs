@@ -198,12 +198,12 @@ impl Resolver {
                 match result {
                     Ok(WriteOutcome::Conflict(conflict)) => {
                         let failure = Failure::Superseded { store, conflict };
-                        self.drop_fences(plan, Some(store), failure)
+                        self.drop_fences(plan, Some(store), false, failure)
                     }
                     Ok(_) => self.next_fence(plan, queue),
                     Err(fault) => {
                         let failure = Failure::Store { store, fault };
-                        self.drop_fences(plan, Some(store), failure)
+                        self.drop_fences(plan, Some(store), true, failure)
                     }
                 }
             }
@@ -231,10 +231,10 @@ impl Resolver {
                             self.call(plan)
                         }
                         ErrorClass::NotSent => {
-                            self.drop_fences(plan, None, Failure::Transient { detail })
+                            self.drop_fences(plan, None, false, Failure::Transient { detail })
                         }
                         ErrorClass::Rejected => {
-                            self.drop_fences(plan, None, Failure::Rejected { detail })
+                            self.drop_fences(plan, None, false, Failure::Rejected { detail })
                         }
                         ErrorClass::Unknown => self.release(Err(Failure::InDoubt { detail })),
                     }
@@ -382,19 +382,34 @@ impl Resolver {
 
     /// Drops the fences this resolve wrote, then releases and fails: the
     /// presentation is known not to have rotated anything (`failed` is
-    /// `None`), or a fence write failed before anything was presented (only
-    /// the fences written before the `failed` store are dropped; they would
-    /// block the next caller for nothing). A grace retry's fences replaced
-    /// those of an earlier presentation whose outcome is still unknown: they
-    /// stay (G7).
-    fn drop_fences(&mut self, plan: Plan, failed: Option<StoreRef>, failure: Failure) {
+    /// `None`: every fence goes), or a fence write failed before anything
+    /// was presented (`failed` names it: the fences written before it go, and
+    /// so does its own when `failed_may_hold` says the failed write may have
+    /// landed anyway: a host error after the rename, such as a failed
+    /// directory fsync, leaves the fence visible, and it would declare the
+    /// family dead to the next caller although nothing was sent; found by
+    /// the simulated disk's crash-point check of the shipped host). A write
+    /// refused by its compare-and-swap wrote nothing. A grace retry's fences
+    /// replaced those of an earlier presentation whose outcome is still
+    /// unknown: they stay (G7).
+    fn drop_fences(
+        &mut self,
+        plan: Plan,
+        failed: Option<StoreRef>,
+        failed_may_hold: bool,
+        failure: Failure,
+    ) {
         let presented_fp = plan.presented_fp;
         let queue = if plan.attempt > 0 {
             VecDeque::new()
         } else {
-            plan.fenced
+            let written = plan
+                .fenced
                 .iter()
-                .take_while(|store| Some(**store) != failed)
+                .position(|store| Some(*store) == failed)
+                .map_or(plan.fenced.len(), |at| at + usize::from(failed_may_hold));
+            plan.fenced[..written]
+                .iter()
                 .map(|store| (*store, Mutation::ClearFence { presented_fp }))
                 .collect()
         };

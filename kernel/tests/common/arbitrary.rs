@@ -7,8 +7,8 @@
 //! other and the machine reaches its deep branches, not only the first
 //! check.
 
-use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::seq::IndexedRandom;
+use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use rotor_kernel::{
@@ -29,7 +29,7 @@ fn pick<'a>(rng: &mut ChaCha8Rng, pool: &[&'a str]) -> &'a str {
 }
 
 fn maybe<T>(rng: &mut ChaCha8Rng, p: f64, value: impl FnOnce(&mut ChaCha8Rng) -> T) -> Option<T> {
-    if rng.gen_bool(p) {
+    if rng.random_bool(p) {
         Some(value(rng))
     } else {
         None
@@ -38,20 +38,20 @@ fn maybe<T>(rng: &mut ChaCha8Rng, p: f64, value: impl FnOnce(&mut ChaCha8Rng) ->
 
 /// An epoch-ms time: mostly near now, sometimes at the extremes.
 pub fn time_ms(rng: &mut ChaCha8Rng) -> i64 {
-    match rng.gen_range(0..10) {
+    match rng.random_range(0..10) {
         0 => i64::MIN,
         1 => i64::MAX,
         2 => 0,
-        _ => NOW_MS + rng.gen_range(-2 * HOUR_MS..2 * HOUR_MS),
+        _ => NOW_MS + rng.random_range(-2 * HOUR_MS..2 * HOUR_MS),
     }
 }
 
 /// A generation: mostly small, sometimes at the top of the range.
 pub fn generation(rng: &mut ChaCha8Rng) -> u64 {
-    if rng.gen_bool(0.05) {
-        u64::MAX - rng.gen_range(0..2)
+    if rng.random_bool(0.05) {
+        u64::MAX - rng.random_range(0..2)
     } else {
-        rng.gen_range(0..8)
+        rng.random_range(0..8)
     }
 }
 
@@ -62,14 +62,14 @@ pub fn token(rng: &mut ChaCha8Rng) -> Secret {
 
 /// Any credential: every kind, provider, identity and expiry shape.
 pub fn credential(rng: &mut ChaCha8Rng) -> Credential {
-    let kind = match rng.gen_range(0..12) {
+    let kind = match rng.random_range(0..12) {
         0 => CredentialKind::ApiKey,
         1 => CredentialKind::Token,
         2 => CredentialKind::LoggedOut,
         3 => CredentialKind::Other("cookie".into()),
         _ => CredentialKind::OAuth,
     };
-    let provider = match rng.gen_range(0..8) {
+    let provider = match rng.random_range(0..8) {
         0 => "q",
         1 => "",
         _ => PROVIDER,
@@ -85,8 +85,8 @@ pub fn credential(rng: &mut ChaCha8Rng) -> Credential {
     credential.email = maybe(rng, 0.3, |rng| pick(rng, &EMAILS).to_string());
     credential.tenant = maybe(rng, 0.15, |rng| pick(rng, &TENANTS).to_string());
     credential.generation = generation(rng);
-    credential.needs_reauth = rng.gen_bool(0.1);
-    if rng.gen_bool(0.2) {
+    credential.needs_reauth = rng.random_bool(0.1);
+    if rng.random_bool(0.2) {
         credential.extra.insert("clientId".into(), "c-1".into());
     }
     credential
@@ -98,33 +98,33 @@ pub fn fence(rng: &mut ChaCha8Rng) -> Fence {
         generation: generation(rng),
         refresh_fp: token(rng).fingerprint(),
         holder: Holder {
-            pid: rng.gen(),
+            pid: rng.random(),
             host: "h".into(),
             agent: pick(rng, &["sub-a", "sub-b", "main"]).into(),
         },
         started_at_ms: time_ms(rng),
-        attempt: match rng.gen_range(0..6) {
+        attempt: match rng.random_range(0..6) {
             0 => 1,
             1 => u32::MAX,
             _ => 0,
         },
-        rotated: rng.gen_ratio(1, 5),
+        rotated: rng.random_ratio(1, 5),
     }
 }
 
 /// Any store document, with the profile present most of the time.
 pub fn store(rng: &mut ChaCha8Rng) -> StoreDoc {
     let mut doc = StoreDoc::default();
-    if rng.gen_bool(0.85) {
+    if rng.random_bool(0.85) {
         doc.profiles.insert(PROFILE.into(), credential(rng));
     }
-    if rng.gen_bool(0.3) {
+    if rng.random_bool(0.3) {
         doc.fences.insert(PROFILE.into(), vec![fence(rng)]);
     }
-    if rng.gen_bool(0.2) {
+    if rng.random_bool(0.2) {
         doc.profiles.insert("other:profile".into(), credential(rng));
     }
-    if rng.gen_bool(0.2) {
+    if rng.random_bool(0.2) {
         doc.state = Some(serde_json::json!({"usageStats": {PROFILE: {"lastUsed": 1}}}));
     }
     doc
@@ -154,7 +154,7 @@ pub fn store_fault(rng: &mut ChaCha8Rng) -> StoreFault {
 /// Any write outcome, including ones a well-behaved host would not report
 /// for the mutation at hand (the kernel must cope, not panic).
 pub fn write_outcome(rng: &mut ChaCha8Rng) -> WriteOutcome {
-    match rng.gen_range(0..6) {
+    match rng.random_range(0..6) {
         0 => WriteOutcome::MirrorRefused(MirrorRefusal::NotNewer {
             main_generation: generation(rng),
         }),
@@ -169,7 +169,7 @@ pub fn write_outcome(rng: &mut ChaCha8Rng) -> WriteOutcome {
 /// Any lock failure.
 pub fn lock_failure(rng: &mut ChaCha8Rng) -> LockFailure {
     LockFailure {
-        waited_ms: rng.gen(),
+        waited_ms: rng.random(),
         holder: maybe(rng, 0.5, |_| "pid 9".to_string()),
         error: maybe(rng, 0.3, |_| "EDEADLK".to_string()),
     }
@@ -182,11 +182,11 @@ pub fn grant(rng: &mut ChaCha8Rng) -> TokenGrant {
         refresh: maybe(rng, 0.8, |rng| {
             Secret::new(format!("rt-{}", pick(rng, &["n1", "n2", "t1"])))
         }),
-        expires_in_ms: match rng.gen_range(0..5) {
+        expires_in_ms: match rng.random_range(0..5) {
             0 => None,
             1 => Some(u64::MAX),
             2 => Some(0),
-            _ => Some(rng.gen_range(0..2 * HOUR_MS as u64)),
+            _ => Some(rng.random_range(0..2 * HOUR_MS as u64)),
         },
         account_id: maybe(rng, 0.2, |rng| pick(rng, &ACCOUNTS).to_string()),
         email: maybe(rng, 0.1, |rng| pick(rng, &EMAILS).to_string()),
@@ -222,7 +222,7 @@ pub fn endpoint_error(rng: &mut ChaCha8Rng) -> EndpointError {
         causes: Vec::new(),
         transport: maybe(rng, 0.4, |rng| *transports.choose(rng).expect("not empty")),
     };
-    if rng.gen_bool(0.2) {
+    if rng.random_bool(0.2) {
         error.causes.push(
             pick(
                 rng,
@@ -236,9 +236,9 @@ pub fn endpoint_error(rng: &mut ChaCha8Rng) -> EndpointError {
 
 /// A clock step: usually small, sometimes past a margin or a grace window.
 pub fn clock_step_ms(rng: &mut ChaCha8Rng) -> i64 {
-    match rng.gen_range(0..10) {
+    match rng.random_range(0..10) {
         0 => 30 * MINUTE_MS,
         1 => -MINUTE_MS,
-        _ => rng.gen_range(0..5_000),
+        _ => rng.random_range(0..5_000),
     }
 }
