@@ -43,6 +43,8 @@
 pub mod check;
 pub mod fault;
 pub mod host_check;
+pub mod sched;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -54,6 +56,7 @@ use rotor_fs::io::{link_refused, DirEntry, FileHandle, HeldFileLock, Io, Kind, M
 use rotor_fs::lock::{HolderMeta, LockWait};
 
 pub use fault::{DiskFault, FaultPlan};
+pub use sched::Scheduler;
 
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
@@ -172,11 +175,18 @@ impl State {
 }
 
 /// The simulated file system. Cheap to share (`Arc<SimDisk>` is an
-/// [`Io`]); every call is serialized, as on one simulated machine.
+/// [`Io`]); every call is serialized, as on one simulated machine. With a
+/// [`Scheduler`], every call is a switch point of the threads that share
+/// the disk, and a contended lock is waited for by letting others run.
 #[derive(Debug, Default)]
 pub struct SimDisk {
     state: Arc<Mutex<State>>,
+    scheduler: Option<Arc<Scheduler>>,
 }
+
+/// How many switch points a contended lock is waited for before the wait
+/// times out (the simulated machine's lock wait budget).
+pub const LOCK_WAIT_SWITCHES_MAX: u32 = 20_000;
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // A panic while holding the lock (a failed assertion in a test) leaves
@@ -190,6 +200,26 @@ impl SimDisk {
     /// An empty disk: only `/`.
     pub fn new() -> SimDisk {
         SimDisk::default()
+    }
+
+    /// An empty disk whose calls are switch points of `scheduler`.
+    pub fn with_scheduler(scheduler: Arc<Scheduler>) -> SimDisk {
+        SimDisk {
+            state: Arc::default(),
+            scheduler: Some(scheduler),
+        }
+    }
+
+    /// Lets the scheduler run another thread first (no-op without one).
+    pub fn switch(&self) {
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.switch();
+        }
+    }
+
+    fn enter(&self) -> MutexGuard<'_, State> {
+        self.switch();
+        lock(&self.state)
     }
 
     /// How many calls have been made so far (the number the next call gets).
@@ -254,19 +284,29 @@ impl SimDisk {
 
 struct SimFile {
     state: Arc<Mutex<State>>,
+    scheduler: Option<Arc<Scheduler>>,
     inode: usize,
+}
+
+impl SimFile {
+    fn enter(&self) -> MutexGuard<'_, State> {
+        if let Some(scheduler) = &self.scheduler {
+            scheduler.switch();
+        }
+        lock(&self.state)
+    }
 }
 
 impl FileHandle for SimFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         state.inodes[self.inode].cached.extend_from_slice(bytes);
         Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         let inode = &mut state.inodes[self.inode];
         inode.durable = inode.cached.clone();
@@ -295,7 +335,7 @@ impl Drop for SimLock {
 
 impl Io for SimDisk {
     fn lstat(&self, path: &Path) -> io::Result<Meta> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         if path == Path::new("/") {
             return Ok(Meta {
@@ -325,7 +365,7 @@ impl Io for SimDisk {
     }
 
     fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         state.parent_is_dir(path)?;
         if path == Path::new("/") || state.visible.contains_key(path) {
@@ -341,7 +381,7 @@ impl Io for SimDisk {
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         if let Err(error) = state.parent_is_dir(path) {
             return match error.kind() {
@@ -358,7 +398,7 @@ impl Io for SimDisk {
     }
 
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         state.parent_is_dir(path)?;
         match state.visible.get(path) {
@@ -369,12 +409,13 @@ impl Io for SimDisk {
         let inode = state.new_file(path, mode);
         Ok(Box::new(SimFile {
             state: Arc::clone(&self.state),
+            scheduler: self.scheduler.clone(),
             inode,
         }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         state.parent_is_dir(to)?;
         let entry = match state.visible.get(from) {
@@ -391,7 +432,7 @@ impl Io for SimDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         if dir != Path::new("/") && !matches!(state.visible.get(dir), Some(Entry::Dir { .. })) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
@@ -409,7 +450,7 @@ impl Io for SimDisk {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         match state.visible.get(path) {
             Some(Entry::Dir { .. }) => Err(io::Error::from(io::ErrorKind::IsADirectory)),
@@ -422,7 +463,7 @@ impl Io for SimDisk {
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter()?;
         let entries = state
             .visible
@@ -447,7 +488,7 @@ impl Io for SimDisk {
             holder: None,
             error: Some(rotor_fs::safe_fs::io_fault(path, "locking", &error)),
         };
-        let mut state = lock(&self.state);
+        let mut state = self.enter();
         state.enter().map_err(failed)?;
         state.parent_is_dir(path).map_err(failed)?;
         match state.visible.get(path) {
@@ -457,12 +498,23 @@ impl Io for SimDisk {
                 state.new_file(path, rotor_fs::safe_fs::FILE_MODE);
             }
         }
-        if state.locks.contains_key(path) {
-            return Err(LockWait {
-                waited_ms: wait_ms_max,
-                holder: None,
-                error: None,
-            });
+        // Contended: let the others run (the holder among them) and look
+        // again, up to the wait budget; alone on the disk, time out at once.
+        let mut switches = 0;
+        while state.locks.contains_key(path) {
+            if self.scheduler.is_none() || switches == LOCK_WAIT_SWITCHES_MAX {
+                return Err(LockWait {
+                    waited_ms: wait_ms_max,
+                    holder: None,
+                    error: None,
+                });
+            }
+            drop(state);
+            switches += 1;
+            state = self.enter();
+            if state.down {
+                return Err(failed(io::Error::from_raw_os_error(EIO)));
+            }
         }
         state.lock_tokens += 1;
         let token = state.lock_tokens;

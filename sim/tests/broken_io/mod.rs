@@ -26,7 +26,19 @@ pub enum Broken {
     /// The store is rewritten in place: the "rename" copies the temp file's
     /// bytes into the target's own file, unsynced.
     WriteInPlace,
+    /// A store's sidecar lock is never taken: read-modify-writes of one
+    /// store interleave (B4's family).
+    NoStoreLock,
+    /// The cross-process refresh lock is never taken: every process walks
+    /// into the refresh (B1's family).
+    NoRefreshLock,
 }
+
+/// A lock that was never taken.
+#[derive(Debug)]
+struct NotLocked;
+
+impl HeldFileLock for NotLocked {}
 
 /// The real disk with one rule dropped.
 #[derive(Debug)]
@@ -121,6 +133,15 @@ impl Io for BrokenIo {
         wait_ms_max: u64,
         meta: &HolderMeta,
     ) -> Result<Box<dyn HeldFileLock>, LockWait> {
+        let refresh_lock = path.to_string_lossy().contains("/locks/");
+        let skip = match self.broken {
+            Broken::NoStoreLock => !refresh_lock,
+            Broken::NoRefreshLock => refresh_lock,
+            _ => false,
+        };
+        if skip {
+            return Ok(Box::new(NotLocked));
+        }
         self.disk.lock_exclusive(path, wait_ms_max, meta)
     }
 
@@ -143,7 +164,7 @@ pub fn shipped(disk: Arc<SimDisk>) -> Arc<dyn Io> {
 }
 
 /// A host that breaks `broken`.
-pub fn broken(broken: Broken) -> impl Fn(Arc<SimDisk>) -> Arc<dyn Io> {
+pub fn broken(broken: Broken) -> impl Fn(Arc<SimDisk>) -> Arc<dyn Io> + Sync {
     move |disk| {
         Arc::new(BrokenIo {
             disk,

@@ -1,0 +1,111 @@
+//! The shipped fs host in a world of processes on one simulated disk,
+//! interleaved at every I/O call by a seeded scheduler
+//! (`rotor_sim::disk::world`): G1, G2 and G4 on the code users run.
+//!
+//! The shipped host must pass every seed. A host without its store locks
+//! (B4's family: read-modify-writes interleave and one is lost) and a host
+//! without the cross-process refresh lock (B1's family: two processes
+//! present the same refresh token) are the real host code over a broken I/O
+//! wrapper (test code only), and each must be found within the seeds.
+//!
+//! Replay: `ROTOR_DISK_WORLD_SEED=<seed> cargo test -p rotor-sim --test disk_world <test> -- --exact --nocapture`.
+
+mod broken_io;
+
+use broken_io::{broken, shipped, Broken};
+use rotor_sim::disk::world::{run_world, WorldFinding, WorldShape};
+use rotor_sim::Guarantee;
+
+/// Seeds per test: the CI budget (each world is a few hundred switches).
+const SEEDS: u64 = 500;
+
+fn seeds() -> Vec<u64> {
+    match std::env::var("ROTOR_DISK_WORLD_SEED") {
+        Ok(seed) => {
+            let seed = seed.trim_start_matches("0x");
+            vec![u64::from_str_radix(seed, 16).expect("ROTOR_DISK_WORLD_SEED is hex")]
+        }
+        Err(_) => (0..SEEDS).collect(),
+    }
+}
+
+fn sweep(
+    make_io: &(dyn Fn(std::sync::Arc<rotor_sim::disk::SimDisk>) -> std::sync::Arc<dyn rotor_fs::io::Io>
+          + Sync),
+    shape: WorldShape,
+    test_name: &str,
+) -> Vec<WorldFinding> {
+    seeds()
+        .into_iter()
+        .flat_map(|seed| run_world(seed, shape, make_io, test_name))
+        .collect()
+}
+
+fn report(findings: &[WorldFinding]) -> String {
+    findings
+        .iter()
+        .take(3)
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_shipped_host_keeps_g1_g2_g4_in_every_world() {
+    let findings = sweep(
+        &shipped,
+        WorldShape::default(),
+        "the_shipped_host_keeps_g1_g2_g4_in_every_world",
+    );
+    assert!(findings.is_empty(), "{}", report(&findings));
+}
+
+fn expect(which: Broken, guarantee: Guarantee, test_name: &str) {
+    let findings = sweep(&broken(which), WorldShape::default(), test_name);
+    let found: Vec<_> = findings
+        .iter()
+        .filter(|f| f.guarantee == guarantee)
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "{which:?}: no {guarantee} finding in {SEEDS} seeds; findings:\n{}",
+        report(&findings)
+    );
+    assert!(found[0]
+        .to_string()
+        .contains("replay: ROTOR_DISK_WORLD_SEED="));
+    eprintln!(
+        "{which:?}: {} findings, first:\n{}",
+        findings.len(),
+        found[0]
+    );
+}
+
+#[test]
+fn a_host_without_store_locks_loses_an_update_g4() {
+    expect(
+        Broken::NoStoreLock,
+        Guarantee::G4,
+        "a_host_without_store_locks_loses_an_update_g4",
+    );
+}
+
+#[test]
+fn a_host_without_the_refresh_lock_presents_a_token_twice_g1() {
+    expect(
+        Broken::NoRefreshLock,
+        Guarantee::G1,
+        "a_host_without_the_refresh_lock_presents_a_token_twice_g1",
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_world() {
+    // Determinism: the scheduler is the only source of interleaving.
+    let shape = WorldShape::default();
+    for seed in [3, 17, 99] {
+        let a = run_world(seed, shape, &broken(Broken::NoStoreLock), "determinism");
+        let b = run_world(seed, shape, &broken(Broken::NoStoreLock), "determinism");
+        assert_eq!(a, b, "seed {seed}");
+    }
+}
