@@ -1,5 +1,7 @@
 //! The `rotor` command: a thin shell over the simulator (`check`, `replay`)
-//! and the filesystem host (`login`, `token`, `status`).
+//! and the filesystem host (`login`, `logout`, `token`, `exec`, `status`,
+//! `git-credential`), plus `completions` and `man` generated from the same
+//! clap definitions.
 
 use std::process::ExitCode;
 

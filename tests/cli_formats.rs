@@ -497,3 +497,29 @@ fn kubectl_uses_rotor_as_its_exec_credential_plugin_v1_and_v1beta1() {
         );
     }
 }
+
+#[test]
+fn a_token_with_a_line_break_is_never_printed_as_text() {
+    // `curl -H @-` would send the second line as a header of its own.
+    let (_temp, state) = state_dir();
+    let server = TokenServer::start("rt-0", 3600);
+    // login_tokens would put the raw line break into the JSON: escape it.
+    login_ok(
+        &mut login_command(&state, "main", PROFILE, &server.url, "rotor-test"),
+        &login_tokens("at-0\\r\\nX-Injected: 1", "rt-0"),
+    );
+    for format in ["header", "bare"] {
+        let output = token_format(&state, format, &[]);
+        assert_eq!(output.status.code(), Some(1), "{format}: {output:?}");
+        assert!(
+            output.stdout.is_empty(),
+            "{format}: printed {:?}",
+            output.stdout
+        );
+        assert!(String::from_utf8_lossy(&output.stderr).contains("control characters"));
+    }
+    let json = token_format(&state, "json", &[]);
+    assert!(json.status.success(), "{json:?}");
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["access_token"], "at-0\r\nX-Injected: 1");
+}

@@ -442,6 +442,16 @@ pub fn run(args: TokenArgs) -> ExitCode {
         Ok(granted) => granted,
         Err(code) => return code,
     };
+    // A token with a line break would add lines to a header or to a bare
+    // token's consumer (`curl -H @-` would send them as headers): refuse it.
+    let plain_text = matches!(format, TokenFormat::Bare | TokenFormat::Header);
+    if plain_text && granted.access.expose().chars().any(char::is_control) {
+        eprintln!(
+            "rotor token: the provider's access token contains control characters; \
+             refusing to print it as text (use --format json)"
+        );
+        return ExitCode::from(exit::INTERNAL);
+    }
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{}", render(&granted, format, kube)).and_then(|()| stdout.flush()) {
         Ok(()) => ExitCode::from(exit::OK),
