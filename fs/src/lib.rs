@@ -42,7 +42,9 @@
 //!   command (SPEC §7);
 //! - [`status`]: what `rotor status` shows;
 //! - [`failpoint`]: test-only crash points;
-//! - `conformance` (feature `conformance`): the host-trait conformance suite.
+//! - `conformance` (feature `conformance`): the host-trait conformance suite;
+//! - `async_rotor` (feature `tokio`): `AsyncRotor`, the same calls as
+//!   futures for tokio hosts.
 //!
 //! Logs go through `tracing` (the kernel never logs); secrets never appear
 //! in them, only fingerprints.
@@ -62,6 +64,11 @@ pub mod sync;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+#[cfg(feature = "tokio")]
+pub mod async_rotor;
+#[cfg(feature = "tokio")]
+pub use async_rotor::AsyncRotor;
 
 use std::path::PathBuf;
 use std::sync::Arc;
