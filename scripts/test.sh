@@ -2,7 +2,9 @@
 # rotor's whole test suite: the one command README.md names and CI runs.
 #
 #   1. every crate's unit, integration and doc tests (debug), end-to-end
-#      tests against real processes and a real OAuth server included;
+#      tests against real processes and a real OAuth server included; then
+#      the Node package's tests (node/test.sh: builds the addon, runs
+#      `node --test`);
 #   2-3. the loom models (exhaustive, `--cfg loom`, own target directory) and
 #      the shuttle models (randomized and PCT schedules): scripts/test-models.sh;
 #   4. every benchmark once, as a test (so the benchmarks cannot rot);
@@ -35,6 +37,7 @@ if [ -f tests/oidc/package.json ] && [ ! -d tests/oidc/node_modules/oidc-provide
 fi
 
 run workspace cargo test --workspace
+run node bash node/test.sh
 run models bash scripts/test-models.sh
 run benches cargo bench --workspace -- --test
 run sim-sweep bash sim/ci.sh
@@ -42,6 +45,9 @@ run explorer-symmetry cargo test --release -p rotor-sim --test explore_bugs -- -
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | grep -v '^0 ' | awk '{s+=$1} END {print s+0}')
+# node's test runner (the node step) closes with `# pass N` and `# fail N`.
+passed=$((passed + $(grep -E '^# pass [0-9]+$' "$log" | awk '{s+=$3} END {print s+0}')))
+failed=$((failed + $(grep -E '^# fail [0-9]+$' "$log" | awk '{s+=$3} END {print s+0}')))
 if [ ${#failed_steps[@]} -gt 0 ] && [ "$failed" -eq 0 ]; then
   failed=${#failed_steps[@]}
 fi
