@@ -2,6 +2,10 @@
 //! interleaved at every I/O call by a seeded scheduler
 //! (`rotor_sim::disk::world`): G1, G2 and G4 on the code users run.
 //!
+//! Each seed also draws one fault: none, a refreshing process killed at one
+//! of its disk calls, or a power loss of the whole machine (then a fresh
+//! process asks after the reboot: G6, G1, liveness).
+//!
 //! The shipped host must pass every seed. A host without its store locks
 //! (B4's family: read-modify-writes interleave and one is lost) and a host
 //! without the cross-process refresh lock (B1's family: two processes
@@ -13,7 +17,7 @@
 mod broken_io;
 
 use broken_io::{broken, shipped, Broken};
-use rotor_sim::disk::world::{run_world, WorldFinding, WorldShape};
+use rotor_sim::disk::world::{run_world, WorldFault, WorldFinding, WorldShape};
 use rotor_sim::Guarantee;
 
 /// Seeds per test: the CI budget (each world is a few hundred switches).
@@ -107,5 +111,53 @@ fn the_same_seed_gives_the_same_world() {
         let a = run_world(seed, shape, &broken(Broken::NoStoreLock), "determinism");
         let b = run_world(seed, shape, &broken(Broken::NoStoreLock), "determinism");
         assert_eq!(a, b, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_host_without_directory_fsyncs_is_caught_after_a_power_loss_g1_g6() {
+    // Renames that never reach the disk: after the power loss the fresh
+    // process finds the spent token without its fence (G1) or without the
+    // rotation an agent already returned (G6).
+    let findings = sweep(
+        &broken(Broken::NoDirSync),
+        WorldShape::default(),
+        "a_host_without_directory_fsyncs_is_caught_after_a_power_loss_g1_g6",
+    );
+    let after_power_loss: Vec<_> = findings
+        .iter()
+        .filter(|f| f.detail.contains("PowerLoss"))
+        .collect();
+    assert!(
+        after_power_loss
+            .iter()
+            .any(|f| matches!(f.guarantee, Guarantee::G1 | Guarantee::G6)),
+        "no G1/G6 finding after a power loss:\n{}",
+        report(&findings)
+    );
+}
+
+#[test]
+fn the_seeds_draw_every_kind_of_fault() {
+    // The sweep is not vacuous: kills and power losses are among its worlds.
+    let shape = WorldShape::default();
+    let faults: Vec<WorldFault> = seeds()
+        .iter()
+        .map(|&s| WorldFault::draw(s, shape))
+        .collect();
+    let kills = faults
+        .iter()
+        .filter(|f| matches!(f, WorldFault::Kill { .. }))
+        .count();
+    let losses = faults
+        .iter()
+        .filter(|f| matches!(f, WorldFault::PowerLoss { .. }))
+        .count();
+    let calm = faults.iter().filter(|f| **f == WorldFault::None).count();
+    if seeds().len() > 1 {
+        assert!(
+            kills > 50 && losses > 50 && calm > 50,
+            "{kills} kills, {losses} power losses, {calm} calm"
+        );
     }
 }

@@ -46,7 +46,7 @@ pub mod host_check;
 pub mod sched;
 pub mod world;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -89,18 +89,32 @@ struct State {
     visible: BTreeMap<PathBuf, Entry>,
     /// Every path as it would be after power loss.
     durable: BTreeMap<PathBuf, Entry>,
-    /// Held locks and the token of their holder.
-    locks: BTreeMap<PathBuf, u64>,
+    /// Held locks: the token of their holder and its process.
+    locks: BTreeMap<PathBuf, (u64, u32)>,
     lock_tokens: u64,
     calls: u64,
     plan: Option<FaultPlan>,
     down: bool,
+    /// Processes killed (kill -9): their calls fail, their locks are gone.
+    dead: BTreeSet<u32>,
+    /// Calls made per process.
+    process_calls: BTreeMap<u32, u64>,
+    /// A process to kill at its numbered call.
+    kill: Option<(u32, u64)>,
 }
 
 impl State {
-    /// Counts a call and applies the planned fault when its number comes.
-    fn enter(&mut self) -> io::Result<()> {
-        if self.down {
+    /// Counts a call of process `pid` and applies the planned fault or kill
+    /// when its number comes.
+    fn enter(&mut self, pid: u32) -> io::Result<()> {
+        if self.down || self.dead.contains(&pid) {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        let own = self.process_calls.entry(pid).or_insert(0);
+        let own_number = *own;
+        *own += 1;
+        if self.kill == Some((pid, own_number)) {
+            self.kill_process(pid);
             return Err(io::Error::from_raw_os_error(EIO));
         }
         let number = self.calls;
@@ -120,6 +134,13 @@ impl State {
             },
             _ => Ok(()),
         }
+    }
+
+    /// kill -9: the OS releases the process's locks; what it wrote stays in
+    /// the cache (the machine is still up).
+    fn kill_process(&mut self, pid: u32) {
+        self.dead.insert(pid);
+        self.locks.retain(|_, (_, owner)| *owner != pid);
     }
 
     fn lose_power(&mut self, torn: bool) {
@@ -178,10 +199,22 @@ impl State {
 /// [`Io`]); every call is serialized, as on one simulated machine. With a
 /// [`Scheduler`], every call is a switch point of the threads that share
 /// the disk, and a contended lock is waited for by letting others run.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SimDisk {
     state: Arc<Mutex<State>>,
     scheduler: Option<Arc<Scheduler>>,
+    /// The process making the calls (see [`SimDisk::process`]).
+    pid: u32,
+}
+
+impl Default for SimDisk {
+    fn default() -> Self {
+        SimDisk {
+            state: Arc::default(),
+            scheduler: None,
+            pid: PID,
+        }
+    }
 }
 
 /// How many switch points a contended lock is waited for before the wait
@@ -205,9 +238,29 @@ impl SimDisk {
     /// An empty disk whose calls are switch points of `scheduler`.
     pub fn with_scheduler(scheduler: Arc<Scheduler>) -> SimDisk {
         SimDisk {
-            state: Arc::default(),
             scheduler: Some(scheduler),
+            ..SimDisk::default()
         }
+    }
+
+    /// The same disk as seen by process `pid`: its calls are counted, and
+    /// can be killed, as that process's.
+    pub fn process(&self, pid: u32) -> SimDisk {
+        SimDisk {
+            state: Arc::clone(&self.state),
+            scheduler: self.scheduler.clone(),
+            pid,
+        }
+    }
+
+    /// Kills process `pid` at its call numbered `at_call` (0 is its first).
+    pub fn plan_kill(&self, pid: u32, at_call: u64) {
+        lock(&self.state).kill = Some((pid, at_call));
+    }
+
+    /// Whether process `pid` was killed.
+    pub fn is_dead(&self, pid: u32) -> bool {
+        lock(&self.state).dead.contains(&pid)
     }
 
     /// Lets the scheduler run another thread first (no-op without one).
@@ -242,6 +295,14 @@ impl SimDisk {
         let mut state = lock(&self.state);
         state.down = false;
         state.plan = None;
+    }
+
+    /// Drops the planned fault and kill that have not happened yet (a run
+    /// over; its checkers read the disk without faults).
+    pub fn cancel_plans(&self) {
+        let mut state = lock(&self.state);
+        state.plan = None;
+        state.kill = None;
     }
 
     /// Loses power now (outside any call): what a crash right after the
@@ -285,6 +346,7 @@ impl SimDisk {
 struct SimFile {
     state: Arc<Mutex<State>>,
     scheduler: Option<Arc<Scheduler>>,
+    pid: u32,
     inode: usize,
 }
 
@@ -300,14 +362,14 @@ impl SimFile {
 impl FileHandle for SimFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         state.inodes[self.inode].cached.extend_from_slice(bytes);
         Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         let inode = &mut state.inodes[self.inode];
         inode.durable = inode.cached.clone();
         Ok(())
@@ -327,7 +389,7 @@ impl Drop for SimLock {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
         // A lock lost to power loss may have been taken again since.
-        if state.locks.get(&self.path) == Some(&self.token) {
+        if state.locks.get(&self.path).map(|(token, _)| *token) == Some(self.token) {
             state.locks.remove(&self.path);
         }
     }
@@ -336,7 +398,7 @@ impl Drop for SimLock {
 impl Io for SimDisk {
     fn lstat(&self, path: &Path) -> io::Result<Meta> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         if path == Path::new("/") {
             return Ok(Meta {
                 kind: Kind::Dir,
@@ -366,7 +428,7 @@ impl Io for SimDisk {
 
     fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         state.parent_is_dir(path)?;
         if path == Path::new("/") || state.visible.contains_key(path) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
@@ -382,7 +444,7 @@ impl Io for SimDisk {
 
     fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         if let Err(error) = state.parent_is_dir(path) {
             return match error.kind() {
                 io::ErrorKind::NotFound => Ok(None),
@@ -399,7 +461,7 @@ impl Io for SimDisk {
 
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         state.parent_is_dir(path)?;
         match state.visible.get(path) {
             Some(Entry::Symlink) => return Err(link_refused()),
@@ -410,13 +472,14 @@ impl Io for SimDisk {
         Ok(Box::new(SimFile {
             state: Arc::clone(&self.state),
             scheduler: self.scheduler.clone(),
+            pid: self.pid,
             inode,
         }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         state.parent_is_dir(to)?;
         let entry = match state.visible.get(from) {
             Some(entry @ Entry::File(_)) => *entry,
@@ -433,7 +496,7 @@ impl Io for SimDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         if dir != Path::new("/") && !matches!(state.visible.get(dir), Some(Entry::Dir { .. })) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
@@ -451,7 +514,7 @@ impl Io for SimDisk {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         match state.visible.get(path) {
             Some(Entry::Dir { .. }) => Err(io::Error::from(io::ErrorKind::IsADirectory)),
             Some(_) => {
@@ -464,7 +527,7 @@ impl Io for SimDisk {
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
         let mut state = self.enter();
-        state.enter()?;
+        state.enter(self.pid)?;
         let entries = state
             .visible
             .iter()
@@ -489,7 +552,7 @@ impl Io for SimDisk {
             error: Some(rotor_fs::safe_fs::io_fault(path, "locking", &error)),
         };
         let mut state = self.enter();
-        state.enter().map_err(failed)?;
+        state.enter(self.pid).map_err(failed)?;
         state.parent_is_dir(path).map_err(failed)?;
         match state.visible.get(path) {
             Some(Entry::File(_)) => {}
@@ -512,13 +575,13 @@ impl Io for SimDisk {
             drop(state);
             switches += 1;
             state = self.enter();
-            if state.down {
+            if state.down || state.dead.contains(&self.pid) {
                 return Err(failed(io::Error::from_raw_os_error(EIO)));
             }
         }
         state.lock_tokens += 1;
         let token = state.lock_tokens;
-        state.locks.insert(path.to_path_buf(), token);
+        state.locks.insert(path.to_path_buf(), (token, self.pid));
         Ok(Box::new(SimLock {
             state: Arc::clone(&self.state),
             path: path.to_path_buf(),
@@ -527,11 +590,12 @@ impl Io for SimDisk {
     }
 
     fn process_exists(&self, pid: u32) -> bool {
-        pid == PID
+        let state = lock(&self.state);
+        !state.dead.contains(&pid) && (pid == PID || state.process_calls.contains_key(&pid))
     }
 
     fn pid(&self) -> u32 {
-        PID
+        self.pid
     }
 
     fn euid(&self) -> u32 {
