@@ -42,6 +42,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`rotor check
+    // --json | head`) would panic; a command-line tool should end quietly,
+    // as the default action does.
+    // SAFETY: called first, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match Rotor::parse().command {
         Command::Check(args) => cli::check::run(args),
         Command::Replay(args) => cli::replay::run(args),
