@@ -204,7 +204,12 @@ where
             stats
         }
         Err(payload) => {
-            let text = deadlock_is_g8(panic_text(&*payload));
+            let mut text = deadlock_is_g8(panic_text(&*payload));
+            if failing_schedule(&text).is_none() {
+                if let Some(schedule) = last_schedule() {
+                    text.push_str(&format!("\nfailing schedule:\n\"\n{schedule}\n\""));
+                }
+            }
             let mut how = format!(
                 "shuttle ({schedules:?}) seed {seed}; replay the whole run with:\n  {}",
                 replay.shuttle_command(&format!("SHUTTLE_RANDOM_SEED={seed}"))
@@ -232,13 +237,25 @@ pub fn deadlock_is_g8(text: String) -> String {
     }
 }
 
-/// The encoded schedule shuttle put in a failure message, if any, on one
-/// line (shuttle wraps it; its decoder ignores whitespace).
+/// The encoded schedule in a failure message, if any, on one line (it may
+/// be wrapped; shuttle's decoder ignores whitespace).
 pub fn failing_schedule(text: &str) -> Option<String> {
     let start = text.find("failing schedule:\n\"\n")? + "failing schedule:\n\"\n".len();
     let length = text[start..].find("\n\"")?;
     let schedule = &text[start..start + length];
     Some(schedule.chars().filter(|c| !c.is_whitespace()).collect())
+}
+
+/// The encoded schedule of the last shuttle execution on this thread (the
+/// one that just failed). shuttle 0.8 put it in the failure's message;
+/// 0.9 only prints it from its panic hook, so it is read back here from the
+/// engine, where the execution left it.
+#[cfg(all(feature = "shuttle", not(loom)))]
+fn last_schedule() -> Option<String> {
+    use shuttle_engine::runtime::execution::CurrentSchedule;
+    use shuttle_engine::scheduler::serialization::serialize_schedule;
+    let schedule = CurrentSchedule::get_schedule();
+    (!schedule.is_empty()).then(|| serialize_schedule(&schedule))
 }
 
 #[cfg(all(feature = "shuttle", not(loom)))]
