@@ -55,6 +55,7 @@ pub mod check;
 pub mod crash;
 pub mod endpoint;
 pub mod harness;
+pub mod identity_table;
 pub mod lock;
 pub mod scenario;
 pub mod scenarios;
