@@ -41,6 +41,8 @@ struct ProviderState {
 #[derive(Debug)]
 struct Family {
     account: String,
+    /// The grant's `account_id` and `email` for every rotation.
+    reports: (Option<String>, Option<String>),
     rotations: u32,
     revoked: bool,
 }
@@ -78,13 +80,20 @@ impl StrictProvider {
         }
     }
 
-    /// Issues a new family for `account` and returns its id and first
-    /// (access, refresh) pair.
-    pub fn new_family(&self, account: &str) -> (usize, String, String) {
+    /// Issues a new family for `account`, whose rotations report
+    /// `account_id` and `email`, and returns its id and first (access,
+    /// refresh) pair.
+    pub fn new_family(
+        &self,
+        account: &str,
+        account_id: Option<&str>,
+        email: Option<&str>,
+    ) -> (usize, String, String) {
         let mut state = sync::lock(&self.state);
         let family = state.families.len();
         state.families.push(Family {
             account: account.to_string(),
+            reports: (account_id.map(str::to_string), email.map(str::to_string)),
             rotations: 0,
             revoked: false,
         });
@@ -110,8 +119,8 @@ impl StrictProvider {
                     access: Secret::new(access),
                     refresh: Some(Secret::new(new_refresh)),
                     expires_in_ms: Some(EXPIRES_IN_MS),
-                    account_id: Some(state.families[family].account.clone()),
-                    email: None,
+                    account_id: state.families[family].reports.0.clone(),
+                    email: state.families[family].reports.1.clone(),
                 })
             }
             Some((family, consumed)) => {

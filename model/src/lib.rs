@@ -28,13 +28,22 @@
 //!   presentation per refresh token value.
 //! - [`crash`]: an agent whose process dies before a chosen effect.
 //! - [`scenario`]: who runs where; [`scenario::run`] spawns the threads and
-//!   then [`verify`] checks the run.
+//!   then [`verify`] checks the run. [`writers`]: the threads that are not
+//!   agents (usage statistics, an editing tool, a re-login).
+//! - [`scenarios`] and [`identity_scenarios`]: the configurations; the
+//!   latter are the ones where the identity gate decides while agents race
+//!   (tenants, account ids, email case, providers, a re-login).
 //!
 //! # What is checked
 //!
 //! G1, G2, G3, G4, G5 and G8 (see [`check`] and [`verify`]); deadlock
-//! freedom by loom and shuttle themselves. Broken variants of the host (the
-//! historical bugs of docs/bugs.md) are built in the tests only, through
+//! freedom by loom and shuttle themselves. The identity gate (G3) is judged
+//! on every write of every store against the checker's own statement of
+//! SPEC §5 ([`identity_table`], [`gate_check`]), never against the kernel's
+//! gate; every identity refusal is judged against it too (a refusal the
+//! table does not demand costs convergence: G2). Broken variants of the
+//! host (the historical bugs of docs/bugs.md, and a broken gate for every
+//! rule of SPEC §5) are built in the tests only, through
 //! [`scenario::HostVariant`], and each test names the guarantee it expects
 //! the checker to find broken.
 //!
@@ -54,7 +63,9 @@
 pub mod check;
 pub mod crash;
 pub mod endpoint;
+pub mod gate_check;
 pub mod harness;
+pub mod identity_scenarios;
 pub mod identity_table;
 pub mod lock;
 pub mod scenario;
@@ -62,3 +73,4 @@ pub mod scenarios;
 pub mod store;
 pub mod verify;
 pub mod world;
+pub mod writers;

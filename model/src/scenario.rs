@@ -29,6 +29,7 @@ use crate::endpoint::ModelEndpoint;
 use crate::lock::ModelLock;
 use crate::store::AgentStores;
 use crate::world::{FixedClock, World, MAIN_STORE, PROFILE, PROVIDER};
+use crate::writers;
 
 /// Who runs, where, on what.
 #[derive(Clone, Debug, Default)]
@@ -36,15 +37,72 @@ pub struct Scenario {
     /// Names the scenario in reports.
     pub name: String,
     /// One token family per account.
-    pub accounts: Vec<String>,
+    pub accounts: Vec<AccountSpec>,
     /// The stores; the first is main.
     pub stores: Vec<StoreSpec>,
     /// The agents, one thread each.
     pub agents: Vec<AgentSpec>,
-    /// Background writers of `state`, one thread each.
+    /// Background writers, one thread each.
     pub writers: Vec<WriterSpec>,
+    /// Re-logins into main, one thread each.
+    pub logins: Vec<LoginSpec>,
 }
 
+/// An account: one token family at one provider.
+#[derive(Clone, Debug)]
+pub struct AccountSpec {
+    /// Its name (in token values and reports).
+    pub name: String,
+    /// The provider its credential is stored under.
+    pub provider: String,
+    /// What the provider reports with every rotation (the grant's
+    /// `account_id` and `email`): the rotated credential takes these over.
+    pub reports: Shape,
+}
+
+/// The identity fields of a stored credential, raw (untrimmed, any case),
+/// as a store file may hold them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shape {
+    /// `account_id`.
+    pub account_id: Option<String>,
+    /// `email`.
+    pub email: Option<String>,
+    /// `tenant`.
+    pub tenant: Option<String>,
+}
+
+impl Shape {
+    /// An account id only.
+    pub fn account(account_id: &str) -> Self {
+        Shape {
+            account_id: Some(account_id.to_string()),
+            ..Shape::default()
+        }
+    }
+
+    /// Builder: with this email.
+    pub fn email(mut self, email: &str) -> Self {
+        self.email = Some(email.to_string());
+        self
+    }
+
+    /// Builder: with this tenant.
+    pub fn tenant(mut self, tenant: &str) -> Self {
+        self.tenant = Some(tenant.to_string());
+        self
+    }
+
+    /// No identity at all.
+    pub fn none() -> Self {
+        Shape::default()
+    }
+
+    /// An email only.
+    pub fn email_only(email: &str) -> Self {
+        Shape::none().email(email)
+    }
+}
 /// A store at the start of a run.
 #[derive(Clone, Debug)]
 pub struct StoreSpec {
@@ -52,6 +110,10 @@ pub struct StoreSpec {
     pub name: String,
     /// The account whose (expired) credential it holds, if any.
     pub holds: Option<usize>,
+    /// The identity fields that credential shows.
+    pub shape: Shape,
+    /// The credential is fresh (usable for an hour), not expired.
+    pub fresh: bool,
 }
 
 /// An agent: one thread that resolves the profile once.
@@ -67,12 +129,14 @@ pub struct AgentSpec {
     pub store: usize,
     /// The account it is bound to (G3).
     pub account: usize,
+    /// The provider it asks for (its account's).
+    pub provider: String,
     /// Its process dies just before this effect (1-based), if set.
     pub crash_before_effect: Option<u32>,
 }
 
-/// A background writer: `writes` read-modify-writes of `state.usage` in a
-/// store, under the store lock.
+/// A background writer: `writes` read-modify-writes of a store, under the
+/// store lock.
 #[derive(Clone, Debug)]
 pub struct WriterSpec {
     /// Its name.
@@ -81,6 +145,34 @@ pub struct WriterSpec {
     pub store: usize,
     /// How many updates.
     pub writes: u32,
+    /// What each update does.
+    pub kind: WriterKind,
+}
+
+/// What a background writer changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriterKind {
+    /// Bumps `state.usage` (usage statistics; G4 counts them).
+    Usage,
+    /// An editing tool that rewrites the profile's entry: re-cases its
+    /// email and re-pads its account id (the same identity under SPEC §5)
+    /// and stamps an unknown field. Tokens and generation are kept.
+    Rewrite,
+}
+
+/// A re-login into main as `account`, made like `rotor login`: the refresh
+/// lock (from process `pid`), then main's store lock, then
+/// `Mutation::Login` with a fresh credential of that account.
+#[derive(Clone, Debug)]
+pub struct LoginSpec {
+    /// Its name (lock holder, reports).
+    pub name: String,
+    /// Its process.
+    pub pid: u32,
+    /// The account logged in.
+    pub account: usize,
+    /// The identity fields of the installed credential.
+    pub shape: Shape,
 }
 
 impl Scenario {
@@ -93,20 +185,49 @@ impl Scenario {
         }
     }
 
-    /// Adds an account (and its token family); returns its index.
+    /// Adds an account (and its token family) of the model's provider,
+    /// whose rotations report `account` as the account id; returns its
+    /// index.
     pub fn account(&mut self, account: &str) -> usize {
-        self.accounts.push(account.to_string());
+        self.account_at(account, PROVIDER, Shape::account(account))
+    }
+
+    /// Adds an account of `provider` whose rotations report `reports`;
+    /// returns its index.
+    pub fn account_at(&mut self, account: &str, provider: &str, reports: Shape) -> usize {
+        self.accounts.push(AccountSpec {
+            name: account.to_string(),
+            provider: provider.to_string(),
+            reports,
+        });
         self.accounts.len() - 1
     }
 
-    /// Adds a store holding `holds`'s expired credential; returns its index.
-    /// The first store added is main.
+    /// Adds a store holding `holds`'s expired credential, showing the
+    /// account name as its account id; returns its index. The first store
+    /// added is main.
     pub fn store(&mut self, name: &str, holds: Option<usize>) -> usize {
+        let shape = holds.map_or_else(Shape::none, |account| {
+            Shape::account(&self.accounts[account].name)
+        });
+        self.store_shaped(name, holds, shape)
+    }
+
+    /// Adds a store holding `holds`'s expired credential with the identity
+    /// fields `shape`; returns its index.
+    pub fn store_shaped(&mut self, name: &str, holds: Option<usize>, shape: Shape) -> usize {
         self.stores.push(StoreSpec {
             name: name.to_string(),
             holds,
+            shape,
+            fresh: false,
         });
         self.stores.len() - 1
+    }
+
+    /// Makes `store`'s credential fresh instead of expired.
+    pub fn fresh(&mut self, store: usize) {
+        self.stores[store].fresh = true;
     }
 
     /// Adds an agent; returns its index.
@@ -124,6 +245,7 @@ impl Scenario {
             role,
             store,
             account,
+            provider: self.accounts[account].provider.clone(),
             crash_before_effect: None,
         });
         self.agents.len() - 1
@@ -134,12 +256,33 @@ impl Scenario {
         self.agents[agent].crash_before_effect = Some(effect);
     }
 
-    /// Adds a background writer.
+    /// Adds a background writer of usage statistics.
     pub fn writer(&mut self, name: &str, store: usize, writes: u32) {
         self.writers.push(WriterSpec {
             name: name.to_string(),
             store,
             writes,
+            kind: WriterKind::Usage,
+        });
+    }
+
+    /// Adds an editing tool that rewrites the profile's entry in `store`.
+    pub fn editor(&mut self, name: &str, store: usize, writes: u32) {
+        self.writers.push(WriterSpec {
+            name: name.to_string(),
+            store,
+            writes,
+            kind: WriterKind::Rewrite,
+        });
+    }
+
+    /// Adds a re-login into main as `account`, from process `pid`.
+    pub fn login(&mut self, name: &str, pid: u32, account: usize, shape: Shape) {
+        self.logins.push(LoginSpec {
+            name: name.to_string(),
+            pid,
+            account,
+            shape,
         });
     }
 
@@ -239,11 +382,17 @@ pub fn run<V: HostVariant>(scenario: &Scenario, variant: &std::sync::Arc<V>) -> 
         .map(|writer| {
             let world = world.clone();
             let writer = writer.clone();
-            thread::spawn(move || {
-                for _ in 0..writer.writes {
-                    world.stores[writer.store].bump_usage(&writer.name, &world.log);
-                }
-            })
+            thread::spawn(move || writers::run_writer(&world, &writer))
+        })
+        .collect();
+    let logins: Vec<_> = scenario
+        .logins
+        .iter()
+        .enumerate()
+        .map(|(index, login)| {
+            let world = world.clone();
+            let login = login.clone();
+            thread::spawn(move || writers::run_login(&world, &login, index))
         })
         .collect();
     let agents: Vec<_> = scenario
@@ -256,8 +405,10 @@ pub fn run<V: HostVariant>(scenario: &Scenario, variant: &std::sync::Arc<V>) -> 
             thread::spawn(move || run_agent(&world, &*variant, &agent))
         })
         .collect();
-    for writer in writers {
-        writer.join().expect("a background writer panicked");
+    for writer in writers.into_iter().chain(logins) {
+        writer
+            .join()
+            .expect("a background writer or login panicked");
     }
     let results: Vec<AgentResult> = agents
         .into_iter()
@@ -305,7 +456,7 @@ fn run_agent<V: HostVariant>(world: &Arc<World>, variant: &V, agent: &AgentSpec)
     );
     let request = Request {
         role: agent.role,
-        provider: PROVIDER.to_string(),
+        provider: agent.provider.clone(),
         profile: PROFILE.to_string(),
         holder: Holder {
             pid: agent.pid,

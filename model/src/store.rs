@@ -21,6 +21,7 @@ use rotor_kernel::driver::Stores;
 use rotor_kernel::{Mutation, ProfileView, StoreDoc, StoreFault, StoreRef, WriteOutcome};
 
 use crate::check::{Guarantee, Log};
+use crate::gate_check::{judge_write, WriteKind};
 use crate::world::{World, MAIN_STORE};
 
 /// One store file and its lock.
@@ -68,9 +69,19 @@ impl ModelStore {
 
     /// Atomically replaces the document with `doc`, computed by `writer`
     /// from the version `based_on`. Records a lost update (G4) when the file
-    /// changed since, and a generation that went down (G5).
-    pub fn write_back(&self, based_on: u64, doc: StoreDoc, writer: &str, log: &Log) {
+    /// changed since, a generation that went down (G5), and a credential
+    /// replaced as the identity table does not allow (G3, see
+    /// [`crate::gate_check`]).
+    pub fn write_back(
+        &self,
+        based_on: u64,
+        doc: StoreDoc,
+        writer: &str,
+        kind: WriteKind,
+        log: &Log,
+    ) {
         let mut file = sync::lock(&self.file);
+        judge_write(&self.name, writer, kind, &file.doc, &doc, log);
         if file.version != based_on {
             log.violation(
                 Guarantee::G4,
@@ -108,7 +119,7 @@ impl ModelStore {
         let Snapshot { mut doc, version } = self.read();
         let usage = usage_of(&doc) + 1;
         doc.state = Some(serde_json::json!({ "usage": usage }));
-        self.write_back(version, doc, writer, log);
+        self.write_back(version, doc, writer, WriteKind::Tool, log);
     }
 }
 
@@ -169,6 +180,8 @@ impl AgentStores {
     /// Records the generation read from `store` and checks it did not go
     /// down since this agent's last read there (G5).
     pub fn observe(&mut self, store: StoreRef, view: &ProfileView) {
+        let witness = view.credential.clone();
+        self.world.witnesses.read(&self.agent, store, witness);
         let index = self.index(store);
         let Some(generation) = view.credential.as_ref().map(|c| c.generation) else {
             return;
@@ -200,12 +213,17 @@ impl Stores for AgentStores {
         profile: &str,
         mutation: &Mutation,
     ) -> Result<WriteOutcome, StoreFault> {
+        if let Mutation::Commit { credential, .. } = mutation {
+            let witnesses = &self.world.witnesses;
+            witnesses.committed(&self.agent, credential.clone());
+        }
         let target = self.store(store);
         let _store_lock = target.lock();
         let Snapshot { mut doc, version } = target.read();
         let outcome = doc.apply(profile, mutation);
         if !matches!(outcome, WriteOutcome::Conflict(_)) {
-            target.write_back(version, doc, &self.agent, &self.world.log);
+            let log = &self.world.log;
+            target.write_back(version, doc, &self.agent, WriteKind::Kernel, log);
         }
         Ok(outcome)
     }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use rotor_kernel::{Failure, ReauthReason};
 
 use crate::check::Guarantee;
-use crate::scenario::{AgentResult, Scenario};
+use crate::gate_check::judge_refusals;
+use crate::scenario::{AgentResult, Scenario, WriterKind};
 use crate::store::usage_of;
-use crate::world::{World, PROFILE};
+use crate::world::{World, MAIN_STORE, PROFILE};
 
 /// Checks a finished run and records what broke in `world.log`.
 ///
@@ -18,7 +19,10 @@ use crate::world::{World, PROFILE};
 ///   crash holds its account's newest access token. After a crash, an agent
 ///   may instead end `NeedsReauth` for an in-doubt fence (G7 asks for that:
 ///   the crashed process may have presented the token).
-/// - **G3**: no agent holds, and no store ends with, another account's token.
+/// - **G3**: no agent holds, and no store ends with, another account's token
+///   (a store may end with the token of an account logged in there).
+/// - **G2** for the identity gate: every identity refusal an agent reports is
+///   one the table of SPEC §5 demands ([`judge_refusals`]).
 /// - **G4**: every background writer's update is in its store.
 /// - **G8**: no refresh lock is held once everyone is done.
 pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
@@ -62,7 +66,7 @@ pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
                 Guarantee::G2,
                 format!(
                     "account {}: {calls} endpoint calls where one rotation was needed{}",
-                    scenario.accounts[account],
+                    scenario.accounts[account].name,
                     if crashed {
                         " (a process crashed: at most one)"
                     } else {
@@ -105,45 +109,61 @@ pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
                 format!(
                     "{} is bound to {} but received {} ({})",
                     agent.name,
-                    scenario.accounts[agent.account],
+                    scenario.accounts[agent.account].name,
                     granted.access.expose(),
                     family.map_or("a token the provider never issued".to_string(), |f| {
-                        format!("a token of {}", scenario.accounts[f])
+                        format!("a token of {}", scenario.accounts[f].name)
                     })
                 ),
             );
         }
     }
     for (index, spec) in scenario.stores.iter().enumerate() {
-        let bound = spec.holds.or_else(|| {
-            scenario
-                .agents
-                .iter()
-                .find(|agent| agent.store == index)
-                .map(|agent| agent.account)
-        });
-        let Some(bound) = bound else { continue };
+        let mut bound: Vec<usize> = spec.holds.into_iter().collect();
+        let agents = scenario.agents.iter().filter(|agent| agent.store == index);
+        bound.extend(agents.map(|agent| agent.account));
+        if index == MAIN_STORE {
+            bound.extend(scenario.logins.iter().map(|login| login.account));
+        }
+        bound.sort_unstable();
+        bound.dedup();
+        if bound.is_empty() {
+            continue;
+        }
         let doc = world.stores[index].read().doc;
         let Some(credential) = doc.profiles.get(PROFILE) else {
             continue;
         };
-        let expected = scenario.accounts[bound].as_str();
-        if credential.account_id.as_deref() != Some(expected) {
+        let access = credential
+            .access
+            .as_ref()
+            .map_or("", |access| access.expose());
+        let family = provider.family_of_access(access);
+        if !family.is_some_and(|family| bound.contains(&family)) {
+            let names: Vec<&str> = bound
+                .iter()
+                .map(|&account| scenario.accounts[account].name.as_str())
+                .collect();
             log.violation(
                 Guarantee::G3,
                 format!(
-                    "store {} belongs to {expected} but ends with account {:?}",
-                    spec.name, credential.account_id
+                    "store {} belongs to {} but ends with {}",
+                    spec.name,
+                    names.join(" or "),
+                    family.map_or("a token the provider never issued".to_string(), |f| {
+                        format!("a token of {}", scenario.accounts[f].name)
+                    })
                 ),
             );
         }
     }
+    judge_refusals(scenario, world, results);
 
     for (index, spec) in scenario.stores.iter().enumerate() {
         let expected: u64 = scenario
             .writers
             .iter()
-            .filter(|writer| writer.store == index)
+            .filter(|writer| writer.store == index && writer.kind == WriterKind::Usage)
             .map(|writer| u64::from(writer.writes))
             .sum();
         let found = usage_of(&world.stores[index].read().doc);

@@ -11,9 +11,10 @@ use rotor_kernel::driver::Clock;
 use rotor_kernel::{Credential, StoreDoc};
 
 use crate::check::Log;
-use crate::endpoint::StrictProvider;
+use crate::endpoint::{StrictProvider, EXPIRES_IN_MS};
+use crate::gate_check::Witnesses;
 use crate::lock::AdvisoryLocks;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Shape};
 use crate::store::ModelStore;
 
 /// The provider id of the modelled credential.
@@ -37,21 +38,32 @@ pub struct World {
     pub locks: AdvisoryLocks,
     /// Violations seen while running.
     pub log: Log,
+    /// What each agent read and committed (for the refusal check, G2).
+    pub witnesses: Witnesses,
+    /// The fresh credential each of the scenario's logins installs.
+    pub login_credentials: Vec<Credential>,
     flights: BTreeMap<u32, SingleFlight>,
 }
 
 impl World {
     /// Builds the world `scenario` starts from: one token family per
     /// account, each store holding its account's first credential, already
-    /// expired, so every agent needs a refresh.
+    /// expired, so every agent needs a refresh, with the store's identity
+    /// fields. A login's credential is the first one of its account's
+    /// family, fresh.
     pub fn build(scenario: &Scenario) -> Self {
         let provider = StrictProvider::new();
         let credentials: Vec<Credential> = scenario
             .accounts
             .iter()
             .map(|account| {
-                let (_family, access, refresh) = provider.new_family(account);
-                Credential::oauth(PROVIDER, access, refresh, NOW_MS - 1).with_account(account)
+                let reports = &account.reports;
+                let (_family, access, refresh) = provider.new_family(
+                    &account.name,
+                    reports.account_id.as_deref(),
+                    reports.email.as_deref(),
+                );
+                Credential::oauth(account.provider.clone(), access, refresh, NOW_MS - 1)
             })
             .collect();
         let stores = scenario
@@ -60,21 +72,36 @@ impl World {
             .map(|spec| {
                 let mut doc = StoreDoc::default();
                 if let Some(account) = spec.holds {
-                    doc.profiles
-                        .insert(PROFILE.to_string(), credentials[account].clone());
+                    let mut credential = shaped(&credentials[account], &spec.shape);
+                    if spec.fresh {
+                        credential.expires_at_ms = Some(NOW_MS + EXPIRES_IN_MS as i64);
+                    }
+                    doc.profiles.insert(PROFILE.to_string(), credential);
                 }
                 ModelStore::new(spec.name.clone(), doc)
             })
             .collect();
+        let login_credentials = scenario
+            .logins
+            .iter()
+            .map(|login| {
+                let mut credential = shaped(&credentials[login.account], &login.shape);
+                credential.expires_at_ms = Some(NOW_MS + EXPIRES_IN_MS as i64);
+                credential
+            })
+            .collect();
         let mut flights = BTreeMap::new();
-        for agent in &scenario.agents {
-            flights.entry(agent.pid).or_insert_with(SingleFlight::new);
+        let pids = scenario.agents.iter().map(|agent| agent.pid);
+        for pid in pids.chain(scenario.logins.iter().map(|login| login.pid)) {
+            flights.entry(pid).or_insert_with(SingleFlight::new);
         }
         World {
             stores,
             provider,
             locks: AdvisoryLocks::new(),
             log: Log::default(),
+            witnesses: Witnesses::default(),
+            login_credentials,
             flights,
         }
     }
@@ -86,6 +113,15 @@ impl World {
             .cloned()
             .unwrap_or_else(|| panic!("bug: process {pid} is not in the scenario"))
     }
+}
+
+/// `credential` with the identity fields of `shape`.
+fn shaped(credential: &Credential, shape: &Shape) -> Credential {
+    let mut credential = credential.clone();
+    credential.account_id = shape.account_id.clone();
+    credential.email = shape.email.clone();
+    credential.tenant = shape.tenant.clone();
+    credential
 }
 
 /// The models' clock: always [`NOW_MS`].

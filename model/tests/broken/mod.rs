@@ -13,6 +13,7 @@ use rotor_kernel::driver::{RefreshLock, Stores};
 use rotor_kernel::{
     LockFailure, LockKey, Mutation, ProfileView, StoreFault, StoreRef, WriteOutcome,
 };
+use rotor_model::gate_check::WriteKind;
 use rotor_model::lock::ModelLock;
 use rotor_model::scenario::{AgentSpec, HostVariant};
 use rotor_model::store::{AgentStores, Snapshot};
@@ -47,7 +48,7 @@ fn read_modify_write(
     let outcome = doc.apply(profile, mutation);
     if !matches!(outcome, WriteOutcome::Conflict(_)) {
         let world = stores.world();
-        target.write_back(version, doc, stores.agent(), &world.log);
+        target.write_back(version, doc, stores.agent(), WriteKind::Kernel, &world.log);
     }
     outcome
 }

@@ -1,0 +1,227 @@
+//! G3 and G2 judged against the identity table ([`crate::identity_table`]),
+//! not against the kernel's own gate.
+//!
+//! - **Every write, as it happens** ([`judge_write`], called by
+//!   [`crate::store::ModelStore::write_back`] for every write-back of every
+//!   store): when a write replaces a profile's credential with a different
+//!   one, the replacement must be one the table allows (`existing` = the
+//!   entry in the file just before, `incoming` = the entry written), of the
+//!   same provider, over an `oauth` entry. That covers adopts, mirrors,
+//!   rotations and whatever a broken host writes; only a login (a person
+//!   choosing an account, [`WriteKind::Login`]) is exempt. A violation is G3.
+//! - **Every refusal, at the end of a run** ([`judge_refusals`]): each
+//!   identity refusal an agent reports (`IdentityRefused`, or a mirror
+//!   `MirrorRefused(Identity)`) is re-judged on the credentials that agent
+//!   actually read (recorded in [`Witnesses`]). A refusal the table does not
+//!   demand costs convergence: a peer cannot adopt, or main keeps a spent
+//!   token. That is reported as G2.
+
+use std::collections::BTreeMap;
+
+use rotor_kernel::{
+    Credential, Failure, MirrorRefusal, ReauthReason, Role, StoreDoc, StoreRef, Warning,
+};
+
+use crate::check::{Guarantee, Log};
+use crate::identity_table::{judge, Fields};
+use crate::scenario::{AgentResult, AgentSpec, Scenario};
+use crate::world::{World, NOW_MS};
+
+/// Who made a write-back, as far as the gate is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// A kernel mutation, applied by a host (or what a broken host wrote
+    /// in its place).
+    Kernel,
+    /// A background writer: usage statistics, an editing tool.
+    Tool,
+    /// A login installing a new token family: a person's choice of
+    /// account, not a copy, so the gate does not apply.
+    Login,
+}
+
+/// Judges one write-back of store `store` by `writer` (G3): every profile
+/// whose credential changed must have changed as the table allows.
+pub fn judge_write(
+    store: &str,
+    writer: &str,
+    kind: WriteKind,
+    before: &StoreDoc,
+    after: &StoreDoc,
+    log: &Log,
+) {
+    if kind == WriteKind::Login {
+        return;
+    }
+    for (profile, incoming) in &after.profiles {
+        let Some(existing) = before.profiles.get(profile) else {
+            continue; // an empty slot: rule 6 allows anything
+        };
+        if existing == incoming {
+            continue;
+        }
+        let what = format!("{writer} ({kind:?} write) replaced {profile} in store {store}");
+        if !existing.is_oauth() {
+            log.violation(
+                Guarantee::G3,
+                format!(
+                    "{what}: the entry was {:?}, and a copy never overwrites a non-oauth entry \
+                     (SPEC §2)",
+                    existing.kind
+                ),
+            );
+        }
+        if existing.provider != incoming.provider {
+            log.violation(
+                Guarantee::G3,
+                format!(
+                    "{what}: provider {:?} over provider {:?}; a copy never crosses providers \
+                     (SPEC §3 steps 2 and 8)",
+                    incoming.provider, existing.provider
+                ),
+            );
+        }
+        let (old, new) = (Fields::of(existing), Fields::of(incoming));
+        let verdict = judge(&old, &new);
+        if !verdict.allows() {
+            log.violation(
+                Guarantee::G3,
+                format!("{what}: wrote {new} over {old}, but {verdict}"),
+            );
+        }
+    }
+}
+
+/// What one agent last read and committed: the inputs of the kernel's
+/// identity decisions, for [`judge_refusals`].
+#[derive(Clone, Debug, Default)]
+pub struct Witness {
+    /// The own store's credential, as last read.
+    pub own: Option<Credential>,
+    /// Main's credential, as last read.
+    pub main: Option<Credential>,
+    /// The last rotated credential the agent committed to its own store.
+    pub committed: Option<Credential>,
+}
+
+/// Per-agent [`Witness`]es. Checker bookkeeping on a `std` mutex, like
+/// [`Log`]: no scheduling point, never held across a model primitive.
+#[derive(Debug, Default)]
+pub struct Witnesses {
+    seen: std::sync::Mutex<BTreeMap<String, Witness>>,
+}
+
+impl Witnesses {
+    fn update(&self, agent: &str, change: impl FnOnce(&mut Witness)) {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(seen.entry(agent.to_string()).or_default());
+    }
+
+    /// `agent` read `credential` from `store`.
+    pub fn read(&self, agent: &str, store: StoreRef, credential: Option<Credential>) {
+        self.update(agent, |witness| match store {
+            StoreRef::Own => witness.own = credential,
+            StoreRef::Main => witness.main = credential,
+        });
+    }
+
+    /// `agent` committed the rotated `credential` to its own store.
+    pub fn committed(&self, agent: &str, credential: Credential) {
+        self.update(agent, |witness| witness.committed = Some(credential));
+    }
+
+    /// What `agent` read and committed (empty if nothing).
+    pub fn of(&self, agent: &str) -> Witness {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(agent)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Re-judges every identity refusal against the table (G2: a refusal the
+/// table does not demand loses convergence):
+///
+/// - each refusal an agent reports, on the credentials it read;
+/// - each sub-agent that did not converge (it did not end with its
+///   account's newest token, and no crash excuses it) while main held a
+///   newer, usable credential of its own account that the table lets over
+///   its own: the copy that converges it was refused, reported or not.
+pub fn judge_refusals(scenario: &Scenario, world: &World, results: &[AgentResult]) {
+    let log = &world.log;
+    for (agent, result) in scenario.agents.iter().zip(results) {
+        let witness = world.witnesses.of(&agent.name);
+        match &result.resolution {
+            Ok(granted) => {
+                for warning in &granted.warnings {
+                    judge_reported(&agent.name, warning, &witness, log);
+                }
+            }
+            Err(Failure::NeedsReauth(ReauthReason::InDoubt { .. })) => {}
+            Err(_) if agent.role == Role::Sub && !result.crashed => {
+                judge_unconverged(world, agent, &witness);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A refusal the kernel reported, re-judged on what the agent read.
+fn judge_reported(agent: &str, warning: &Warning, witness: &Witness, log: &Log) {
+    let (what, existing, incoming) = match warning {
+        Warning::IdentityRefused(_) => ("adopting main's credential", &witness.own, &witness.main),
+        Warning::MirrorRefused(MirrorRefusal::Identity(_)) => (
+            "mirroring its rotation into main",
+            &witness.main,
+            &witness.committed,
+        ),
+        _ => return,
+    };
+    let (Some(existing), Some(incoming)) = (existing, incoming) else {
+        return;
+    };
+    let (old, new) = (Fields::of(existing), Fields::of(incoming));
+    let verdict = judge(&old, &new);
+    if verdict.allows() {
+        log.violation(
+            Guarantee::G2,
+            format!(
+                "{agent}: the identity gate refused {what} ({new} over {old}), but {verdict}: \
+                 a refusal the table does not demand, and the copy that converges the agents \
+                 was not made"
+            ),
+        );
+    }
+}
+
+/// A sub-agent that failed although main, when it last looked, offered a
+/// newer usable rotation of its own account that the table allows.
+fn judge_unconverged(world: &World, agent: &AgentSpec, witness: &Witness) {
+    let (Some(own), Some(main)) = (&witness.own, &witness.main) else {
+        return;
+    };
+    let access = main.access.as_ref().map_or("", |access| access.expose());
+    let family = world.provider.family_of_access(access);
+    let margin_ms = rotor_kernel::Policy::default().refresh_margin_ms();
+    let offered = family == Some(agent.account)
+        && main.generation > own.generation
+        && main.is_usable(NOW_MS, margin_ms);
+    let (old, new) = (Fields::of(own), Fields::of(main));
+    let verdict = judge(&old, &new);
+    if offered && verdict.allows() {
+        world.log.violation(
+            Guarantee::G2,
+            format!(
+                "{}: main offered its own account's rotation (generation {}, {new}) over its \
+                 {old} (generation {}), {verdict}, yet the agent ended without it: a refusal the \
+                 table does not demand",
+                agent.name, main.generation, own.generation
+            ),
+        );
+    }
+}
