@@ -5,6 +5,8 @@
 //! that turns a bug on.
 #![allow(dead_code)] // each test binary uses some of the variants
 
+pub mod gate;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
