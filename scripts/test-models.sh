@@ -8,6 +8,10 @@
 #      invalidates the normal build.
 #   2. shuttle: PCT (depth 2 and 3) and random schedules of the larger ones.
 #
+# Among them, the identity gate's models (loom_identity, shuttle_identity)
+# and a broken gate for every row of SPEC §5 (loom_gate_broken,
+# shuttle_gate_broken, each expected to fail with G3 or G2).
+#
 # Each model prints what it explored (loom: interleavings; shuttle:
 # iterations per second and its seed). A failure prints the command that
 # replays it. Extra arguments go to both test binaries (e.g. `--nocapture`).
