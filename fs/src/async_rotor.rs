@@ -120,6 +120,20 @@ impl AsyncRotor {
         &self.rotor
     }
 
+    /// Runs `work` over the blocking [`Rotor`] (sharing this one's
+    /// single-flight) on the blocking pool, with the guarantees of the other
+    /// calls: the executor never blocks, and a dropped future leaves `work`
+    /// running to its end. For hosts that chain calls in one trip off the
+    /// executor, e.g. look up the provider, then ask for the token.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Rotor) -> Result<T, Error> + Send + 'static,
+    {
+        let rotor = self.rotor.clone();
+        off_executor(move || work(&rotor)).await
+    }
+
     /// [`Rotor::token`]: a usable access token for `profile` of `provider`,
     /// as seen by `agent`, refreshing it if needed. Safe to drop at any
     /// point (module docs).

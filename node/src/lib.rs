@@ -373,8 +373,21 @@ impl NativeRotor {
         let agent = request.agent.unwrap_or_else(|| "main".into());
         let profile = request.profile;
         let what = format!("rotor token (agent {agent}, profile {profile})");
-        let provider = provider(rotor, &what, &agent, &profile, request.provider).await?;
-        match rotor.token(&agent, &provider, &profile).await {
+        // One trip to the blocking pool: the provider's look-up (when none
+        // is named) and the token.
+        let named = request.provider;
+        let result = rotor
+            .run(move |rotor| {
+                let provider = match named {
+                    Some(provider) => provider,
+                    None => rotor
+                        .provider_of(&agent, &profile)?
+                        .ok_or(RotorError::Failed(Failure::NoCredential))?,
+                };
+                rotor.token(&agent, &provider, &profile)
+            })
+            .await;
+        match result {
             Ok(granted) => Ok(granted_value(&granted)),
             Err(error) => Err(Failed::of(&what, &error)),
         }
