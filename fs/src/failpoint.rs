@@ -8,13 +8,19 @@
 //! - `abort`: `std::process::abort()` on the spot (no destructors run, like a
 //!   crash; the OS drops the process's `flock`s);
 //! - `pause`: create the file named by `ROTOR_FAILPOINT_MARKER` (if set),
-//!   then sleep forever, so the test can `kill -9` the process at that step.
+//!   then sleep forever, so the test can `kill -9` the process at that step;
+//! - `hold`: create the marker file, then wait until the test deletes it and
+//!   go on, so the test can act on the world at that step (kill the holder's
+//!   database session, start another process) and then let it continue.
 //!
 //! Steps (see `lib.rs` and `store.rs` for where each is hit):
 //! `after-lock`, `before-write:<mutation>`, `after-write:<mutation>`,
 //! `before-rename:<mutation>`, `before-call`, `after-call`, `before-release`,
 //! where `<mutation>` is one of `adopt`, `put-fence`, `commit`, `mirror`,
 //! `clear-fence`, `mark-needs-reauth`, `login`, `logout`, `update`.
+//! The PostgreSQL host (`rotor-pg`) hits the same steps (a write's
+//! `before-write` is just before its commit) and `before-fence`, before the
+//! conditional fence write touches its session.
 
 use std::sync::OnceLock;
 
@@ -54,6 +60,16 @@ pub fn hit(step: &str) {
             }
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        "hold" => {
+            let Ok(marker) = std::env::var(MARKER_ENV) else {
+                return;
+            };
+            let _ = std::fs::write(&marker, step);
+            // Test-only: a short poll is fine here, nothing ships with it.
+            while std::path::Path::new(&marker).exists() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
         other => eprintln!("rotor: unknown failpoint action {other:?} ignored"),
