@@ -225,3 +225,97 @@ fn judge_unconverged(world: &World, agent: &AgentSpec, witness: &Witness) {
         );
     }
 }
+
+#[cfg(all(test, not(any(loom, feature = "shuttle"))))]
+mod tests {
+    //! The two judgements on hand-made inputs: what is reported, and what
+    //! is not.
+    use rotor_kernel::{Granted, IdentityRefusal, Outcome, Secret};
+
+    use super::*;
+    use crate::check::Guarantee;
+    use crate::identity_scenarios::upgrade_small;
+    use crate::world::{PROFILE, PROVIDER};
+
+    fn credential(account_id: Option<&str>, email: Option<&str>) -> Credential {
+        let mut credential = Credential::oauth(PROVIDER, "at", "rt", 0);
+        credential.account_id = account_id.map(str::to_string);
+        credential.email = email.map(str::to_string);
+        credential
+    }
+
+    fn doc_with(credential: Credential) -> StoreDoc {
+        let mut doc = StoreDoc::default();
+        doc.profiles.insert(PROFILE.to_string(), credential);
+        doc
+    }
+
+    fn judged(kind: WriteKind, before: Credential, after: Credential) -> Vec<Guarantee> {
+        let log = Log::default();
+        judge_write("s", "w", kind, &doc_with(before), &doc_with(after), &log);
+        log.violations().iter().map(|v| v.guarantee).collect()
+    }
+
+    #[test]
+    fn g3_a_write_over_another_account_is_reported_and_a_respelling_is_not() {
+        let x = credential(Some("acct-x"), None);
+        let y = credential(Some("acct-y"), None);
+        assert_eq!(judged(WriteKind::Kernel, x.clone(), y), [Guarantee::G3]);
+        let respelled = credential(Some(" acct-x "), Some("E@X"));
+        let before = credential(Some("acct-x"), Some("e@x"));
+        assert!(judged(WriteKind::Tool, before, respelled).is_empty());
+        let mut other_provider = x.clone();
+        other_provider.provider = "other".to_string();
+        assert_eq!(
+            judged(WriteKind::Kernel, x, other_provider),
+            [Guarantee::G3]
+        );
+    }
+
+    #[test]
+    fn g3_a_login_is_a_choice_not_a_copy() {
+        let x = credential(Some("acct-x"), None);
+        let y = credential(Some("acct-y"), None);
+        assert!(judged(WriteKind::Login, x, y).is_empty());
+    }
+
+    /// An agent `name` that ended `Refreshed` with `warning`.
+    fn refreshed_with(name: &str, warning: Option<Warning>) -> AgentResult {
+        AgentResult {
+            name: name.to_string(),
+            crashed: false,
+            crashed_holding_lock: false,
+            resolution: Ok(Granted {
+                outcome: Outcome::Refreshed,
+                access: Secret::new("at"),
+                expires_at_ms: None,
+                generation: 1,
+                warnings: warning.into_iter().collect(),
+            }),
+        }
+    }
+
+    fn refusal_judged(own: Credential, main: Credential) -> Vec<Guarantee> {
+        let scenario = upgrade_small();
+        let world = World::build(&scenario);
+        world.witnesses.read("u", StoreRef::Own, Some(own));
+        world.witnesses.read("u", StoreRef::Main, Some(main));
+        let refusal = IdentityRefusal::AccountDropped {
+            existing: "as the kernel said".to_string(),
+        };
+        let results = [
+            refreshed_with("main", None),
+            refreshed_with("u", Some(Warning::IdentityRefused(refusal))),
+        ];
+        judge_refusals(&scenario, &world, &results);
+        world.log.violations().iter().map(|v| v.guarantee).collect()
+    }
+
+    #[test]
+    fn g2_a_refusal_the_table_does_not_demand_is_reported() {
+        let upgrade = refusal_judged(credential(None, None), credential(Some("acct-1"), None));
+        assert_eq!(upgrade, [Guarantee::G2]);
+        let demanded = refusal_judged(credential(Some("a"), None), credential(Some("b"), None));
+        assert!(demanded.is_empty());
+    }
+}
