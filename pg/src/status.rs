@@ -55,7 +55,9 @@ impl PgReport {
 
     /// `rotor status`.
     pub fn to_text(&self) -> String {
-        self.report.to_text()
+        self.report
+            .to_text()
+            .replacen("state directory ", "store ", 1)
     }
 }
 

@@ -6,13 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rotor_fs::settings::{AuthMethod, EndpointSettings, HttpSettings};
-use rotor_fs::Rotor;
 use rotor_kernel::Credential;
 use serde_json::{json, Value};
 
-use super::token::{
-    init_logs, report_error, resolve_settings, usage_error, PolicyArgs, StateDirArgs,
-};
+use super::backend::{self, Backend};
+use super::token::{init_logs, usage_error, PolicyArgs, StateDirArgs};
 
 /// Arguments of `rotor login`.
 #[derive(clap::Args)]
@@ -172,11 +170,6 @@ fn build(args: &LoginArgs, tokens: &Value, now_ms: i64) -> Result<Credential, St
 /// Runs `rotor login`.
 pub fn run(args: LoginArgs) -> ExitCode {
     init_logs();
-    let (state_dir, policy) = match resolve_settings("login", &args.state, &args.policy, args.json)
-    {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
     let tokens = match read_tokens(&args.tokens) {
         Ok(tokens) => tokens,
         Err(message) => return usage_error("login", &message, args.json),
@@ -185,13 +178,13 @@ pub fn run(args: LoginArgs) -> ExitCode {
         Ok(credential) => credential,
         Err(message) => return usage_error("login", &message, args.json),
     };
-    let rotor = match Rotor::open(&state_dir) {
-        Ok(rotor) => rotor.with_policy(policy),
-        Err(error) => return report_error("login", &error, args.json),
+    let rotor = match Backend::open("login", &args.state, &args.policy, args.json) {
+        Ok(rotor) => rotor,
+        Err(code) => return code,
     };
-    let path = match rotor.store(&args.agent) {
-        Ok(store) => store.path().display().to_string(),
-        Err(error) => return report_error("login", &error, args.json),
+    let path = match rotor.store_name(&args.agent) {
+        Ok(path) => path,
+        Err(error) => return backend::report("login", &error, args.json),
     };
     match rotor.login(&args.agent, &args.profile, credential) {
         Ok(generation) => {
@@ -208,6 +201,6 @@ pub fn run(args: LoginArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(error) => report_error("login", &error, args.json),
+        Err(error) => backend::report("login", &error, args.json),
     }
 }

@@ -6,10 +6,10 @@
 //! every later `rotor token` reports "logged out" (exit 3) until a login.
 use std::process::ExitCode;
 
-use rotor_fs::Rotor;
 use serde_json::json;
 
-use super::token::{exit, init_logs, report_error, resolve_settings, PolicyArgs, StateDirArgs};
+use super::backend::{self, Backend};
+use super::token::{exit, init_logs, PolicyArgs, StateDirArgs};
 
 /// Arguments of `rotor logout`.
 #[derive(clap::Args)]
@@ -49,25 +49,21 @@ pub struct LogoutArgs {
 pub fn run(args: LogoutArgs) -> ExitCode {
     init_logs();
     let json = args.json;
-    let (state_dir, policy) = match resolve_settings("logout", &args.state, &args.policy, json) {
-        Ok(settings) => settings,
+    let rotor = match Backend::open("logout", &args.state, &args.policy, json) {
+        Ok(rotor) => rotor,
         Err(code) => return code,
-    };
-    let rotor = match Rotor::open(&state_dir) {
-        Ok(rotor) => rotor.with_policy(policy),
-        Err(error) => return report_error("logout", &error, json),
     };
     let provider = match &args.provider {
         Some(provider) => provider.clone(),
         None => match rotor.provider_of(&args.agent, &args.profile) {
             Ok(Some(provider)) => provider,
             Ok(None) => return nothing_to_log_out(&args.profile, json),
-            Err(error) => return report_error("logout", &error, json),
+            Err(error) => return backend::report("logout", &error, json),
         },
     };
-    let path = match rotor.store(&args.agent) {
-        Ok(store) => store.path().display().to_string(),
-        Err(error) => return report_error("logout", &error, json),
+    let path = match rotor.store_name(&args.agent) {
+        Ok(path) => path,
+        Err(error) => return backend::report("logout", &error, json),
     };
     match rotor.logout(&args.agent, &provider, &args.profile) {
         Ok(generation) => {
@@ -88,7 +84,7 @@ pub fn run(args: LogoutArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(error) => report_error("logout", &error, json),
+        Err(error) => backend::report("logout", &error, json),
     }
 }
 

@@ -1,4 +1,5 @@
-//! One file per subcommand.
+//! One file per subcommand (and `backend`: the store they work on).
+pub mod backend;
 pub mod check;
 pub mod completions;
 pub mod exec;

@@ -24,6 +24,11 @@ pub struct StatusArgs {
 /// Runs `rotor status`.
 pub fn run(args: StatusArgs) -> ExitCode {
     init_logs();
+    match args.state.store_url() {
+        Err(message) => return usage_error("status", &message, args.json),
+        Ok(Some(url)) => return pg_status(&url, args.json),
+        Ok(None) => {}
+    }
     let state_dir = match args.state.resolve() {
         Ok(dir) => dir,
         Err(message) => return usage_error("status", &message, args.json),
@@ -45,5 +50,22 @@ pub fn run(args: StatusArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(fault) => report_error("status", &rotor_fs::Error::Store(fault), args.json),
+    }
+}
+
+/// `rotor status --store postgres://…`: the same report from the server
+/// (the URL redacted; per lock its epoch and the holding server session).
+fn pg_status(url: &str, json: bool) -> ExitCode {
+    let report = rotor_pg::PgRotor::open(url).and_then(|rotor| rotor.status());
+    match report {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => super::backend::report("status", &error.into(), json),
     }
 }

@@ -5,9 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rotor_fs::{Error, Rotor};
+use rotor_fs::Error;
 use rotor_kernel::{Failure, Granted, Outcome, Policy, PolicyConfig, Source, StoreFaultKind};
 use serde_json::json;
+
+use super::backend::{self, Backend};
 
 /// Exit codes of `rotor token` (also used by `login` and `status`).
 pub mod exit {
@@ -49,11 +51,12 @@ Exit codes:
    3  no credential (or logged out, another provider's, not refreshable): run `rotor login`
    4  needs a new login: the provider refused the refresh token, or its rotation was lost
    5  in doubt: the refresh was sent and its outcome is unknown; the token is fenced
-   6  transient: the endpoint was unreachable and nothing was sent; try again
+   6  transient: the endpoint (or the PostgreSQL store) was unreachable and nothing was sent; try again
    7  rejected: the endpoint refused for another reason (client settings, rate limit)
    8  refresh lock timeout: the message names the holder and for how long
    9  store error: a corrupt (kept aside), unsafe (symlink, permissions) or unreadable
-      file, or a lock file that could not be opened
+      file, or a lock file that could not be opened; a PostgreSQL store that refused the
+      login, timed out, or has a schema from a newer rotor
   10  superseded: a login or logout changed the credential meanwhile; try again
    1  internal error"
     };
@@ -66,9 +69,33 @@ pub struct StateDirArgs {
     /// The state directory (default: $ROTOR_STATE_DIR, $XDG_STATE_HOME/rotor, ~/.local/state/rotor).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// A PostgreSQL store shared across machines instead of the state directory,
+    /// postgres://user@host/db[?rotor_schema=NAME] (default: $ROTOR_STORE, else the state directory).
+    #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
+    pub store: Option<String>,
 }
 
 impl StateDirArgs {
+    /// The PostgreSQL store from `--store`, or `$ROTOR_STORE` unless
+    /// `--state-dir` is given; `None`: the filesystem (the default).
+    pub(crate) fn store_url(&self) -> Result<Option<String>, String> {
+        let url = match &self.store {
+            Some(url) => Some(url.clone()),
+            None if self.state_dir.is_none() => {
+                std::env::var("ROTOR_STORE").ok().filter(|v| !v.is_empty())
+            }
+            None => None,
+        };
+        match url {
+            Some(url) if !rotor_pg::url::is_postgres(&url) => Err(format!(
+                "--store and ROTOR_STORE take a postgres:// URL (the state directory is the \
+                 default; use --state-dir for another one), not {}",
+                rotor_pg::url::redact(&url)
+            )),
+            other => Ok(other),
+        }
+    }
+
     pub(crate) fn resolve(&self) -> Result<PathBuf, String> {
         if let Some(dir) = &self.state_dir {
             return Ok(dir.clone());
@@ -283,31 +310,15 @@ pub(crate) struct Query<'a> {
     pub json: bool,
 }
 
-/// Resolves `query` through [`Rotor::token`] (refreshing safely if needed);
+/// Resolves `query` through the store's `token` (refreshing safely if needed);
 /// on failure the error is reported and its exit code returned.
 pub(crate) fn fetch(query: &Query) -> Result<Granted, ExitCode> {
     let (command, json) = (query.command, query.json);
-    let (state_dir, policy) = resolve_settings(command, query.state, query.policy, json)?;
-    let rotor = Rotor::open(&state_dir)
-        .map_err(|error| report_error(command, &error, json))?
-        .with_policy(policy);
-    let provider = match query.provider {
-        Some(provider) => provider.to_owned(),
-        None => match rotor.provider_of(query.agent, query.profile) {
-            Ok(Some(provider)) => provider,
-            Ok(None) => {
-                return Err(report_error(
-                    command,
-                    &Error::Failed(Failure::NoCredential),
-                    json,
-                ))
-            }
-            Err(error) => return Err(report_error(command, &error, json)),
-        },
-    };
+    let rotor = Backend::open(command, query.state, query.policy, json)?;
     let granted = rotor
-        .token(query.agent, &provider, query.profile)
-        .map_err(|error| report_error(command, &error, json))?;
+        .provider(query.provider, query.agent, query.profile)
+        .and_then(|provider| rotor.token(query.agent, &provider, query.profile))
+        .map_err(|error| backend::report(command, &error, json))?;
     for warning in &granted.warnings {
         eprintln!("rotor {command}: warning: {warning}");
     }
