@@ -81,14 +81,33 @@ pub fn judge_write(
                 ),
             );
         }
-        let (old, new) = (Fields::of(existing), Fields::of(incoming));
-        let verdict = judge(&old, &new);
+        let verdict = judge(&Fields::of(existing), &Fields::of(incoming));
+        let (old, new) = (raw(existing), raw(incoming));
         if !verdict.allows() {
             log.violation(
                 Guarantee::G3,
                 format!("{what}: wrote {new} over {old}, but {verdict}"),
             );
         }
+    }
+}
+
+/// A credential's identity fields as stored (before the normalization the
+/// verdict applies), for reports: `{tenant "T", account " a ", email "E"}`.
+fn raw(credential: &Credential) -> String {
+    let fields = [
+        ("tenant", &credential.tenant),
+        ("account", &credential.account_id),
+        ("email", &credential.email),
+    ];
+    let shown: Vec<String> = fields
+        .iter()
+        .filter_map(|(name, value)| value.as_ref().map(|value| format!("{name} {value:?}")))
+        .collect();
+    if shown.is_empty() {
+        "{no identity}".to_string()
+    } else {
+        format!("{{{}}}", shown.join(", "))
     }
 }
 
@@ -185,8 +204,8 @@ fn judge_reported(agent: &str, warning: &Warning, witness: &Witness, log: &Log) 
     let (Some(existing), Some(incoming)) = (existing, incoming) else {
         return;
     };
-    let (old, new) = (Fields::of(existing), Fields::of(incoming));
-    let verdict = judge(&old, &new);
+    let verdict = judge(&Fields::of(existing), &Fields::of(incoming));
+    let (old, new) = (raw(existing), raw(incoming));
     if verdict.allows() {
         log.violation(
             Guarantee::G2,
@@ -211,8 +230,8 @@ fn judge_unconverged(world: &World, agent: &AgentSpec, witness: &Witness) {
     let offered = family == Some(agent.account)
         && main.generation > own.generation
         && main.is_usable(NOW_MS, margin_ms);
-    let (old, new) = (Fields::of(own), Fields::of(main));
-    let verdict = judge(&old, &new);
+    let verdict = judge(&Fields::of(own), &Fields::of(main));
+    let (old, new) = (raw(own), raw(main));
     if offered && verdict.allows() {
         world.log.violation(
             Guarantee::G2,
