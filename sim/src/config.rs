@@ -223,7 +223,9 @@ pub struct Knobs {
     pub fault_rate_per_mille: u32,
     /// At most this many faults per run.
     pub faults_max: u32,
-    /// Lease length for the lease backend.
+    /// Lease length for the lease backend: always `policy::lease`'s for the
+    /// grace window (recorded so a trace file shows it; the world's policy is
+    /// built by `policy::policy`).
     pub lease_ms: u64,
 }
 
@@ -450,11 +452,7 @@ impl Config {
             access_lifetime_ms: rng.between(420_000, 1_200_000),
             fault_rate_per_mille: rng.between(5, 40) as u32,
             faults_max: rng.between(1, 4) as u32,
-            lease_ms: rotor_kernel::LeaseConfig::for_config(&rotor_kernel::PolicyConfig {
-                grace_window_ms,
-                ..rotor_kernel::PolicyConfig::default()
-            })
-            .lease_ms,
+            lease_ms: crate::policy::lease(grace_window_ms).lease_ms,
         };
         let mut config = Config {
             seed,

@@ -28,6 +28,7 @@ pub mod explore;
 pub mod guarantee;
 pub mod hooks;
 pub mod lock;
+pub mod policy;
 pub mod rng;
 pub mod run;
 pub mod shrink;

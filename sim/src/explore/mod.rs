@@ -70,7 +70,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rotor_kernel::{LeaseConfig, Policy, PolicyConfig};
+use rotor_kernel::Policy;
 use serde::{Deserialize, Serialize};
 
 pub use check::Found;
@@ -192,17 +192,10 @@ impl ExploreConfig {
         })
     }
 
-    /// The policy: SPEC §6 defaults, with a lease on the lease backend.
+    /// The policy: SPEC §6 defaults, with the kernel's shortest valid lease
+    /// on the lease backend; the simulator's own (`crate::policy`).
     pub fn policy(&self) -> Policy {
-        let lease = self.lease.then_some(LeaseConfig {
-            lease_ms: 120_000,
-            renew_every_ms: 40_000,
-        });
-        Policy::new(PolicyConfig {
-            lease,
-            ..PolicyConfig::default()
-        })
-        .unwrap_or_else(|error| panic!("bug: the explorer built an invalid policy: {error}"))
+        crate::policy::policy(None, self.lease)
     }
 }
 

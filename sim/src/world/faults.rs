@@ -265,8 +265,12 @@ impl World {
     }
 
     pub(crate) fn schedule_lease_expiry(&mut self, slot: usize) {
-        let lease_ms = self.config.knobs.lease_ms;
-        let expiry = self.locks[slot].lease_expiry(self.now_ms, lease_ms, lease_ms / 3);
+        let lease = self
+            .policy
+            .lease()
+            .expect("bug: a lease expiry scheduled on the advisory backend");
+        let expiry =
+            self.locks[slot].lease_expiry(self.now_ms, lease.lease_ms, lease.renew_every_ms);
         let epoch = self.locks[slot].epoch;
         self.schedule(
             expiry.saturating_sub(self.now_ms),

@@ -3,9 +3,7 @@
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use rotor_kernel::{
-    Credential, Holder, LeaseConfig, Policy, PolicyConfig, Request, Role, StoreDoc,
-};
+use rotor_kernel::{Credential, Holder, Request, Role, StoreDoc};
 use serde_json::json;
 
 use super::actors::Actor;
@@ -109,16 +107,7 @@ pub(super) fn build(
     let mut rng = root.fork(1);
     let fault_rng = root.fork(2);
     let knobs = config.knobs.clone();
-    let lease = (config.backend == Backend::Lease).then_some(LeaseConfig {
-        lease_ms: knobs.lease_ms,
-        renew_every_ms: knobs.lease_ms / 3,
-    });
-    let policy = Policy::new(PolicyConfig {
-        grace_window_ms: knobs.grace_window_ms,
-        lease,
-        ..PolicyConfig::default()
-    })
-    .unwrap_or_else(|error| panic!("bug: the simulator built an invalid policy: {error}"));
+    let policy = crate::policy::policy(knobs.grace_window_ms, config.backend == Backend::Lease);
 
     let processes: Vec<Process> = (0..config.processes)
         .map(|_| {
