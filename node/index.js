@@ -67,6 +67,22 @@ function checkRequest(method, request, fields) {
   }
 }
 
+const POLICY_KEYS = Object.freeze(['refreshMarginMs', 'callDeadlineMs', 'lockWaitMs', 'storeLockWaitMs']);
+
+// A misspelt policy key would otherwise be ignored silently.
+function checkPolicy(policy) {
+  if (policy === undefined || policy === null) return;
+  if (typeof policy !== 'object') throw usage('Rotor.open: policy must be an object');
+  for (const [key, value] of Object.entries(policy)) {
+    if (!POLICY_KEYS.includes(key)) {
+      throw usage(`Rotor.open: unknown policy key ${JSON.stringify(key)} (known: ${POLICY_KEYS.join(', ')})`);
+    }
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw usage(`Rotor.open: policy.${key} must be a whole number of ms >= 0`);
+    }
+  }
+}
+
 const NATIVE = Symbol('native');
 
 /**
@@ -89,6 +105,7 @@ class Rotor {
     if (typeof stateDir !== 'string' || stateDir === '') {
       throw usage('Rotor.open: stateDir must be a non-empty string');
     }
+    checkPolicy(policy);
     let native;
     try {
       native = new NativeRotor(stateDir, policy ?? undefined);

@@ -127,6 +127,9 @@ test('bad arguments and policies: usage (2)', async (t) => {
   const { rotor, dir } = await setup(t);
   await rejectsWith(Rotor.open(path.join(dir, 'x'), { callDeadlineMs: 0 }), 'usage', 2, null);
   await rejectsWith(Rotor.open(path.join(dir, 'x'), { lockWaitMs: 10 }), 'usage', 2, null);
+  const typo = await rejectsWith(Rotor.open(path.join(dir, 'x'), { lockWait: 1000 }), 'usage', 2, null);
+  assert.match(typo.message, /unknown policy key "lockWait"/);
+  await rejectsWith(Rotor.open(path.join(dir, 'x'), { lockWaitMs: -1 }), 'usage', 2, null);
   await rejectsWith(rotor.token({}), 'usage', 2, null);
   await rejectsWith(rotor.token(), 'usage', 2, null);
   await rejectsWith(rotor.login({ profile: 'p:q', provider: 'acme', accessToken: 'a', refreshToken: 'r', expiresInS: 60 }),
