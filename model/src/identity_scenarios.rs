@@ -200,6 +200,45 @@ pub fn email_case_small() -> Scenario {
     scenario
 }
 
+/// Only the mirror asks the gate (refusal): main holds {tenant T,
+/// account "acct-1"} of another family, expired, with no agent of its own
+/// (so nothing in main is ever worth adopting). Two processes share
+/// sub-agent store t, {tenant U, account "acct-1"}; the one that refreshes
+/// must not mirror its rotation over main (rule 1).
+pub fn mirror_only_refusal() -> Scenario {
+    let mut scenario = Scenario::new("mirror_only_refusal");
+    let m = scenario.account_at("main-acct", PROVIDER, Shape::account("acct-1"));
+    let t = scenario.account_at("t-acct", PROVIDER, Shape::account("acct-1"));
+    scenario.store_shaped("main", Some(m), Shape::account("acct-1").tenant("tenant-t"));
+    let store_t = scenario.store_shaped(
+        "agent-t",
+        Some(t),
+        Shape::account("acct-1").tenant("tenant-u"),
+    );
+    scenario.agent("t-1", 1, Role::Sub, store_t, t);
+    scenario.agent("t-2", 2, Role::Sub, store_t, t);
+    scenario
+}
+
+/// Only the mirror asks the gate (same identity): main holds
+/// {account "acct-1", email e}, expired, with no agent; two processes share
+/// sub-agent store k, a copy of the same family spelled {account "acct-1",
+/// email other} (its provider reports the account id only). The rotation
+/// must be mirrored into main (rule 2: equal account ids, emails ignored).
+pub fn mirror_only_same_identity() -> Scenario {
+    let mut scenario = Scenario::new("mirror_only_same_identity");
+    let m = scenario.account_at("acct-1", PROVIDER, Shape::account("acct-1"));
+    scenario.store_shaped("main", Some(m), Shape::account("acct-1").email(EMAIL));
+    let store_k = scenario.store_shaped(
+        "agent-k",
+        Some(m),
+        Shape::account("acct-1").email("other@example.com"),
+    );
+    scenario.agent("k-1", 1, Role::Sub, store_k, m);
+    scenario.agent("k-2", 2, Role::Sub, store_k, m);
+    scenario
+}
+
 /// A re-login as another account in the middle of a refresh: main and
 /// sub-agent store a hold account "acct-1"; two processes share store a and
 /// refresh it; meanwhile a login (taking the refresh lock, like `rotor
@@ -265,6 +304,8 @@ pub fn all() -> Vec<Scenario> {
         upgrade_small(),
         email_case_copies(),
         email_case_small(),
+        mirror_only_refusal(),
+        mirror_only_same_identity(),
         relogin_mid_refresh(),
         relogin_small(),
         provider_mismatch(),

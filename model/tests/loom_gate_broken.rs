@@ -56,3 +56,29 @@ fn rule_6_symmetric_gate() {
         Guarantee::G2,
     );
 }
+
+/// Rule 1 dropped, on the mirror alone: the refresher writes its rotation
+/// over main's credential of another tenant.
+#[test]
+#[should_panic(expected = "G3 violated")]
+fn rule_1_tenant_ignored_in_the_mirror() {
+    expect_violation(
+        "rule_1_tenant_ignored_in_the_mirror",
+        scenarios::mirror_only_refusal,
+        BrokenGate::TenantIgnored,
+        Guarantee::G3,
+    );
+}
+
+/// Rule 2 tightened (emails compared beside equal account ids), on the
+/// mirror alone: the refusal is reported, and the table does not demand it.
+#[test]
+#[should_panic(expected = "G2 violated")]
+fn rule_2_emails_compared_in_the_mirror() {
+    expect_violation(
+        "rule_2_emails_compared_in_the_mirror",
+        scenarios::mirror_only_same_identity,
+        BrokenGate::EmailsComparedBesideAccounts,
+        Guarantee::G2,
+    );
+}

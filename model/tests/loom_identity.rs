@@ -70,6 +70,21 @@ fn emails_that_differ_in_case_share_one_rotation() {
     );
 }
 
+/// Only the mirror asks the gate: a rotation is never mirrored over main's
+/// credential of another tenant, and is mirrored over main's credential of
+/// the same account spelled with another email.
+#[test]
+fn the_mirror_alone_follows_the_table() {
+    explore(
+        "the_mirror_alone_follows_the_table",
+        scenarios::mirror_only_refusal,
+    );
+    explore(
+        "the_mirror_alone_follows_the_table",
+        scenarios::mirror_only_same_identity,
+    );
+}
+
 /// Two processes sharing a sub-agent store refresh it while main is
 /// re-logged in as another account and a usage writer updates main. Four
 /// threads: preemption bound 2 (bound 3 explores 2.3 million

@@ -197,3 +197,29 @@ fn provider_ignored() {
         Guarantee::G3,
     );
 }
+
+/// Rule 1 dropped, where only the mirror asks the gate: the refresher's
+/// rotation lands over main's credential of another tenant.
+#[test]
+#[should_panic(expected = "G3 violated")]
+fn rule_1_tenant_ignored_in_the_mirror() {
+    expect_violation(
+        "rule_1_tenant_ignored_in_the_mirror",
+        scenarios::mirror_only_refusal,
+        BrokenGate::TenantIgnored,
+        Guarantee::G3,
+    );
+}
+
+/// Rule 2 tightened, where only the mirror asks the gate: the reported
+/// refusal is one the table does not demand.
+#[test]
+#[should_panic(expected = "G2 violated")]
+fn rule_2_emails_compared_in_the_mirror() {
+    expect_violation(
+        "rule_2_emails_compared_in_the_mirror",
+        scenarios::mirror_only_same_identity,
+        BrokenGate::EmailsComparedBesideAccounts,
+        Guarantee::G2,
+    );
+}
