@@ -299,6 +299,7 @@ impl World {
             }
         } else {
             let family = self.endpoint.issue_family(0, 0);
+            self.logins.push(family);
             if self.config.knobs.single_session {
                 if let Some(old) = current_family {
                     self.endpoint.revoke(old, Revocation::NewLogin, self.now_ms);

@@ -15,7 +15,7 @@ use super::{Ev, ResolveNotes, Waiting, World};
 use crate::coverage::Branch;
 use crate::endpoint::{endpoint_error, parse_token, Request, ServerFault};
 use crate::hooks::ReadContext;
-use crate::store::{lock_fault, Owner};
+use crate::store::{lock_fault, Content, Owner};
 use crate::trace::{DoneKind, ReplyKind, ServerResult, What, WriteKind, WriteResult};
 use crate::world::setup::{reported_identity, PROFILE};
 
@@ -176,6 +176,20 @@ impl World {
         let i = index as usize;
         let s = self.store_index(index, store);
         let result = self.stores[s].read(PROFILE, &self.store_names[s]);
+        // The oracle judges the outcome against what the file held, not
+        // against what the host told the kernel (`oracle.rs`).
+        let seen = Some(self.stores[s].visible.clone());
+        let own_store = self.agents[i].own_store as usize;
+        let notes = &mut self.agents[i].notes;
+        if s == 0 {
+            notes.seen_main = seen.clone();
+        }
+        if s == own_store {
+            notes.seen_own = seen;
+        }
+        if result.is_err() && matches!(self.stores[s].visible, Content::Torn(_)) {
+            notes.store_fault = true; // a torn write's corrupt file
+        }
         let own_store = self.agents[i].own_store as usize;
         let result = result.map(|view| {
             let own = self.stores[own_store]
@@ -255,7 +269,13 @@ impl World {
             }
         }
         let process = self.agents[i].process;
+        let faults_before = self.write_faults;
+        let entry_before = self.stores[s]
+            .doc()
+            .and_then(|d| d.profiles.get(PROFILE))
+            .cloned();
         let (result, synced) = self.rotor_write(process, s, mutation);
+        self.note_write_outcome(index, s, mutation, &result, faults_before, entry_before);
         if let (Mutation::Commit { credential, .. }, Ok(WriteOutcome::Applied)) =
             (mutation, &result)
         {
@@ -273,6 +293,91 @@ impl World {
             result: write_result(&result),
         });
         self.deliver(index, Input::StoreWritten { id, result });
+    }
+
+    /// Records for the oracle what a write of agent `index` met: a fence
+    /// written, an injected fault, a compare-and-swap lost with or without a
+    /// concurrent change of the entry since this resolve read it.
+    fn note_write_outcome(
+        &mut self,
+        index: u16,
+        s: usize,
+        mutation: &Mutation,
+        result: &Result<WriteOutcome, rotor_kernel::StoreFault>,
+        faults_before: u32,
+        entry_before: Option<rotor_kernel::Credential>,
+    ) {
+        let i = index as usize;
+        let injected = self.write_faults > faults_before;
+        let torn = matches!(self.stores[s].visible, Content::Torn(_));
+        match result {
+            Ok(WriteOutcome::Applied) => {
+                if let Mutation::PutFence { fence, .. } = mutation {
+                    // The fenced token is the entry's of the store written
+                    // (its compare-and-swap held) or the own store's (a
+                    // sub-agent fences main for its own token too).
+                    let own = self.agents[i].own_store as usize;
+                    let own_entry = self.stores[own].doc().and_then(|d| d.profiles.get(PROFILE));
+                    let token = [entry_before.as_ref(), own_entry]
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c.refresh.as_ref())
+                        .find(|r| r.fingerprint() == fence.refresh_fp)
+                        .and_then(|r| parse_token(r.expose()));
+                    let notes = &mut self.agents[i].notes;
+                    notes.fenced = token.or(notes.fenced);
+                }
+            }
+            Ok(WriteOutcome::Conflict(_)) => {
+                let notes = &mut self.agents[i].notes;
+                let seen = if s == 0 {
+                    notes.seen_main.as_ref()
+                } else {
+                    notes.seen_own.as_ref()
+                };
+                let as_read = match seen {
+                    Some(Content::Doc(doc)) => doc.profiles.get(PROFILE),
+                    _ => None,
+                };
+                let same = |a: Option<&rotor_kernel::Credential>,
+                            b: Option<&rotor_kernel::Credential>| match (
+                    a, b,
+                ) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => {
+                        a.kind == b.kind
+                            && a.generation == b.generation
+                            && a.refresh_fingerprint() == b.refresh_fingerprint()
+                    }
+                    _ => false,
+                };
+                if same(as_read, entry_before.as_ref()) {
+                    let name = &self.store_names[s];
+                    notes.conflict_unexcused = Some(format!(
+                        "its {:?} into the {name} lost its compare-and-swap although the entry was as this resolve read it",
+                        write_kind(mutation)
+                    ));
+                } else {
+                    notes.conflict = true;
+                }
+            }
+            Ok(_) => {}
+            Err(fault) => {
+                let notes = &mut self.agents[i].notes;
+                if injected || torn {
+                    notes.store_fault = true;
+                } else if fault.kind != rotor_kernel::StoreFaultKind::LockTimeout {
+                    notes.store_unexcused = Some(format!(
+                        "its write failed ({}) with no fault injected",
+                        fault.detail
+                    ));
+                }
+                // A fence this resolve wrote may now never be cleared.
+                if let Some(token) = notes.fenced {
+                    self.in_doubt.push(token);
+                }
+            }
+        }
     }
 
     pub(super) fn on_store_timeout(&mut self, index: u16, wait: u32) {
@@ -296,6 +401,27 @@ impl World {
             .waiters
             .retain(|(a, _)| *a != index);
         let waited_ms = self.now_ms - since_ms;
+        // Oracle: only a holder that stalled makes a store-lock wait run out
+        // (every store-lock holder in this world holds for at most 300 ms).
+        let holder = self.stores[store as usize].lock.map(|owner| match owner {
+            Owner::Agent(a) => self.agents[a as usize].process,
+            Owner::Actor(j) => self.actors[j as usize].process,
+        });
+        // A paused waiter's own timer fires late, after the pause.
+        let waiter = Some(self.agents[i].process);
+        let stalled = [holder, waiter]
+            .into_iter()
+            .flatten()
+            .any(|p| self.paused_during(Some(p), since_ms, self.now_ms));
+        let notes = &mut self.agents[i].notes;
+        match stalled {
+            true => notes.store_fault = true,
+            false => {
+                notes.store_unexcused = Some(format!(
+                    "its store-lock wait of {waited_ms} ms ran out with no stalled holder (holder process {holder:?})"
+                ));
+            }
+        }
         let who = self.agents[i].who;
         self.record(What::Write {
             agent: who,
@@ -385,6 +511,7 @@ impl World {
         };
         self.locks[slot].waiters.retain(|w| w.owner != owner);
         self.agents[i].waiting = Waiting::Nothing;
+        self.agents[i].notes.lock_timeout = Some(self.lock_timeout_reason(since_ms));
         let waited_ms = self.now_ms - since_ms;
         let holder = self.locks[slot].holder.as_ref().map(|h| {
             format!(
@@ -440,6 +567,14 @@ impl World {
             stalled: self.agents[i].notes.paused || self.agents[i].notes.clock_jumped,
         });
         self.agents[i].call = Some(request);
+        // Ground truth (oracle): a timeout, a lost response or a 5xx without
+        // an OAuth body leaves the presentation's outcome unknown.
+        if matches!(
+            fault,
+            ServerFault::Timeout | ServerFault::LostResponse | ServerFault::Unavailable
+        ) {
+            self.in_doubt.push((family, n));
+        }
         self.stats.endpoint_calls += 1;
         let who = self.agents[i].who;
         self.record(What::Call {
@@ -679,9 +814,15 @@ impl World {
             }
             self.check_grant(index, granted);
         }
+        self.agents[i].granted = resolution.as_ref().ok().and_then(|g| {
+            let (family, n) = parse_token(g.access.expose())?;
+            Some((family, n, g.outcome == Outcome::Cached))
+        });
+        let verdict = self.judge_outcome(i, &resolution);
         if self.agents[i].notes.in_liveness {
-            let verdict = self.judge_liveness(i, &resolution);
             self.agents[i].liveness_result = Some(verdict);
+        } else if let Err((guarantee, reason)) = verdict {
+            self.violate(guarantee, || format!("{who}: {reason}"));
         }
         let agent = &mut self.agents[i];
         agent.resolver = None;
@@ -690,7 +831,7 @@ impl World {
         if agent.requests_left > 0 {
             let epoch = agent.epoch;
             let delay = if self.liveness {
-                self.rng.below(1_000)
+                self.liveness_delay()
             } else {
                 self.rng.between(60_000, 900_000)
             };

@@ -19,9 +19,7 @@
 //! after a lease expired under a live holder is the documented limit
 //! (`ARCHITECTURE.md, "The lease backend's limit"`): recorded as an expected finding, not a failure.
 
-use rotor_kernel::{
-    may_copy, Credential, Failure, Granted, Identity, Mutation, Resolution, StoreFaultKind,
-};
+use rotor_kernel::{may_copy, Credential, Granted, Identity, Mutation};
 
 use super::World;
 use crate::config::ActorKind;
@@ -30,10 +28,6 @@ use crate::guarantee::Guarantee;
 use crate::store::Content;
 use crate::trace::ServerResult;
 use crate::world::setup::PROFILE;
-
-fn credential_provider<'a>(own: Option<&'a Credential>, main: &'a Credential) -> &'a str {
-    own.map_or(main.provider.as_str(), |o| o.provider.as_str())
-}
 
 fn family_of(credential: &Credential) -> Option<(u32, u32)> {
     credential
@@ -353,6 +347,62 @@ impl World {
         }
     }
 
+    /// After the liveness phase, for an agent that got a token (G2): it
+    /// converged on the newest token, the current one of a family the
+    /// provider has not revoked and that no later login in main replaced
+    /// (when SPEC §5 lets this agent copy the login's credential). Every
+    /// token issued before the phase had expired when it asked, so a token it
+    /// got is one it refreshed or adopted in the phase.
+    fn check_converged(&mut self, index: usize) {
+        let who = self.agents[index].who;
+        let Some((family, n, cached)) = self.agents[index].granted else {
+            return;
+        };
+        // A token minted by a process whose clock had jumped forward carries
+        // an expiry that is still ahead once the clocks are healed: `Cached`
+        // on it is the protocol's fast path, not a lost convergence (the
+        // clock-jump fault).
+        if cached && self.clock_jumped_at_ms.is_some() {
+            return;
+        }
+        let f = &self.endpoint.families[family as usize];
+        let current = f.current;
+        let why = if f.revoked.is_some() {
+            Some(format!(
+                "ended with a{family}.{n}, of a family the provider revoked"
+            ))
+        } else if n < current && self.clock_jumped_at_ms.is_none() {
+            // (After a clock jump, tokens minted by the jumped clock expire
+            // at instants the healed clocks disagree on by their skew: one
+            // process adopts a token another already finds too old to use
+            // and refreshes; the clock-jump fault.)
+            Some(format!(
+                "ended with a{family}.{n}, not the newest token a{family}.{current}: another rotation followed where one sufficed"
+            ))
+        } else {
+            let own = self.agents[index].own_store as usize;
+            let own_entry = self.stores[own].doc().and_then(|d| d.profiles.get(PROFILE));
+            let main_entry = self.stores[0].doc().and_then(|d| d.profiles.get(PROFILE));
+            main_entry
+                .and_then(|m| {
+                    let (g, _) = family_of(m)?;
+                    let newer_login = g > family
+                        && self.logins.contains(&g)
+                        && self.endpoint.families[g as usize].revoked.is_none()
+                        && super::oracle::spec_may_copy(own_entry, m);
+                    newer_login.then_some(g)
+                })
+                .map(|g| {
+                    format!("ended on family {family} although main holds family {g}, which a later login installed and it may copy")
+                })
+        };
+        if let Some(why) = why {
+            self.violate(Guarantee::G2, || {
+                format!("{who} with faults off did not converge: {why}")
+            });
+        }
+    }
+
     /// After the liveness phase: every agent finished, and each failure was
     /// judged excusable when it happened.
     pub(crate) fn check_liveness(&mut self) {
@@ -365,95 +415,11 @@ impl World {
                         format!("{who} did not finish within {bound} steps with faults off")
                     });
                 }
-                Some(Ok(())) => {}
+                Some(Ok(())) => self.check_converged(index),
                 Some(Err((guarantee, reason))) => {
                     self.violate(guarantee, || format!("{who} with faults off: {reason}"));
                 }
             }
         }
-    }
-
-    /// Judges a liveness-phase resolution at the moment it ends.
-    pub(crate) fn judge_liveness(
-        &self,
-        index: usize,
-        resolution: &Resolution,
-    ) -> Result<(), (Guarantee, String)> {
-        match self.unexcused(index, resolution) {
-            None => Ok(()),
-            Some(reason) => Err((
-                match resolution {
-                    Err(Failure::LockTimeout { .. }) => Guarantee::G8,
-                    _ => Guarantee::Liveness,
-                },
-                reason,
-            )),
-        }
-    }
-
-    /// Why a liveness resolution is wrong, or `None` when it is fine or
-    /// explained by what faults and actors did.
-    fn unexcused(&self, index: usize, resolution: &Resolution) -> Option<String> {
-        let failure = match resolution {
-            Ok(granted) => {
-                let (family, n) = parse_token(granted.access.expose())?;
-                let f = &self.endpoint.families[family as usize];
-                return (n > f.current).then(|| "returned a token never issued".to_string());
-            }
-            Err(failure) => failure,
-        };
-        let torn = self.stores.iter().any(|s| s.destroyed);
-        let logged_out = self.logged_out;
-        let excused = match failure {
-            Failure::NeedsReauth(_) => !self.recoverable(index),
-            Failure::LoggedOut { .. } => logged_out,
-            Failure::Store { fault, .. } => fault.kind == StoreFaultKind::Corrupt && torn,
-            Failure::NoCredential => torn || logged_out,
-            _ => false,
-        };
-        (!excused).then(|| format!("failed: {failure}"))
-    }
-
-    /// True when own or main holds a live token this agent may use: the
-    /// current token of an unrevoked family, unfenced and unmarked.
-    fn recoverable(&self, index: usize) -> bool {
-        let own = self.agents[index].own_store as usize;
-        let own_identity = self.stores[own]
-            .doc()
-            .and_then(|d| d.profiles.get(PROFILE))
-            .map(Identity::of)
-            .unwrap_or_default();
-        let fence_for = |fingerprint: rotor_kernel::Fingerprint| {
-            [own, 0].iter().any(|&s| {
-                self.stores[s].doc().is_some_and(|doc| {
-                    doc.fences
-                        .get(PROFILE)
-                        .is_some_and(|list| list.iter().any(|f| f.refresh_fp == fingerprint))
-                })
-            })
-        };
-        // The credential the kernel works from: main's when it is newer and
-        // allowed (a sub-agent never presents an older copy), else its own.
-        let entry = |s: usize| {
-            self.stores[s]
-                .doc()
-                .and_then(|d| d.profiles.get(PROFILE))
-                .filter(|c| c.is_oauth())
-        };
-        let own_entry = entry(own);
-        let main_entry = entry(0).filter(|m| {
-            rotor_kernel::machine::is_newer(m, own_entry)
-                && m.provider == credential_provider(own_entry, m)
-                && may_copy(&own_identity, &Identity::of(m))
-        });
-        let Some(credential) = main_entry.or(own_entry) else {
-            return false;
-        };
-        let Some((family, n)) = family_of(credential) else {
-            return false;
-        };
-        let f = &self.endpoint.families[family as usize];
-        let fenced = credential.refresh_fingerprint().is_some_and(fence_for);
-        f.revoked.is_none() && n == f.current && !fenced && !credential.needs_reauth
     }
 }

@@ -66,7 +66,10 @@ impl World {
 
     /// An I/O error or a full disk on a store write.
     pub(crate) fn draw_write_fault(&mut self, process: u8) -> Option<FaultKind> {
-        self.draw_op_fault(process, &[FaultKind::WriteError, FaultKind::DiskFull])
+        let fault = self.draw_op_fault(process, &[FaultKind::WriteError, FaultKind::DiskFull]);
+        // The fault log the outcome oracle reads (`oracle.rs`).
+        self.write_faults += u32::from(fault.is_some());
+        fault
     }
 
     /// True when a lost fsync could still be drawn in this run.
@@ -171,6 +174,7 @@ impl World {
             return;
         }
         self.processes[p].crashed = true;
+        self.crashes.push((process, self.now_ms));
         let lease = self.is_lease();
         for index in 0..self.agents.len() {
             if self.agents[index].process != process {
@@ -184,6 +188,11 @@ impl World {
                 self.coverage.hit(Branch::CrashMidCall);
             }
             let running = agent.resolver.is_some();
+            // Ground truth (oracle): a presenter that dies after fencing
+            // leaves its token's fate unknown to everyone else.
+            if let Some(token) = agent.notes.fenced.filter(|_| running) {
+                self.in_doubt.push(token);
+            }
             let owner = Owner::Agent(index as u16);
             for lock in &mut self.locks {
                 lock.waiters.retain(|w| w.owner != owner);
@@ -240,13 +249,50 @@ impl World {
             }
         }
         for s in 0..self.stores.len() {
+            let reverts = self.stores[s].unsynced_by == Some(process);
+            let fences_before = if reverts {
+                self.fence_tokens(s)
+            } else {
+                Vec::new()
+            };
             if self.stores[s].crash(process) {
+                // Ground truth (oracle): a lost fsync reverted the store; a
+                // fence whose clearing was lost is back, in doubt again.
+                for token in self.fence_tokens(s) {
+                    if !fences_before.contains(&token) {
+                        self.in_doubt.push(token);
+                    }
+                }
                 self.reverted_at_ms = Some(self.now_ms);
                 self.abandon_snapshots(s);
             }
         }
         let delay = self.fault_rng.between(100, 30_000);
         self.schedule(delay, Ev::Restart { process });
+    }
+
+    /// The tokens (family, rank) store `s`'s fences name.
+    fn fence_tokens(&self, s: usize) -> Vec<(u32, u32)> {
+        let Some(doc) = self.stores[s].doc() else {
+            return Vec::new();
+        };
+        let Some(fences) = doc.fences.get(crate::world::setup::PROFILE) else {
+            return Vec::new();
+        };
+        let mut tokens = Vec::new();
+        for fence in fences {
+            // A fence names its token by fingerprint; the families' tokens
+            // are few, so find it among them.
+            for (family, f) in self.endpoint.families.iter().enumerate() {
+                for n in 0..=f.current {
+                    let token = crate::endpoint::refresh_token(family as u32, n);
+                    if rotor_kernel::Fingerprint::of(&token) == fence.refresh_fp {
+                        tokens.push((family as u32, n));
+                    }
+                }
+            }
+        }
+        tokens
     }
 
     /// A store reverted: a writer holding a copy read from the lost contents
@@ -283,6 +329,7 @@ impl World {
 
     fn pause_process(&mut self, process: u8, duration_ms: u64) {
         let until = self.now_ms + duration_ms;
+        self.pauses.push((process, self.now_ms, until));
         self.processes[process as usize].paused_until_ms = Some(until);
         for agent in &mut self.agents {
             if agent.process == process && agent.resolver.is_some() {

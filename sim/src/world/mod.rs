@@ -19,6 +19,7 @@ mod actors;
 mod agent;
 mod check;
 mod faults;
+mod oracle;
 mod setup;
 mod write;
 
@@ -34,7 +35,7 @@ use crate::endpoint::Endpoint;
 use crate::guarantee::{Guarantee, Violation};
 use crate::hooks::HostHooks;
 use crate::lock::RefreshLock;
-use crate::store::SimStore;
+use crate::store::{Content, SimStore};
 use crate::trace::{AgentRef, Trace, TraceMode, What};
 
 pub use setup::{BASE_EPOCH_MS, PROFILE, PROVIDER};
@@ -103,6 +104,26 @@ pub(crate) struct ResolveNotes {
     pub paused: bool,
     /// Generation of a rotation the host reported mirrored into main.
     pub mirrored: Option<u64>,
+    /// What the own store really held (unfiltered) at this resolve's last
+    /// read of it: the outcome oracle's view of what the agent could see.
+    pub seen_own: Option<Content>,
+    /// The same for main.
+    pub seen_main: Option<Content>,
+    /// The token this resolve fenced (family, rank).
+    pub fenced: Option<(u32, u32)>,
+    /// An injected store fault (write error, disk full, a torn file, a
+    /// store-lock wait a pause made run out) hit one of this resolve's
+    /// reads or writes.
+    pub store_fault: bool,
+    /// A store failure the world gives no reason for (oracle).
+    pub store_unexcused: Option<String>,
+    /// A write lost its compare-and-swap because another writer really
+    /// changed the entry since this resolve read it.
+    pub conflict: bool,
+    /// A write lost its compare-and-swap although the entry was as read.
+    pub conflict_unexcused: Option<String>,
+    /// Why the refresh-lock wait ran out (`Err`: no reason in the world).
+    pub lock_timeout: Option<Result<String, String>>,
 }
 
 /// One agent.
@@ -129,6 +150,9 @@ pub(crate) struct Agent {
     pub deferred: Option<rotor_kernel::Mutation>,
     /// The verdict on the liveness phase's resolve, judged when it ended.
     pub liveness_result: Option<Result<(), (Guarantee, String)>>,
+    /// The token (family, rank) the last resolve granted, and whether it
+    /// was `Cached`.
+    pub granted: Option<(u32, u32, bool)>,
 }
 
 /// One process.
@@ -194,6 +218,8 @@ pub struct World {
     pub(crate) findings: Vec<Violation>,
     pub(crate) faults_drawn: u32,
     pub(crate) liveness: bool,
+    /// When liveness resolves may start (every earlier token expired).
+    pub(crate) liveness_from_ms: u64,
     /// When a crash last reverted a lost-fsync write (G1 excuse).
     pub(crate) reverted_at_ms: Option<u64>,
     /// When a clock last jumped.
@@ -202,6 +228,18 @@ pub struct World {
     pub(crate) lease_lost_live: bool,
     /// The logout actor logged the profile out.
     pub(crate) logged_out: bool,
+    /// Ground truth for the outcome oracle: tokens (family, rank) whose
+    /// presentation a fault left in doubt (`oracle.rs`).
+    pub(crate) in_doubt: Vec<(u32, u32)>,
+    /// Ground truth: every pause, as (process, from ms, until ms).
+    pub(crate) pauses: Vec<(u8, u64, u64)>,
+    /// Ground truth: when a process crashed, as (process, at ms).
+    pub(crate) crashes: Vec<(u8, u64)>,
+    /// Ground truth: the families logins installed (rotor's or another
+    /// program's), in order.
+    pub(crate) logins: Vec<u32>,
+    /// Injected store write faults applied so far.
+    pub(crate) write_faults: u32,
     /// Events of paused processes, in arrival order, until they resume.
     parked: Vec<(u8, Ev)>,
     stop: StopOn,
@@ -258,13 +296,20 @@ impl World {
         self.liveness = true;
         self.record(What::Liveness);
         self.heal_all();
+        // Every liveness resolve starts once every token issued so far has
+        // expired, so none ends `Cached` on a stale token: each agent must
+        // refresh or adopt, and all must converge on the newest token
+        // (`check_liveness`).
+        self.liveness_from_ms = self.now_ms + self.config.knobs.access_lifetime_ms;
         for index in 0..self.agents.len() {
             let agent = &mut self.agents[index];
             agent.requests_left = 1;
             agent.liveness_result = None;
             if agent.resolver.is_none() {
+                // A wake the safety phase queued must not start early.
+                agent.epoch += 1;
                 let epoch = agent.epoch;
-                let delay = self.rng.below(1_000);
+                let delay = self.liveness_delay();
                 self.schedule(
                     delay,
                     Ev::Wake {
@@ -415,6 +460,11 @@ impl World {
             80..=94 => self.rng.between(5, 200),
             _ => self.rng.between(200, 3_000),
         }
+    }
+
+    /// The delay before a liveness resolve: past `liveness_from_ms`.
+    pub(crate) fn liveness_delay(&mut self) -> u64 {
+        self.liveness_from_ms.saturating_sub(self.now_ms) + self.rng.below(1_000)
     }
 
     pub(crate) fn is_lease(&self) -> bool {

@@ -232,6 +232,7 @@ pub(super) fn build(
                 binding: store_accounts[own_store as usize],
                 deferred: None,
                 liveness_result: None,
+                granted: None,
             });
         }
     }
@@ -285,10 +286,16 @@ pub(super) fn build(
         findings: Vec::new(),
         faults_drawn: 0,
         liveness: false,
+        liveness_from_ms: 0,
         reverted_at_ms: None,
         clock_jumped_at_ms: None,
         lease_lost_live: false,
         logged_out: false,
+        in_doubt: Vec::new(),
+        pauses: Vec::new(),
+        crashes: Vec::new(),
+        write_faults: 0,
+        logins: Vec::new(),
         parked: Vec::new(),
         stop,
         stopped: false,

@@ -5,7 +5,9 @@
 //! exists outside the tests.
 #![allow(dead_code)] // each test binary uses some of the hosts
 
-use rotor_kernel::{ProfileView, Role, StoreRef};
+use rotor_kernel::{
+    Conflict, Expect, Mutation, ProfileView, Role, StoreDoc, StoreRef, WriteOutcome,
+};
 use rotor_sim::{HostHooks, ReadContext};
 
 #[derive(Debug)]
@@ -104,5 +106,49 @@ impl HostHooks for StrictGate {
             }
         }
         view
+    }
+}
+
+/// Not a docs/bugs.md defect: a host that fails agents without a reason the
+/// world gives, for the outcome oracle (`tests/oracle.rs`). It tells the
+/// main agent that main is empty whenever main's credential has an even
+/// generation (a flaky read), so the kernel fails `NoCredential` although
+/// the file holds the credential.
+#[derive(Debug)]
+pub struct ReadsMainAsEmpty;
+impl HostHooks for ReadsMainAsEmpty {
+    fn name(&self) -> &'static str {
+        "reports a read of main as empty"
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        let even = view
+            .credential
+            .as_ref()
+            .is_some_and(|c| c.generation % 2 == 0);
+        if reader.role == Role::Main && even {
+            view.credential = None;
+        }
+        view
+    }
+}
+
+/// Not a docs/bugs.md defect: a host that refuses every adoption, answering
+/// the kernel's `Adopt` with a lost compare-and-swap although the entry is
+/// exactly as the kernel read it, and writing nothing. Sub-agents end
+/// `Superseded` where they should have adopted (outcome oracle).
+#[derive(Debug)]
+pub struct RefusesAdoption;
+impl HostHooks for RefusesAdoption {
+    fn name(&self) -> &'static str {
+        "refuses adoption"
+    }
+    fn apply(&self, doc: &mut StoreDoc, profile: &str, mutation: &Mutation) -> WriteOutcome {
+        if let Mutation::Adopt { expect, .. } = mutation {
+            return WriteOutcome::Conflict(Conflict {
+                expected: expect.clone(),
+                found: Expect::of(doc.profiles.get(profile)),
+            });
+        }
+        doc.apply(profile, mutation)
     }
 }

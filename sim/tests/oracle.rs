@@ -1,0 +1,122 @@
+//! The outcome oracle (`sim/src/world/oracle.rs`): a failed resolve the
+//! world gives no reason for is a violation naming its guarantee, with the
+//! command that replays it; the shipped host gives no such failure.
+//!
+//! The broken hosts live in `common`: one reports a read of main as empty
+//! (the kernel fails `NoCredential` while the file holds the credential),
+//! one refuses every adoption with a compare-and-swap it did not lose (the
+//! kernel fails `Superseded`). Neither breaks a safety guarantee: before the
+//! oracle both passed every seed.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{ReadsMainAsEmpty, RefusesAdoption};
+use rotor_sim::{
+    run_seed, ActorSet, Config, FaultSet, Guarantee, HostHooks, Overrides, RunOptions, Shipped,
+    StopOn,
+};
+
+/// No faults, no actors: a failure is the host's alone.
+fn quiet(processes: u8, agents: u8) -> Overrides {
+    Overrides {
+        processes: Some(processes),
+        agents: Some(agents),
+        faults: Some(FaultSet::none()),
+        actors: Some(ActorSet::none()),
+        ..Overrides::default()
+    }
+}
+
+/// The first seed of `0..seeds_max` whose run violates `guarantee` through
+/// the oracle (a failed resolve judged unjustified); asserts it replays from
+/// the printed configuration and returns the replay command.
+fn oracle_finds(
+    hooks: Arc<dyn HostHooks>,
+    overrides: &Overrides,
+    guarantee: Guarantee,
+    failure: &str,
+    seeds_max: u64,
+) -> String {
+    let options = RunOptions {
+        hooks: hooks.clone(),
+        stop: StopOn::Guarantee(guarantee),
+        ..RunOptions::default()
+    };
+    for seed in 0..seeds_max {
+        let outcome = run_seed(seed, overrides, &options);
+        let Some(violation) = outcome.violations.iter().find(|v| v.guarantee == guarantee) else {
+            continue;
+        };
+        assert!(
+            violation.detail.contains(failure),
+            "{}: {guarantee} for another reason than the oracle's: {violation}",
+            hooks.name()
+        );
+        // What the report prints is enough to run it again.
+        let config: &Config = &outcome.config;
+        let again = run_seed(config.seed, &config.as_overrides(), &options);
+        assert_eq!(
+            again.first().map(|v| (v.guarantee, v.step)),
+            Some((guarantee, violation.step)),
+            "the replay of seed {seed:#x} differs"
+        );
+        let replay = config.replay_command();
+        eprintln!(
+            "{}: {violation}\nreplay: {replay} (with this host)",
+            hooks.name()
+        );
+        return replay;
+    }
+    panic!(
+        "{}: no {guarantee} within {seeds_max} seeds: the oracle is blind to it",
+        hooks.name()
+    );
+}
+
+#[test]
+fn a_host_that_reads_main_as_empty_is_reported_as_g2() {
+    let replay = oracle_finds(
+        Arc::new(ReadsMainAsEmpty),
+        &quiet(2, 1),
+        Guarantee::G2,
+        "failed no credential",
+        200,
+    );
+    assert!(replay.starts_with("rotor replay --seed "), "{replay}");
+}
+
+#[test]
+fn a_host_that_refuses_adoption_is_reported_as_g2() {
+    let replay = oracle_finds(
+        Arc::new(RefusesAdoption),
+        &quiet(2, 2),
+        Guarantee::G2,
+        "lost its compare-and-swap although the entry was as this resolve read it",
+        200,
+    );
+    assert!(replay.contains("--agents 2"), "{replay}");
+}
+
+/// The control: the shipped host over the same shapes fails no resolve
+/// without a reason (and breaks nothing else).
+#[test]
+fn the_shipped_host_gives_the_oracle_nothing_on_the_same_shapes() {
+    let options = RunOptions {
+        hooks: Arc::new(Shipped),
+        stop: StopOn::Never,
+        ..RunOptions::default()
+    };
+    for overrides in [quiet(2, 1), quiet(2, 2)] {
+        for seed in 0..200 {
+            let outcome = run_seed(seed, &overrides, &options);
+            assert!(
+                outcome.violations.is_empty(),
+                "seed {seed}: {:?}\nreplay: {}",
+                outcome.violations,
+                outcome.config.replay_command()
+            );
+        }
+    }
+}
