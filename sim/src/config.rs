@@ -175,8 +175,12 @@ named_set!(
     Logout = "logout",
     /// Another program edits an unrelated profile in main.
     Edit = "edit",
-    /// A login by a tool that does not take rotor's refresh lock.
+    /// A login by another program sharing the store: under the store lock
+    /// only, not rotor's refresh lock.
     ForeignLogin = "foreign-login",
+    /// A logout by another program sharing the store: a tombstone under the
+    /// store lock only; the provider revokes the account's families.
+    ForeignLogout = "foreign-logout",
 ]);
 
 /// How the initial credential identifies its account.
@@ -424,6 +428,11 @@ impl Config {
             if rng.chance(per_mille) {
                 actors = actors.with(kind);
             }
+        }
+        // Drawn from a stream of its own, so that adding it shifted no
+        // earlier seed's world.
+        if Rng::new(seed).fork(0xF0_1060).chance(120) {
+            actors = actors.with(ActorKind::ForeignLogout);
         }
         let requests = rng.between(1, 3) as u8;
         let grace = rng.chance(250);

@@ -62,6 +62,22 @@ branches!(
     Superseded = "superseded",
     /// A fault kind that matters most for G7: a crash while a call is in flight.
     CrashMidCall = "crash-mid-call",
+    /// A fence's compare-and-swap lost to a login that replaced the entry
+    /// after the refresher read it (no refresh lock masked it: another
+    /// program's login; G11).
+    CasFenceLogin = "cas-fence-login",
+    /// A fence's compare-and-swap lost to a logout's tombstone (G11).
+    CasFenceLogout = "cas-fence-logout",
+    /// A commit's compare-and-swap lost to a login that replaced the entry
+    /// while the refresh was in flight (G5, G11).
+    CasCommitLogin = "cas-commit-login",
+    /// A commit's compare-and-swap lost to a logout's tombstone (G11).
+    CasCommitLogout = "cas-commit-logout",
+    /// A mirror into main refused or lost because a login replaced main's
+    /// entry (G11).
+    CasMirrorLogin = "cas-mirror-login",
+    /// A mirror into main refused or lost because of a logout's tombstone (G11).
+    CasMirrorLogout = "cas-mirror-logout",
 );
 
 /// Branches and fault kinds hit.

@@ -3,18 +3,28 @@
 //! mid-call proves nothing about G7). `rotor check` runs the big sweep in CI;
 //! this one is sized for a debug build.
 
-use rotor_sim::{sweep, Overrides, RunOptions};
+use rotor_sim::{sweep, ActorSet, Overrides, RunOptions};
 
 #[test]
 fn the_shipped_host_passes_a_swarm_and_covers_every_branch_and_fault() {
     let seeds = 4_000u64;
-    let report = sweep(
+    let mut report = sweep(
         0..seeds,
         &Overrides::default(),
         &RunOptions::default(),
         8,
         |_| {},
     );
+    // Another program's login or logout racing a refresh (the
+    // compare-and-swap branches, `cas-*`) is drawn in about one seed in
+    // eight; tests/foreign.rs sweeps seeds where both are present.
+    let foreign = Overrides {
+        actors: Some(ActorSet::parse_list("usage,foreign-login,foreign-logout").unwrap()),
+        ..Overrides::default()
+    };
+    let racing = sweep(0..2_000, &foreign, &RunOptions::default(), 8, |_| {});
+    report.failures.extend(racing.failures);
+    report.coverage.merge(&racing.coverage);
     for failure in &report.failures {
         eprintln!(
             "seed {:#x}: {}\nreplay: {}",

@@ -8,9 +8,12 @@
 //! - `edit`: another program edits an unrelated profile in main.
 //! - `relogin`: the user logs in again: the provider issues a new family and
 //!   `rotor login` installs it in main under the refresh lock (SPEC §3).
-//! - `foreign-login`: the same, by a tool that does not take the refresh lock.
 //! - `logout`: under the refresh lock, a tombstone in main; the provider
 //!   revokes every family of the account ("sign out everywhere").
+//! - `foreign-login`, `foreign-logout`: the same by another program sharing
+//!   the store, under the store lock only. No refresh lock masks them, so the
+//!   kernel's compare-and-swap of every write against the entry as read is
+//!   what keeps them (G5, G11), and the checkers hold them to it.
 
 use std::sync::Arc;
 
@@ -106,7 +109,7 @@ impl World {
         match self.actors[j].kind {
             ActorKind::Usage | ActorKind::Edit => self.writer_step(index),
             ActorKind::Relogin | ActorKind::Logout => self.login_step(index, true),
-            ActorKind::ForeignLogin => self.login_step(index, false),
+            ActorKind::ForeignLogin | ActorKind::ForeignLogout => self.login_step(index, false),
         }
     }
 
@@ -282,7 +285,8 @@ impl World {
             .and_then(|c| c.refresh.as_ref())
             .and_then(|r| parse_token(r.expose()))
             .map(|(family, _)| family);
-        let mutation = if kind == ActorKind::Logout {
+        let logout = matches!(kind, ActorKind::Logout | ActorKind::ForeignLogout);
+        let mutation = if logout {
             // "Sign out": the provider ends every session of the account.
             // (A logout that revoked only main's current family would leave
             // stale copies of replaced families in sub-agent stores alive;
@@ -318,22 +322,19 @@ impl World {
                 credential: installed,
             }
         };
-        // The ban takes effect with the write (and reverts with it). G11 is
-        // promised for logins and logouts that follow the protocol (under the
-        // refresh lock, SPEC §3); a foreign login that skips the lock races
-        // in-flight refreshes, and rotor cannot promise it sticks.
-        let banned_below = if takes_lock {
-            self.endpoint.families.len() as u32 - u32::from(kind != ActorKind::Logout)
-        } else {
-            self.stores[0].banned_below
-        };
+        // The ban takes effect with the write (and reverts with it). G11
+        // holds for another program's login or logout too: it skips the
+        // refresh lock, but every write of an in-flight refresh carries the
+        // entry it read and loses its compare-and-swap against the new one
+        // (SPEC §3, "Compare-and-swap, login and logout").
+        let banned_below = self.endpoint.families.len() as u32 - u32::from(!logout);
         let previous = (
             self.stores[0].banned_below,
             self.stores[0].banned_below_durable,
         );
         self.stores[0].banned_below = banned_below;
         let (result, synced) = self.rotor_write(process, 0, &mutation);
-        if result.is_ok() && kind == ActorKind::Logout {
+        if result.is_ok() && logout {
             self.logged_out = true;
         }
         if result.is_ok() && synced {

@@ -275,6 +275,7 @@ impl World {
             .and_then(|d| d.profiles.get(PROFILE))
             .cloned();
         let (result, synced) = self.rotor_write(process, s, mutation);
+        self.cover_cas(mutation, &result, entry_before.as_ref());
         self.note_write_outcome(index, s, mutation, &result, faults_before, entry_before);
         if let (Mutation::Commit { credential, .. }, Ok(WriteOutcome::Applied)) =
             (mutation, &result)
@@ -293,6 +294,40 @@ impl World {
             result: write_result(&result),
         });
         self.deliver(index, Input::StoreWritten { id, result });
+    }
+
+    /// Coverage of the compare-and-swap against a login or a logout: a
+    /// fence, commit or mirror that found, instead of the entry it read, a
+    /// family a login installed or a tombstone.
+    fn cover_cas(
+        &mut self,
+        mutation: &Mutation,
+        result: &Result<WriteOutcome, rotor_kernel::StoreFault>,
+        found: Option<&rotor_kernel::Credential>,
+    ) {
+        let lost = matches!(
+            result,
+            Ok(WriteOutcome::Conflict(_) | WriteOutcome::MirrorRefused(_))
+        );
+        let Some(found) = found.filter(|_| lost) else {
+            return;
+        };
+        let logout = found.kind == rotor_kernel::CredentialKind::LoggedOut;
+        let login = found
+            .refresh
+            .as_ref()
+            .and_then(|r| parse_token(r.expose()))
+            .is_some_and(|(family, _)| self.logins.contains(&family));
+        let branch = match (mutation, logout, login) {
+            (Mutation::PutFence { .. }, true, _) => Branch::CasFenceLogout,
+            (Mutation::PutFence { .. }, _, true) => Branch::CasFenceLogin,
+            (Mutation::Commit { .. }, true, _) => Branch::CasCommitLogout,
+            (Mutation::Commit { .. }, _, true) => Branch::CasCommitLogin,
+            (Mutation::Mirror { .. }, true, _) => Branch::CasMirrorLogout,
+            (Mutation::Mirror { .. }, _, true) => Branch::CasMirrorLogin,
+            _ => return,
+        };
+        self.coverage.hit(branch);
     }
 
     /// Records for the oracle what a write of agent `index` met: a fence

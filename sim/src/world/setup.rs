@@ -255,6 +255,7 @@ pub(super) fn build(
         ActorKind::Relogin,
         ActorKind::Logout,
         ActorKind::ForeignLogin,
+        ActorKind::ForeignLogout,
     ] {
         if config.actors.has(kind) {
             actors.push(Actor::new(kind, 0, pick_process(&mut rng), false));

@@ -152,3 +152,32 @@ impl HostHooks for RefusesAdoption {
         doc.apply(profile, mutation)
     }
 }
+
+/// Not a docs/bugs.md defect: a host whose commit skips the kernel's
+/// compare-and-swap (it writes the rotation whatever the entry holds now).
+/// Only another program's login or logout, which takes no refresh lock, can
+/// change the entry while a refresh is in flight, so only the foreign actors
+/// show it (G11: the old family comes back over the login or the tombstone).
+#[derive(Debug)]
+pub struct CommitWithoutCas;
+impl HostHooks for CommitWithoutCas {
+    fn name(&self) -> &'static str {
+        "commits without its compare-and-swap"
+    }
+    fn apply(&self, doc: &mut StoreDoc, profile: &str, mutation: &Mutation) -> WriteOutcome {
+        if let Mutation::Commit {
+            credential,
+            presented_fp,
+            ..
+        } = mutation
+        {
+            let blind = Mutation::Commit {
+                expect: Expect::of(doc.profiles.get(profile)),
+                credential: credential.clone(),
+                presented_fp: *presented_fp,
+            };
+            return doc.apply(profile, &blind);
+        }
+        doc.apply(profile, mutation)
+    }
+}
