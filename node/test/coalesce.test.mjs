@@ -5,7 +5,7 @@
 //   G1: each refresh token is presented at most once.
 //   G2: everyone converges on the one rotation.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,9 +39,9 @@ function assertOneRotation(results, label) {
   assert.equal(refreshed.length, 1, `G2: ${label}: ${refreshed.length} agents refreshed`);
 }
 
-async function assertOneGrant(oidc, label) {
+async function assertGrants(oidc, grants, label) {
   const seen = await oidc.state();
-  assert.equal(seen.refresh_success, 1, `G2: ${label}: ${JSON.stringify(seen)}`);
+  assert.equal(seen.refresh_success, grants, `G2: ${label}: ${JSON.stringify(seen)}`);
   assert.equal(seen.invalid_grant, 0, `G1: ${label}: a consumed token was presented: ${JSON.stringify(seen)}`);
   assert.equal(seen.family_alive, true, `G1: ${label}: the grant was revoked: ${JSON.stringify(seen)}`);
 }
@@ -54,7 +54,7 @@ test('50 agents in one Node process: one refresh grant, one token (G1, G2)', asy
     return { agent, ...token };
   }));
   assertOneRotation(results, '50 agents');
-  await assertOneGrant(oidc, '50 agents');
+  await assertGrants(oidc, 1, '50 agents');
   // Every store agrees, and no fence or lock is left behind.
   const status = await rotor.status();
   assert.equal(status.stores.length, 50);
@@ -78,26 +78,46 @@ test('8 Node processes x 8 agents at once: one refresh grant, one token (G1, G2)
   const results = runs.flatMap((run) => run.results);
   assert.equal(results.length, 64);
   assertOneRotation(results, '8 x 8');
-  await assertOneGrant(oidc, '8 x 8');
+  await assertGrants(oidc, 1, '8 x 8');
 });
 
-test('interop on one state dir: Node processes, rotor token processes and a tokio program at once (G1, G2)', async (t) => {
+/**
+ * Expires `profile` in every store of the directory (nothing else runs at
+ * that moment): each store file is rewritten whole, 0600, by a rename.
+ */
+async function forceExpiry(rotor, profile) {
+  for (const store of (await rotor.status()).stores) {
+    const doc = JSON.parse(await readFile(store.path, 'utf8'));
+    if (!doc.profiles?.[profile]) continue;
+    doc.profiles[profile].expires_at_ms = 1;
+    await writeFile(`${store.path}.test-tmp`, JSON.stringify(doc), { mode: 0o600 });
+    await rename(`${store.path}.test-tmp`, store.path);
+  }
+}
+
+test('interop on one state dir: Node processes, rotor token processes and a tokio program at once, three rotations (G1, G2)', async (t) => {
   const { oidc, rotor, stateDir } = await fixture(t);
-  const workers = await Promise.all([0, 1, 2].map((p) => nodeWorker(stateDir, PROFILE,
-    ['main', `node${p}-a`, `node${p}-b`, `node${p}-c`])));
-  const tokio = tokioAgents(stateDir, 'oidc', PROFILE, 32, ['main', 'tokio-a', 'tokio-b']);
-  // Let the tokio program open its directory before the start signal.
-  await new Promise((resolve) => { setTimeout(resolve, 200); });
-  for (const worker of workers) worker.go();
-  tokio.go();
-  const cli = ['main', 'cli-a', 'cli-b', 'main'].map((agent) => rotorToken(stateDir, agent, PROFILE));
-  // And this process's own Rotor, at the same time.
-  const own = ['main', 'here-a'].map(async (agent) => ({ what: 'this process', code: 0,
-    results: [{ agent, ...(await rotor.token({ agent, profile: PROFILE })) }] }));
-  const runs = await Promise.all([...workers.map((w) => w.finish()), tokio.finish(), ...cli, ...own]);
-  for (const run of runs) assert.equal(run.code, 0, `${run.what} exited ${run.code}: ${run.stderr}`);
-  const results = runs.flatMap((run) => run.results);
-  assert.equal(results.length, 3 * 4 + 32 + 4 + 2);
-  assertOneRotation(results, 'interop');
-  await assertOneGrant(oidc, 'interop');
+  const seen = new Set();
+  for (let round = 1; round <= 3; round += 1) {
+    if (round > 1) await forceExpiry(rotor, PROFILE);
+    const workers = await Promise.all([0, 1, 2].map((p) => nodeWorker(stateDir, PROFILE,
+      ['main', `node${p}-a`, `node${p}-b`, `node${p}-c`])));
+    const tokio = tokioAgents(stateDir, 'oidc', PROFILE, 32, ['main', 'tokio-a', 'tokio-b']);
+    // Let the tokio program open its directory before the start signal.
+    await new Promise((resolve) => { setTimeout(resolve, 200); });
+    for (const worker of workers) worker.go();
+    tokio.go();
+    const cli = ['main', 'cli-a', 'cli-b', 'main'].map((agent) => rotorToken(stateDir, agent, PROFILE));
+    // And this process's own Rotor, at the same time.
+    const own = ['main', 'here-a'].map(async (agent) => ({ what: 'this process', code: 0,
+      results: [{ agent, ...(await rotor.token({ agent, profile: PROFILE })) }] }));
+    const runs = await Promise.all([...workers.map((w) => w.finish()), tokio.finish(), ...cli, ...own]);
+    for (const run of runs) assert.equal(run.code, 0, `round ${round}: ${run.what} exited ${run.code}: ${run.stderr}`);
+    const results = runs.flatMap((run) => run.results);
+    assert.equal(results.length, 3 * 4 + 32 + 4 + 2);
+    assertOneRotation(results, `interop round ${round}`);
+    assert.ok(!seen.has(results[0].accessToken), `G2: round ${round} handed out an earlier round's token`);
+    seen.add(results[0].accessToken);
+    await assertGrants(oidc, round, `interop round ${round}`);
+  }
 });

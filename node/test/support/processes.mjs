@@ -20,9 +20,9 @@ function collect(child, what) {
 }
 
 /** A node worker (agent-worker.mjs) with `agents`, ready and waiting for go. */
-export async function nodeWorker(stateDir, profile, agents) {
+export async function nodeWorker(stateDir, profile, agents, env = {}) {
   const child = spawn(process.execPath, [path.join(here, 'agent-worker.mjs'), stateDir, profile, ...agents],
-    { stdio: ['pipe', 'pipe', 'pipe'] });
+    { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines = readline.createInterface({ input: child.stdout });
   const results = [];
   let stderr = '';
@@ -34,10 +34,14 @@ export async function nodeWorker(stateDir, profile, agents) {
       else results.push(JSON.parse(line));
     });
   });
-  const done = new Promise((resolve) => { child.once('close', (code) => resolve({ code, stderr })); });
+  const done = new Promise((resolve) => {
+    child.once('close', (code, signal) => resolve({ code: code ?? signal, stderr }));
+  });
   await ready;
   return {
     go() { child.stdin.end('go\n'); },
+    /** kill -9: no destructor, no unlock; the OS drops its flocks. */
+    kill() { child.kill('SIGKILL'); },
     async finish() {
       const { code, stderr: err } = await done;
       return { what: `node worker ${agents[0]}..`, code, stderr: err, results };
