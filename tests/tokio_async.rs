@@ -5,11 +5,12 @@
 //!   all get its token (G1, G2);
 //! - a `token` future dropped at every point of a refresh (before its first
 //!   poll, after 1..5 polls, at timeouts from 0 to 280 ms while the server
-//!   holds its answer, the moment the server has the refresh token, while
-//!   waiting for another holder's lock) never frees the refresh lock while
-//!   the call is in flight (G8, so nobody presents the token meanwhile: G1),
-//!   never loses the granted rotation (the next caller adopts it: G2), and
-//!   leaves the store consistent and the lock free (G6, G8);
+//!   holds its answer, the moment the server has the refresh token, by
+//!   aborting its task, while waiting for another holder's lock) never
+//!   frees the refresh lock while the call is in flight (G8, so nobody
+//!   presents the token meanwhile: G1), never loses the granted rotation
+//!   (the next caller adopts it: G2), and leaves the store consistent and
+//!   the lock free (G6, G8);
 //! - a call waiting for the lock never blocks the executor: a ticker on the
 //!   same single-threaded runtime keeps ticking.
 mod common;
@@ -128,6 +129,9 @@ enum Cancel {
     /// While it waits for the refresh lock another holder has (a blocking
     /// `Rotor` of its own, so only `flock` excludes it, as another process).
     WhileWaitingForLock,
+    /// `JoinHandle::abort` of the task running the call, once the server
+    /// has the refresh token.
+    AbortTask,
 }
 
 /// Polls `future` once and returns, whatever it says.
@@ -165,12 +169,19 @@ fn a_dropped_token_future_never_frees_the_lock_mid_call_nor_loses_the_rotation_g
         Cancel::Polls(5),
     ];
     cancels.extend([0, 1, 2, 5, 10, 20, 50, 100, 200, 280].map(Cancel::After));
-    cancels.extend([Cancel::WhenPresented, Cancel::WhileWaitingForLock]);
+    cancels.extend([
+        Cancel::WhenPresented,
+        Cancel::WhileWaitingForLock,
+        Cancel::AbortTask,
+    ]);
     let rt = runtime(2);
     for (round, cancel) in cancels.into_iter().enumerate() {
         // The rounds that act while the server holds an answer get a long
         // hold, so that a loaded machine cannot outrun it.
-        let long_hold = matches!(cancel, Cancel::WhenPresented | Cancel::WhileWaitingForLock);
+        let long_hold = matches!(
+            cancel,
+            Cancel::WhenPresented | Cancel::WhileWaitingForLock | Cancel::AbortTask
+        );
         server.set_delay_ms(if long_hold { 1_500 } else { 300 });
         let before = server.exchanges().len();
         let received_before = server.received();
@@ -231,6 +242,26 @@ fn a_dropped_token_future_never_frees_the_lock_mid_call_nor_loses_the_rotation_g
                         ),
                             Err(error) => panic!("the other participant failed: {error}"),
                         }
+                    }
+                    Cancel::AbortTask => {
+                        let task = tokio::spawn({
+                            let rotor = rotor.clone();
+                            async move { rotor.token("main", "acme", PROFILE).await }
+                        });
+                        let limit = Instant::now() + Duration::from_secs(10);
+                        while server.received() == received_before {
+                            assert!(
+                                Instant::now() < limit,
+                                "the refresh never reached the server"
+                            );
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        task.abort();
+                        assert!(task.await.unwrap_err().is_cancelled());
+                        assert!(
+                            matches!(lock_state(&state), LockState::Held { .. }),
+                            "G8: an aborted task freed the lock mid-call"
+                        );
                     }
                     Cancel::WhileWaitingForLock => {
                         // A blocking holder takes the lock and presents first.
@@ -299,7 +330,10 @@ fn a_dropped_token_future_never_frees_the_lock_mid_call_nor_loses_the_rotation_g
             // one-grant check above).
             _ => {}
         }
-        if matches!(cancel, Cancel::WhenPresented | Cancel::WhileWaitingForLock) {
+        if matches!(
+            cancel,
+            Cancel::WhenPresented | Cancel::WhileWaitingForLock | Cancel::AbortTask
+        ) {
             assert!(
                 presented_before_next,
                 "{cancel:?}: cancelled before the call was in flight"
