@@ -310,7 +310,8 @@ impl StoreDoc {
                 if !expect.matches(current) && !holds_presented {
                     return conflict(expect);
                 }
-                self.profiles.insert(profile.into(), credential.clone());
+                let installed = keeping_fields_of(current, credential);
+                self.profiles.insert(profile.into(), installed);
                 self.clear_fence(profile, *presented_fp);
             }
             Mutation::Mirror {
@@ -325,8 +326,9 @@ impl StoreDoc {
                     self.settle_fence(profile, *presented_fp);
                     return WriteOutcome::MirrorRefused(refusal);
                 }
+                let installed = keeping_fields_of(current, credential);
                 self.clear_fence(profile, *presented_fp);
-                self.profiles.insert(profile.into(), credential.clone());
+                self.profiles.insert(profile.into(), installed);
             }
             Mutation::SettleFence { presented_fp } => self.settle_fence(profile, *presented_fp),
             Mutation::ClearFence { presented_fp } => self.clear_fence(profile, *presented_fp),
@@ -395,4 +397,19 @@ impl StoreDoc {
             }
         }
     }
+}
+
+/// The rotated `credential` as it goes over `current`: the rotation changes
+/// tokens, expiry, generation and identity, never the fields rotor does not
+/// know. Those are taken from the entry as it is now, not as it was read
+/// before the endpoint call: another program (an editing tool) may have
+/// changed them meanwhile under the store lock alone, and its change must
+/// not be lost (G4; found by the loom/shuttle identity models' editing
+/// tool).
+fn keeping_fields_of(current: Option<&Credential>, credential: &Credential) -> Credential {
+    let mut installed = credential.clone();
+    if let Some(current) = current {
+        installed.extra = current.extra.clone();
+    }
+    installed
 }

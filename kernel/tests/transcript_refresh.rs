@@ -346,3 +346,34 @@ fn g6_outcome_is_refreshed_only_after_the_commit() {
     assert_eq!(run.lines[commit], "write own Commit gen=6", "G6: applied");
     assert_eq!(run.granted().outcome, Outcome::Refreshed);
 }
+
+#[test]
+fn g4_a_field_another_program_edits_during_the_call_survives_the_commit() {
+    // An editing tool writes the entry under the store lock alone while the
+    // refresh is at the provider: the rotation must not put the fields back
+    // as they were read before the call.
+    let mut subject = expired(5);
+    subject.extra.insert("clientId".into(), "client-7".into());
+    let run = Transcript::main_agent(store(subject))
+        .during("call", |own, _| {
+            let entry = own.profiles.get_mut(PROFILE).unwrap();
+            entry.extra.insert("label".into(), "work laptop".into());
+            entry.extra.insert("clientId".into(), "client-8".into());
+        })
+        .reply(Ok(grant("6")))
+        .run();
+    let stored = &run.own.profiles[PROFILE];
+    assert_eq!(
+        stored.access,
+        Some(Secret::new("at-6")),
+        "the rotation landed"
+    );
+    assert_eq!(
+        stored.extra["label"], "work laptop",
+        "G4: the added field survives"
+    );
+    assert_eq!(
+        stored.extra["clientId"], "client-8",
+        "G4: the edited field survives"
+    );
+}
