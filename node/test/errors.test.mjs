@@ -1,15 +1,18 @@
 // Failures reach JavaScript as RotorError objects (instances of Error)
 // with a stable `code` per kind (the kinds `rotor token --json` reports),
 // the exit code `rotor token` would use, and a message that names the
-// profile and never carries a secret (G10).
+// profile and never carries a secret (G10). Where both can meet the same
+// failure, `rotor token --json` on the same state directory must report the
+// same kind and exit code (the addon keeps its own copy of the CLI's table).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { test } from 'node:test';
+import { rotorBin } from './support/paths.mjs';
 import { startTokenServer } from './support/token-server.mjs';
 
 const require = createRequire(import.meta.url);
@@ -48,27 +51,38 @@ async function rejectsWith(promise, code, exitCode, profile = PROFILE) {
   return error;
 }
 
+/** `rotor token --json` on the same state reports the same kind and exit code. */
+function agreesWithCli(error, stateDir, args) {
+  const run = spawnSync(rotorBin(), ['token', '--json', '--state-dir', stateDir, ...args]);
+  const printed = JSON.parse(String(run.stdout)).error;
+  assert.deepEqual({ code: error.code, exitCode: error.exitCode }, { code: printed.kind, exitCode: run.status },
+    'the addon and `rotor token` name this failure differently');
+}
+
 test('no credential: no_credential (3), naming the profile', async (t) => {
-  const { rotor } = await setup(t);
+  const { rotor, stateDir } = await setup(t);
   await rejectsWith(rotor.token({ profile: 'other:profile' }), 'no_credential', 3, 'other:profile');
-  await rejectsWith(rotor.token({ profile: 'other:profile', provider: 'acme' }), 'no_credential', 3, 'other:profile');
+  const error = await rejectsWith(rotor.token({ profile: 'other:profile', provider: 'acme' }), 'no_credential', 3, 'other:profile');
+  agreesWithCli(error, stateDir, ['--profile', 'other:profile', '--provider', 'acme']);
 });
 
 test('a refused id: invalid_id (2) (G9)', async (t) => {
-  const { rotor } = await setup(t);
+  const { rotor, stateDir } = await setup(t);
   const error = await rejectsWith(rotor.token({ agent: '../escape', profile: PROFILE }), 'invalid_id', 2);
   assert.match(error.message, /escape/);
+  agreesWithCli(error, stateDir, ['--agent', '../escape', '--profile', PROFILE]);
   await rejectsWith(rotor.token({ profile: 'bad\nprofile', provider: 'acme' }), 'invalid_id', 2, null);
   await rejectsWith(rotor.token({ profile: PROFILE, provider: '' }), 'invalid_id', 2);
 });
 
 test('unknown outcome: in_doubt (5), then needs_reauth (4) instead of presenting the token again (G7)', async (t) => {
-  const { rotor, server } = await setup(t);
+  const { rotor, server, stateDir } = await setup(t);
   server.setMode('error500');
   await rejectsWith(rotor.token({ profile: PROFILE }), 'in_doubt', 5);
   assert.equal(server.stats.received, 1);
   server.setMode('normal');
-  await rejectsWith(rotor.token({ profile: PROFILE }), 'needs_reauth', 4);
+  const error = await rejectsWith(rotor.token({ profile: PROFILE }), 'needs_reauth', 4);
+  agreesWithCli(error, stateDir, ['--profile', PROFILE]);
   assert.equal(server.stats.received, 1, 'G7: the fenced token was presented again');
   assert.deepEqual(server.presentedTwice(), [], 'G1');
 });
@@ -83,10 +97,11 @@ test('a refused refresh token: needs_reauth (4), and it sticks', async (t) => {
 });
 
 test('logged out: logged_out (3) (G11)', async (t) => {
-  const { rotor } = await setup(t, { expired: false });
+  const { rotor, stateDir } = await setup(t, { expired: false });
   const generation = await rotor.logout({ profile: PROFILE });
   assert.equal(generation, 2);
-  await rejectsWith(rotor.token({ profile: PROFILE, provider: 'acme' }), 'logged_out', 3);
+  const error = await rejectsWith(rotor.token({ profile: PROFILE, provider: 'acme' }), 'logged_out', 3);
+  agreesWithCli(error, stateDir, ['--profile', PROFILE, '--provider', 'acme']);
 });
 
 test('the refresh lock held by another process: lock_timeout (8), naming the profile', async (t) => {
@@ -102,16 +117,21 @@ test('the refresh lock held by another process: lock_timeout (8), naming the pro
   t.after(() => { process.kill(-flock.pid, 'SIGKILL'); flock.stdout.destroy(); });
   await new Promise((resolve) => { readline.createInterface({ input: flock.stdout }).once('line', resolve); });
   const started = Date.now();
-  await rejectsWith(rotor.token({ profile: PROFILE }), 'lock_timeout', 8);
+  const error = await rejectsWith(rotor.token({ profile: PROFILE }), 'lock_timeout', 8);
   assert.ok(Date.now() - started >= 550, 'G8: gave up before the lock wait budget');
+  agreesWithCli(error, stateDir, ['--profile', PROFILE, '--lock-wait-ms', '600', '--call-deadline-ms', '100',
+    '--store-lock-wait-ms', '50']);
   assert.equal(server.stats.received, 0, 'G8: presented without the lock');
 });
 
 test('a corrupt store: store_corrupt (9)', async (t) => {
   const { rotor } = await setup(t);
   const [store] = (await rotor.status()).stores;
-  await writeFile(store.path, '{"version": 1, "profiles": {"acme:default": ');
-  await rejectsWith(rotor.token({ profile: PROFILE, provider: 'acme' }), 'store_corrupt', 9);
+  const corrupt = '{"version": 1, "profiles": {"acme:default": ';
+  await writeFile(store.path, corrupt);
+  const error = await rejectsWith(rotor.token({ profile: PROFILE, provider: 'acme' }), 'store_corrupt', 9);
+  await writeFile(store.path, corrupt);
+  agreesWithCli(error, rotor.stateDir, ['--profile', PROFILE, '--provider', 'acme']);
   const [main] = (await rotor.status()).stores;
   assert.ok(main.missing || main.error || main.profiles, 'status still answers');
 });
