@@ -55,9 +55,19 @@ export interface TokenRequest {
   profile: string;
   /** The provider id (default: the one stored for the profile). */
   provider?: string;
+  /**
+   * Stops waiting: the promise rejects with `signal.reason`. The call runs
+   * to its end all the same (a refresh in flight keeps the lock until the
+   * endpoint answers; its rotation is stored for the next caller).
+   */
+  signal?: AbortSignal;
 }
 
-export type LogoutRequest = TokenRequest;
+export interface LogoutRequest {
+  agent?: string;
+  profile: string;
+  provider?: string;
+}
 
 export interface LoginRequest {
   agent?: string;

@@ -116,11 +116,32 @@ class Rotor {
     return new Rotor(native, stateDir);
   }
 
-  /** A usable access token for `profile`, refreshed safely if needed. */
+  /**
+   * A usable access token for `profile`, refreshed safely if needed. With
+   * `signal`, the promise rejects with the signal's reason once it aborts;
+   * the call itself runs to its end (a refresh in flight keeps the lock
+   * until the endpoint answers, and its rotation is stored for the next
+   * caller).
+   */
   async token(request) {
     checkRequest('token', request, ['profile']);
-    const { agent, profile, provider } = request;
-    return unwrap(await this[NATIVE].token({ agent, profile, provider }));
+    const { agent, profile, provider, signal } = request;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw usage('rotor.token: signal must be an AbortSignal when given');
+    }
+    signal?.throwIfAborted();
+    const call = this[NATIVE].token({ agent, profile, provider });
+    if (!signal) return unwrap(await call);
+    let onAbort;
+    const aborted = new Promise((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return unwrap(await Promise.race([call, aborted]));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Installs a new token family for `profile`; resolves to its generation. */
