@@ -342,7 +342,7 @@ impl StoreDoc {
             }
             Mutation::Login { credential } => {
                 let mut installed = credential.clone();
-                installed.generation = self.next_generation(profile).max(credential.generation);
+                installed.generation = self.login_generation(profile).max(credential.generation);
                 installed.needs_reauth = false;
                 if installed.family.is_none() {
                     installed.family = installed
@@ -361,6 +361,28 @@ impl StoreDoc {
             }
         }
         WriteOutcome::Applied
+    }
+
+    /// The generation a login installs: past the entry and past every
+    /// rotation a fence announces. A fence at generation `g` names a token
+    /// whose rotation is stored at `g + 1`, possibly only in a sub-agent's
+    /// store (its mirror into main failed, or lost its compare-and-swap to
+    /// this very login). A login at `g + 1` would tie with that rotation, the
+    /// tie would be broken by expiry (by clocks), and the sub-agent could keep
+    /// refreshing the family the login replaced: never converging on the
+    /// login, or failing `NeedsReauth` once a single-session provider revoked
+    /// it (G2, G11; found by the simulator's outcome oracle: `rotor replay
+    /// --seed 0x39b8 --processes 2 --agents 3 --backend advisory --faults
+    /// crash,pause,disk-full,lost-fsync,clock-jump,server-error,timeout
+    /// --actors foreign-login,foreign-logout --requests 1`).
+    fn login_generation(&self, profile: &str) -> u64 {
+        let entry = self.profiles.get(profile).map_or(0, |c| c.generation);
+        let rotation = self
+            .fences
+            .get(profile)
+            .and_then(|fences| fences.iter().map(|f| f.generation.saturating_add(1)).max())
+            .unwrap_or(0);
+        entry.max(rotation).saturating_add(1)
     }
 
     fn next_generation(&self, profile: &str) -> u64 {

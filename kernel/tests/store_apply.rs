@@ -287,13 +287,15 @@ fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks() {
         },
     );
     assert_eq!(outcome, WriteOutcome::Applied);
-    let mut installed = cred("new", 9, NOW_MS + HOUR_MS);
+    // Past the rotation the fence at generation 8 announces (9, which a
+    // sub-agent's store may hold): a login at 9 would tie with it.
+    let mut installed = cred("new", 10, NOW_MS + HOUR_MS);
     // G11: the login names its family after its first refresh token.
     installed.family = Some(fp("new").as_str().into());
     assert_eq!(
         after,
         fenced(store(installed), fence("5", 8, 0, NOW_MS)),
-        "past the fence's generation 8; the old family's fence kept (G7)"
+        "past the fenced rotation's generation 9; the old family's fence kept (G7)"
     );
     // A login that brings a higher generation keeps it.
     let (after, _) = apply(

@@ -300,8 +300,9 @@ fn g5_g11_mirror_loses_to_a_main_relogin_made_during_the_call() {
         "G5/G11: main keeps the re-login"
     );
     assert_eq!(
-        main.generation, 6,
-        "the login moved past the fenced generation"
+        main.generation, 7,
+        "the login moved past the rotation the fence announced (generation 6, \
+         which the sub-agent's own store now holds): newer than it, not tied"
     );
 }
 
