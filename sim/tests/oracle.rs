@@ -120,3 +120,35 @@ fn the_shipped_host_gives_the_oracle_nothing_on_the_same_shapes() {
         }
     }
 }
+
+/// The explorer judges what its state records: an adoption refused for no
+/// reason ends `Superseded` with no re-login in the world (G2), found as a
+/// shortest path; the shipped host in the same world is clean.
+#[test]
+fn the_explorer_reports_a_host_that_refuses_adoption_as_g2() {
+    use rotor_sim::explore::{explore, ExploreConfig};
+    let world = ExploreConfig {
+        agents_per_process: vec![2],
+        time_steps_max: 0,
+        ..ExploreConfig::default()
+    };
+    let broken = explore(&world, Arc::new(RefusesAdoption));
+    let found = broken
+        .violations
+        .iter()
+        .find(|v| v.found.guarantee == Guarantee::G2)
+        .unwrap_or_else(|| {
+            panic!(
+                "the explorer's oracle misses an unjustified Superseded: {} states, {:?}",
+                broken.distinct_states,
+                broken.guarantees()
+            )
+        });
+    assert!(
+        found.found.detail.contains("no login replaced the entry"),
+        "{found}"
+    );
+    eprintln!("{found}");
+    let shipped = explore(&world, Arc::new(Shipped));
+    assert!(shipped.violations.is_empty(), "{}", shipped.violations[0]);
+}

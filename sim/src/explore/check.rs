@@ -10,17 +10,17 @@
 //! | a call is sent | G7 (main holds an in-doubt fence for the presented token), G2 (calls per resolve bounded; no call while a usable newer token of the family could be adopted) |
 //! | the provider sees a request | G1 (no token value presented twice unless its family was already revoked), G7 (not after an unknown outcome) |
 //! | a lock is taken / released | G8 (never two holders on the advisory backend; never a release while the holder's call can be in flight), G6 (the rotation is in its store at the release), G1 (the host's reported mirror is in main before the release, the order G1 rests on) |
-//! | a resolve ends | G8 (the lock is not held past `Done`), G3 (an agent bound to one account never gets another's token) |
+//! | a resolve ends | G8 (the lock is not held past `Done`), G3 (an agent bound to one account never gets another's token); the outcome oracle: `InDoubt` only after a lost response (G7), `Transient` only after a call not sent (G2), `Superseded` only after a re-login (G2) |
 //! | a crash | G6 (every store parses and round-trips) |
 //! | no step enabled | deadlock (reported as liveness) unless every agent is done |
 //!
 //! On the lease backend a double presentation after a lease expired under a
 //! live holder is the documented limit: an expected finding.
 
-use rotor_kernel::{may_copy, Credential, Identity, Mutation, Resolution, StoreDoc};
+use rotor_kernel::{may_copy, Credential, Failure, Identity, Mutation, Resolution, StoreDoc};
 use serde::{Deserialize, Serialize};
 
-use super::state::{parse, State, PROFILE};
+use super::state::{parse, CallFault, State, PROFILE};
 use super::Ctx;
 use crate::guarantee::Guarantee;
 
@@ -219,8 +219,9 @@ impl State {
                 format!("{name} finished while holding the refresh lock"),
             ));
         }
-        let Ok(granted) = resolution else {
-            return;
+        let granted = match resolution {
+            Ok(granted) => granted,
+            Err(failure) => return self.judge_failure(a, failure, found),
         };
         let Some((family, _)) = parse(granted.access.expose()) else {
             return;
@@ -236,6 +237,44 @@ impl State {
             )),
             Some(_) => {}
         }
+    }
+
+    /// The outcome oracle, where the explorer's state allows (the
+    /// simulator's is `world/oracle.rs`): a failure judged against the
+    /// world's record of the agent's own call and of the actors, never
+    /// against the kernel's rules. `InDoubt` needs a call whose response was
+    /// lost (G7); `Transient` a call that was not sent (G2); `Superseded` a
+    /// re-login, the one writer in these worlds that replaces an entry
+    /// another agent read (G2). `NeedsReauth` is not judged here: the state
+    /// keeps neither what each resolve read nor when the re-login happened,
+    /// so a live token seen at `Done` may have come after the decision (the
+    /// simulator judges it).
+    fn judge_failure(&self, a: usize, failure: &Failure, found: &mut Vec<Found>) {
+        if self.lease_lost_live {
+            return; // the lease limit: anything goes
+        }
+        let agent = &self.agents[a];
+        let fault = agent.call.map(|c| self.calls[c as usize].fault);
+        let (guarantee, why) = match failure {
+            Failure::InDoubt { .. } if fault != Some(CallFault::Lost) => (
+                Guarantee::G7,
+                format!("its call's outcome was known (fault {fault:?})"),
+            ),
+            Failure::Transient { .. } if fault != Some(CallFault::NotSent) => (
+                Guarantee::G2,
+                format!("its call was sent (fault {fault:?})"),
+            ),
+            // A re-login bans the families before its own (`main_banned_below`).
+            Failure::Superseded { .. } if self.main_banned_below == 0 => (
+                Guarantee::G2,
+                "no login replaced the entry (the only writer that can)".to_string(),
+            ),
+            _ => return,
+        };
+        found.push(Found::new(
+            guarantee,
+            format!("{} failed {failure}, but {why}", agent.name),
+        ));
     }
 
     /// After a crash (G6): every store parses and round-trips.

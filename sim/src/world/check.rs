@@ -379,6 +379,12 @@ impl World {
             Some(format!(
                 "ended with a{family}.{n}, not the newest token a{family}.{current}: another rotation followed where one sufficed"
             ))
+        } else if self.stores[0].destroyed {
+            // A torn write emptied main: the login that followed started
+            // main's generations afresh, below the copies sub-agent stores
+            // still hold, so nothing in the world orders them (the torn-write
+            // fault).
+            None
         } else {
             let own = self.agents[index].own_store as usize;
             let own_entry = self.stores[own].doc().and_then(|d| d.profiles.get(PROFILE));
