@@ -64,6 +64,18 @@ pub trait HostHooks: fmt::Debug + Send + Sync {
         false
     }
 
+    /// Whether releasing the refresh lock hands it to a waiter (G8 "no
+    /// wedge": a lock let go while waiters sleep on is a lost wake-up).
+    fn wake_waiter_on_release(&self) -> bool {
+        true
+    }
+
+    /// Whether the host reads the endpoint's response (a host that drops a
+    /// response it received reports a reset: an unknown outcome, G7).
+    fn read_response(&self) -> bool {
+        true
+    }
+
     /// What the kernel is told a read found.
     fn filter_read(&self, reader: ReadContext<'_>, view: ProfileView) -> ProfileView {
         let _ = reader;

@@ -12,7 +12,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{ReadsMainAsEmpty, RefusesAdoption};
+use common::{DropsResponses, ForgetsWaiters, ReadsMainAsEmpty, RefusesAdoption};
 use rotor_sim::{
     run_seed, ActorSet, Config, FaultSet, Guarantee, HostHooks, Overrides, RunOptions, Shipped,
     StopOn,
@@ -97,6 +97,28 @@ fn a_host_that_refuses_adoption_is_reported_as_g2() {
         200,
     );
     assert!(replay.contains("--agents 2"), "{replay}");
+}
+
+#[test]
+fn a_host_that_forgets_lock_waiters_is_reported_as_g8() {
+    oracle_finds(
+        Arc::new(ForgetsWaiters),
+        &quiet(2, 2),
+        Guarantee::G8,
+        "with no stall, slow call or dead lease in the world",
+        200,
+    );
+}
+
+#[test]
+fn a_host_that_drops_responses_is_reported_as_g7() {
+    oracle_finds(
+        Arc::new(DropsResponses),
+        &quiet(2, 1),
+        Guarantee::G7,
+        "but its request's outcome was known",
+        200,
+    );
 }
 
 /// The control: the shipped host over the same shapes fails no resolve

@@ -695,6 +695,12 @@ impl World {
         }
         let r = &self.endpoint.requests[request as usize];
         let (fault, result, grant) = (r.fault, r.result, r.grant);
+        // A host that drops a response it received reports a reset.
+        let fault = if fault == ServerFault::None && !self.hooks.read_response() {
+            ServerFault::LostResponse
+        } else {
+            fault
+        };
         let (reply, outcome) = match (fault, result, grant) {
             (ServerFault::None, Some(ServerResult::Rotated | ServerResult::Grace), Some(g)) => {
                 let account = self.endpoint.families[g.0 as usize].account;
@@ -759,7 +765,7 @@ impl World {
         self.agents[i].holds_lock = false;
         let who = self.agents[i].who;
         self.record(What::Release { agent: who });
-        if released && self.locks[slot].holder.is_none() {
+        if released && self.locks[slot].holder.is_none() && self.hooks.wake_waiter_on_release() {
             self.hand_over(slot);
         }
         if self.agents[i].deferred.is_some() {

@@ -181,3 +181,31 @@ impl HostHooks for CommitWithoutCas {
         doc.apply(profile, mutation)
     }
 }
+
+/// Not a docs/bugs.md defect: a host that lets go of the refresh lock
+/// without waking anyone waiting for it (a lost wake-up). Waiters sit out
+/// their whole budget behind a free lock and fail `LockTimeout` (G8).
+#[derive(Debug)]
+pub struct ForgetsWaiters;
+impl HostHooks for ForgetsWaiters {
+    fn name(&self) -> &'static str {
+        "releases the refresh lock without waking a waiter"
+    }
+    fn wake_waiter_on_release(&self) -> bool {
+        false
+    }
+}
+
+/// Not a docs/bugs.md defect: a host that drops every endpoint response it
+/// receives and reports a reset, so every refresh ends `InDoubt` although
+/// the provider answered (G7).
+#[derive(Debug)]
+pub struct DropsResponses;
+impl HostHooks for DropsResponses {
+    fn name(&self) -> &'static str {
+        "drops the endpoint's responses"
+    }
+    fn read_response(&self) -> bool {
+        false
+    }
+}
