@@ -25,8 +25,9 @@ pub enum Guarantee {
     G8,
     /// Logout and re-login stick.
     G11,
-    /// With faults off, every agent ends with a usable token, or with
-    /// `NeedsReauth` only where a fault made the family unrecoverable.
+    /// With faults off, every agent's resolve finishes within the step
+    /// bound (whether its outcome was justified is the outcome oracle's
+    /// question, reported under G2, G7 or G8).
     Liveness,
 }
 

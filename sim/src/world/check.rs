@@ -8,7 +8,8 @@
 //! | when the provider sees a request | G1 (no token value presented twice outside the grace window), G2, G7 |
 //! | when a lock is granted / released | G8 (never two holders on the advisory backend; never a release while the holder's call is in flight), G6 (the rotation is durable before the release) |
 //! | when a resolve returns a token | G3 (an agent bound to one account never gets another's) |
-//! | after the liveness phase | every agent finished with a usable token, or failed only where a fault or an actor made that unavoidable |
+//! | when a resolve ends | the outcome oracle (`oracle.rs`): a failure the world's ground truth does not justify is G2 (lost convergence), G7 (`InDoubt`) or G8 (`LockTimeout`) |
+//! | after the liveness phase | every agent finished (liveness); each that got a token converged on the newest one (G2) |
 //!
 //! A double presentation is excused only when an injected fault made it
 //! unavoidable per the spec: a crash that dropped a lost-fsync write (the

@@ -12,8 +12,11 @@
 //! drawn from their own stream before each step.
 //!
 //! After the safety phase (every agent made its requests, or the step bound
-//! was hit) the liveness phase turns faults and actors off and asks every
-//! agent for a token once more.
+//! was hit) the liveness phase turns faults and actors off and, once every
+//! token issued so far has expired, asks every agent for a token once more:
+//! each must converge on the newest token unless the ground truth says it
+//! cannot. Every resolve of either phase that fails is judged by the outcome
+//! oracle (`oracle.rs`).
 
 mod actors;
 mod agent;
