@@ -63,6 +63,9 @@ pub use session::{Link, SharedLink, Target};
 pub use store::{PgStores, StoreRow};
 pub use url::StoreUrl;
 
+/// The client crate, for embedders and tests that run their own SQL.
+pub use postgres;
+
 /// One PostgreSQL store, ready to hand out tokens. Cheap to clone; clones
 /// share the in-process single-flight and the connection pool, so threads
 /// holding clones coalesce before touching the server.
@@ -79,7 +82,7 @@ impl PgRotor {
     pub fn open(url: &str) -> Result<PgRotor, Error> {
         let url = StoreUrl::parse(url).map_err(Error::BadUrl)?;
         let target = Target::new(url);
-        let link = Link::new(&target, "open");
+        let link = Link::new(&target);
         {
             let mut link = link.borrow_mut();
             let client = link.client()?;
@@ -108,9 +111,9 @@ impl PgRotor {
         &self.target
     }
 
-    /// A session for `agent` (for [`StoreRow`] and tests).
-    pub fn link(&self, agent: &str) -> SharedLink {
-        Link::new(&self.target, agent)
+    /// A session of this process (for [`StoreRow`] and tests).
+    pub fn link(&self) -> SharedLink {
+        Link::new(&self.target)
     }
 
     fn holder(agent: &AgentId) -> Holder {
@@ -139,7 +142,7 @@ impl PgRotor {
         };
         let span = tracing::debug_span!("resolve", agent = %agent, provider, profile, store = %self.target.url);
         let _entered = span.enter();
-        let link = self.link(agent.as_str());
+        let link = self.link();
         let mut lock =
             PgRefreshLock::new(link.clone(), self.flight.clone(), request.holder.clone());
         let mut stores = PgStores::new(link, agent.as_str(), self.policy.store_lock_wait_ms_max());
@@ -167,7 +170,7 @@ impl PgRotor {
     pub fn provider_of(&self, agent: &str, profile: &str) -> Result<Option<String>, Error> {
         let agent = AgentId::new(agent)?;
         paths::check_id("profile", profile)?;
-        let link = self.link(agent.as_str());
+        let link = self.link();
         for store in [agent.as_str(), "main"] {
             let doc =
                 StoreRow::new(&link, store, self.policy.store_lock_wait_ms_max()).read_doc()?;
@@ -181,7 +184,7 @@ impl PgRotor {
     /// The store document of `agent` (`None`: never written).
     pub fn read_store(&self, agent: &str) -> Result<Option<StoreDoc>, Error> {
         let agent = AgentId::new(agent)?;
-        let link = self.link(agent.as_str());
+        let link = self.link();
         let row = StoreRow::new(&link, agent.as_str(), self.policy.store_lock_wait_ms_max());
         Ok(row.read_doc()?)
     }
@@ -194,7 +197,7 @@ impl PgRotor {
         change: impl FnOnce(&mut StoreDoc) -> (T, bool),
     ) -> Result<T, Error> {
         let agent = AgentId::new(agent)?;
-        let link = self.link(agent.as_str());
+        let link = self.link();
         let row = StoreRow::new(&link, agent.as_str(), self.policy.store_lock_wait_ms_max());
         Ok(row.update("update", change)?)
     }
@@ -225,7 +228,7 @@ impl PgRotor {
         paths::check_id("provider", provider)?;
         paths::check_id("profile", profile)?;
         let key = LockKey::new(provider, profile);
-        let link = self.link(agent.as_str());
+        let link = self.link();
         let mut lock =
             PgRefreshLock::new(link.clone(), self.flight.clone(), PgRotor::holder(&agent));
         lock.acquire(&key, self.policy.refresh_lock_wait_ms_max())
@@ -257,7 +260,7 @@ impl PgRotor {
 
     /// The status report (no lock taken).
     pub fn status(&self) -> Result<status::PgReport, Error> {
-        let link = self.link("status");
+        let link = self.link();
         let mut link = link.borrow_mut();
         let target = link.target().clone();
         let client = link.client()?;

@@ -52,12 +52,12 @@ impl Target {
         }
     }
 
-    /// A new connection, named for `pg_stat_activity` as
-    /// `rotor pid=<pid> agent=<agent>` (that is how an operator, or a test,
-    /// finds the session of a holder).
-    pub fn connect(&self, agent: &str) -> Result<Client, Fault> {
+    /// A new connection, named for `pg_stat_activity` as `rotor pid=<pid>`
+    /// (that is how an operator, or a test, finds the sessions of a
+    /// process; the lock row names the holder's own session).
+    pub fn connect(&self) -> Result<Client, Fault> {
         let mut config = self.url.config().clone();
-        config.application_name(&format!("rotor pid={} agent={agent}", std::process::id()));
+        config.application_name(&format!("rotor pid={}", std::process::id()));
         config
             .connect(NoTls)
             .map_err(|error| Fault::of(&self.url, "connecting", &error))
@@ -100,7 +100,6 @@ pub struct Held {
 /// One resolve's session: its connection and the lock it holds.
 pub struct Link {
     target: Target,
-    agent: String,
     client: Option<Client>,
     /// Counts connections made by this link; a [`Held`] names the one that
     /// took the lock.
@@ -113,11 +112,10 @@ pub struct Link {
 pub type SharedLink = Rc<RefCell<Link>>;
 
 impl Link {
-    /// A link for `agent` over `target`; connects on first use.
-    pub fn new(target: &Target, agent: &str) -> SharedLink {
+    /// A link over `target`; connects on first use.
+    pub fn new(target: &Target) -> SharedLink {
         Rc::new(RefCell::new(Link {
             target: target.clone(),
-            agent: agent.to_owned(),
             client: None,
             connections: 0,
             held: None,
@@ -143,7 +141,7 @@ impl Link {
         if self.client.is_none() {
             let client = match self.target.take() {
                 Some(client) => client,
-                None => self.target.connect(&self.agent)?,
+                None => self.target.connect()?,
             };
             self.connections += 1;
             self.client = Some(client);

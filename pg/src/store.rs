@@ -242,7 +242,9 @@ impl<'a> StoreRow<'a> {
     pub fn apply_fenced(&self, profile: &str, mutation: &Mutation) -> Result<WriteOutcome, Fault> {
         let mut link = self.link.borrow_mut();
         let target = link.target().clone();
-        rotor_fs::failpoint::hit("before-fence");
+        if matches!(mutation, Mutation::PutFence { .. }) {
+            rotor_fs::failpoint::hit("before-fence");
+        }
         let Some((client, held)) = link.holder_client() else {
             return Err(lock_lost(&target.url, "the session that took it has ended"));
         };

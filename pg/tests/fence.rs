@@ -57,7 +57,7 @@ fn key() -> LockKey {
 
 /// One participant, as if in a process of its own (its own single-flight).
 fn participant(rotor: &PgRotor, agent: &str) -> (PgRefreshLock, PgStores) {
-    let link = rotor.link(agent);
+    let link = rotor.link();
     let lock = PgRefreshLock::new(link.clone(), SingleFlight::new(), holder(agent));
     let stores = PgStores::new(link, "main", 2_000);
     (lock, stores)
@@ -277,7 +277,7 @@ impl Stores for GatedFence {
             self.at_fence.send(()).unwrap();
             self.go.recv().unwrap();
             if !self.conditional {
-                let link = self.rotor.link("broken");
+                let link = self.rotor.link();
                 return StoreRow::new(&link, "main", 2_000)
                     .apply(profile, mutation)
                     .map_err(rotor_pg::Fault::into_store_fault);

@@ -75,15 +75,15 @@ impl TestSchema {
             .expect("connect to the test server")
     }
 
-    /// Ends the server sessions of this process's rotor connections whose
-    /// `application_name` contains `agent=<agent>`; returns how many.
-    pub fn terminate_sessions_of(&self, pid: u32, agent: &str) -> i64 {
+    /// Ends the server sessions of process `pid`'s rotor connections;
+    /// returns how many.
+    pub fn terminate_sessions_of(&self, pid: u32) -> i64 {
         let row = self
             .admin()
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                  WHERE application_name = $1",
-                &[&format!("rotor pid={pid} agent={agent}")],
+                &[&format!("rotor pid={pid}")],
             )
             .unwrap();
         row.get(0)
