@@ -274,3 +274,118 @@ fn kill_nine_of_the_holder_in_the_call_is_needs_reauth_g1_g7() {
     assert_eq!(server.received(), 1, "G1: rt-0 was presented once");
     server.assert_each_token_presented_once();
 }
+
+/// The lease backend's failure (ARCHITECTURE.md, "The lease backend's
+/// limit"), replayed on PostgreSQL: the holder has read the store and is
+/// about to fence when it stalls (SIGSTOP) past the server's
+/// `idle_session_timeout`; the server ends its session, another process
+/// takes the lock and refreshes; the holder resumes (SIGCONT). Its fence is
+/// refused, so it never presents the spent token (G1).
+#[test]
+fn a_holder_stopped_past_the_session_timeout_never_presents_when_it_resumes_g1() {
+    let _turn = serial();
+    let Scene {
+        world,
+        server,
+        marker,
+    } = scene("sigstop");
+    // The holder's sessions end after 1.5 s idle (server side).
+    let url = format!("{}&options=-c%20idle_session_timeout%3D1500", world.url());
+    let mut command = world.token_command_on(&url);
+    command
+        .env("ROTOR_FAILPOINT", "before-fence:hold")
+        .env("ROTOR_FAILPOINT_MARKER", &marker);
+    let holder = command.spawn().unwrap();
+    wait_for(&marker);
+    let pid = holder.id().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {name}");
+    };
+    signal("-STOP");
+    // The server ends the stopped holder's session by its own timeout.
+    let start = std::time::Instant::now();
+    while world.sessions_of(holder.id()) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the idle session never ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let next = world.token();
+    assert_eq!(
+        next.code,
+        Some(0),
+        "the lock died with the session: {next:?}"
+    );
+    assert_eq!(next.json["outcome"], "refreshed");
+    signal("-CONT");
+    release(&marker);
+    let holder = finish(holder);
+    assert_eq!(
+        holder.code,
+        Some(9),
+        "G1: the resumed holder fails typed: {holder:?}"
+    );
+    assert!(
+        holder.stderr.contains("refresh lock was lost"),
+        "G10: {}",
+        holder.stderr
+    );
+    assert_eq!(
+        server.exchanges().len(),
+        1,
+        "G1: the resumed holder sent nothing"
+    );
+    server.assert_each_token_presented_once();
+    assert_eq!(server.invalid_grants(), 0, "G1: no invalid_grant");
+}
+
+/// Every session ends at once while the leader is in its call (what a
+/// server restart does to sessions): waiters reconnect and wait again; the
+/// leader's fence stops those that take the lock before its commit
+/// (NeedsReauth), the leader stores its rotation through a new session, and
+/// nobody presents a token twice (G1, G7).
+#[test]
+fn every_session_ended_mid_storm_presents_no_token_twice_g1_g7() {
+    let _turn = serial();
+    let Scene { world, server, .. } = scene("all_sessions_ended");
+    server.set_delay_ms(1_000);
+    let children: Vec<_> = (0..8).map(|_| world.spawn_token()).collect();
+    server.wait_received(1, Duration::from_secs(30));
+    let pids: Vec<String> = children
+        .iter()
+        .map(|c| format!("rotor pid={}", c.id()))
+        .collect();
+    let ended: i64 = world
+        .admin()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = ANY($1)",
+            &[&pids],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "sessions were ended");
+    let runs: Vec<TokenRun> = children.into_iter().map(finish).collect();
+    let refreshed = runs
+        .iter()
+        .filter(|r| r.json["outcome"] == "refreshed")
+        .count();
+    assert_eq!(refreshed, 1, "the leader stored its rotation: {runs:?}");
+    for run in &runs {
+        assert!(
+            run.code == Some(0) || (run.code == Some(4) && kind(run) == "needs_reauth"),
+            "G7: a typed outcome: {run:?}"
+        );
+    }
+    let after = world.token();
+    assert_eq!(after.code, Some(0), "no lost rotation: {after:?}");
+    assert_eq!(after.access(), server.exchanges()[0].1, "G2");
+    assert_eq!(server.exchanges().len(), 1);
+    server.assert_each_token_presented_once();
+    assert_eq!(server.invalid_grants(), 0, "G1: no invalid_grant");
+}

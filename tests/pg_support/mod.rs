@@ -139,17 +139,15 @@ impl World {
 
     /// The command of `rotor token --json --store …` on a machine of its own.
     pub fn token_command(&self) -> Command {
+        self.token_command_on(&self.url())
+    }
+
+    /// The same, with another store URL (e.g. extra server options).
+    pub fn token_command_on(&self, url: &str) -> Command {
         let mut command = rotor();
         command
             .env("ROTOR_STATE_DIR", self.machine())
-            .args([
-                "token",
-                "--json",
-                "--store",
-                &self.url(),
-                "--profile",
-                PROFILE,
-            ])
+            .args(["token", "--json", "--store", url, "--profile", PROFILE])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -180,6 +178,17 @@ impl World {
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                  WHERE application_name = $1",
+                &[&format!("rotor pid={pid}")],
+            )
+            .unwrap()
+            .get(0)
+    }
+
+    /// How many server sessions process `pid` has.
+    pub fn sessions_of(&self, pid: u32) -> i64 {
+        self.admin()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
                 &[&format!("rotor pid={pid}")],
             )
             .unwrap()
