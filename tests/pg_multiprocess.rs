@@ -155,3 +155,26 @@ fn a_schema_from_a_newer_rotor_and_a_server_down_get_typed_exit_codes_g10() {
     );
     assert_eq!(server.received(), 0, "nothing reached the endpoint");
 }
+
+#[test]
+fn git_credential_answers_from_the_postgres_store_g2() {
+    let _turn = serial();
+    let world = World::new("git_credential");
+    let server = TokenServer::start("rt-0", 3600);
+    world.login(&server.url, "at-0", "rt-0");
+    world.force_expiry();
+    let mut command = rotor();
+    command
+        .env("ROTOR_STATE_DIR", world.machine())
+        .env("ROTOR_STORE", world.url())
+        .args(["git-credential", "--profile", PROFILE, "get"]);
+    let output = run_with_stdin(&mut command, "protocol=https\nhost=git.example.com\n\n");
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let issued = &server.exchanges()[0].1;
+    assert!(
+        answer.contains(&format!("password={issued}\n")),
+        "G2: {answer}"
+    );
+    server.assert_each_token_presented_once();
+}

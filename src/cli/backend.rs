@@ -28,6 +28,25 @@ pub(crate) enum BackendError {
     Pg(rotor_pg::Error),
 }
 
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::Fs(error) => error.fmt(f),
+            BackendError::Pg(error) => error.fmt(f),
+        }
+    }
+}
+
+impl BackendError {
+    /// Its exit code and JSON `kind`.
+    pub(crate) fn exit(&self) -> (u8, &'static str) {
+        match self {
+            BackendError::Fs(error) => error_exit(error),
+            BackendError::Pg(error) => pg_exit(error),
+        }
+    }
+}
+
 impl From<rotor_fs::Error> for BackendError {
     fn from(error: rotor_fs::Error) -> Self {
         BackendError::Fs(error)
@@ -41,6 +60,18 @@ impl From<rotor_pg::Error> for BackendError {
 }
 
 impl Backend {
+    /// Opens the PostgreSQL store at `url`, or else the state directory.
+    pub(crate) fn open_with(
+        url: Option<&str>,
+        state_dir: &std::path::Path,
+        policy: rotor_kernel::Policy,
+    ) -> Result<Backend, BackendError> {
+        Ok(match url {
+            Some(url) => Backend::Pg(Box::new(PgRotor::open(url)?.with_policy(policy))),
+            None => Backend::Fs(Rotor::open(state_dir)?.with_policy(policy)),
+        })
+    }
+
     /// Opens the store `state` names with the policy of `policy`; a usage
     /// error or a failure to open is reported and its exit code returned.
     pub(crate) fn open(

@@ -24,13 +24,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use rotor_fs::safe_fs::{self, unsafe_path};
-use rotor_fs::{Error, Rotor};
-use rotor_kernel::{Failure, StoreFault};
+use rotor_kernel::StoreFault;
 use serde_json::Value;
 
-use super::token::{
-    error_exit, exit, init_logs, resolve_settings, usage_error, PolicyArgs, StateDirArgs,
-};
+use super::backend::{Backend, BackendError};
+use super::token::{exit, init_logs, resolve_settings, usage_error, PolicyArgs, StateDirArgs};
 
 /// The host map's file name inside the state directory.
 pub const CONFIG_FILE: &str = "git-credentials.json";
@@ -421,10 +419,14 @@ fn get(args: &GitCredentialArgs, request: &BTreeMap<String, String>) -> ExitCode
     if !protocol_safe(&username) {
         return usage_error("git-credential", "the username has a line break", false);
     }
-    let granted = match token(&state_dir, policy, &mapping) {
+    let store = match args.state.store_url() {
+        Ok(store) => store,
+        Err(message) => return usage_error("git-credential", &message, false),
+    };
+    let granted = match token(store.as_deref(), &state_dir, policy, &mapping) {
         Ok(granted) => granted,
         Err(error) => {
-            let (code, _) = error_exit(&error);
+            let (code, _) = error.exit();
             eprintln!(
                 "rotor git-credential: profile {} (agent {}) for {host}: {error}",
                 mapping.profile, mapping.agent
@@ -457,18 +459,20 @@ fn get(args: &GitCredentialArgs, request: &BTreeMap<String, String>) -> ExitCode
     }
 }
 
+/// The token for `mapping`, from the PostgreSQL store at `store` (the host
+/// map, if any, still comes from the state directory) or the state directory.
 fn token(
+    store: Option<&str>,
     state_dir: &Path,
     policy: rotor_kernel::Policy,
     mapping: &Mapping,
-) -> Result<rotor_kernel::Granted, Error> {
-    let rotor = Rotor::open(state_dir)?.with_policy(policy);
-    let provider = match &mapping.provider {
-        Some(provider) => provider.clone(),
-        None => rotor
-            .provider_of(&mapping.agent, &mapping.profile)?
-            .ok_or(Error::Failed(Failure::NoCredential))?,
-    };
+) -> Result<rotor_kernel::Granted, BackendError> {
+    let rotor = Backend::open_with(store, state_dir, policy)?;
+    let provider = rotor.provider(
+        mapping.provider.as_deref(),
+        &mapping.agent,
+        &mapping.profile,
+    )?;
     rotor.token(&mapping.agent, &provider, &mapping.profile)
 }
 
