@@ -83,11 +83,20 @@ impl PgRotor {
         let url = StoreUrl::parse(url).map_err(Error::BadUrl)?;
         let target = Target::new(url);
         let link = Link::new(&target);
-        {
-            let mut link = link.borrow_mut();
+        let mut link = link.borrow_mut();
+        // A session that ends under the check (a restart, an operator) is
+        // replaced: opening is idempotent.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let client = link.client()?;
-            schema::ensure(client, &target.url, &target.tables)?;
+            match schema::ensure(client, &target.url, &target.tables) {
+                Ok(()) => break,
+                Err(Error::Store(_)) if attempt < 3 => link.discard(),
+                Err(error) => return Err(error),
+            }
         }
+        drop(link);
         Ok(PgRotor {
             target,
             policy: Policy::default(),

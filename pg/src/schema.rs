@@ -60,12 +60,21 @@ pub fn advisory_id(schema: &str, label: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// The version recorded in the schema, `None` when rotor never ran there.
-fn current_version(client: &mut Client, tables: &Tables) -> Option<i32> {
-    let row = client
-        .query_opt(&format!("SELECT version FROM {}", tables.version), &[])
-        .ok()??;
-    row.try_get(0).ok()
+/// The version recorded in the schema, `None` when rotor never ran there
+/// (no schema or no version table yet).
+fn current_version(client: &mut Client, tables: &Tables) -> Result<Option<i32>, postgres::Error> {
+    match client.query_opt(&format!("SELECT version FROM {}", tables.version), &[]) {
+        Ok(row) => Ok(row.and_then(|row| row.try_get(0).ok())),
+        // undefined_table, invalid_schema_name
+        Err(error)
+            if error
+                .as_db_error()
+                .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Makes sure the schema exists at [`SCHEMA_VERSION`]; refuses a newer one.
@@ -76,13 +85,13 @@ pub fn ensure(client: &mut Client, url: &StoreUrl, tables: &Tables) -> Result<()
         found,
         supported: SCHEMA_VERSION,
     };
-    match current_version(client, tables) {
+    let fault =
+        |error: postgres::Error| Error::from(Fault::of(url, "migrating the schema", &error));
+    match current_version(client, tables).map_err(fault)? {
         Some(found) if found == SCHEMA_VERSION => return Ok(()),
         Some(found) if found > SCHEMA_VERSION => return Err(too_new(found)),
         _ => {}
     }
-    let fault =
-        |error: postgres::Error| Error::from(Fault::of(url, "migrating the schema", &error));
     let mut tx = client.transaction().map_err(fault)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1)",
