@@ -17,6 +17,7 @@ use crate::endpoint::{endpoint_error, parse_token, Request, ServerFault};
 use crate::hooks::ReadContext;
 use crate::store::{lock_fault, Content, Owner};
 use crate::trace::{DoneKind, ReplyKind, ServerResult, What, WriteKind, WriteResult};
+use crate::world::oracle::{entry, Stamp};
 use crate::world::setup::{reported_identity, PROFILE};
 
 /// The trace's name for a mutation.
@@ -273,9 +274,9 @@ impl World {
         let entry_before = self.stores[s]
             .doc()
             .and_then(|d| d.profiles.get(PROFILE))
-            .cloned();
+            .map(Stamp::of);
         let (result, synced) = self.rotor_write(process, s, mutation);
-        self.cover_cas(mutation, &result, entry_before.as_ref());
+        self.cover_cas(mutation, &result, entry_before);
         self.note_write_outcome(index, s, mutation, &result, faults_before, entry_before);
         if let (Mutation::Commit { credential, .. }, Ok(WriteOutcome::Applied)) =
             (mutation, &result)
@@ -303,7 +304,7 @@ impl World {
         &mut self,
         mutation: &Mutation,
         result: &Result<WriteOutcome, rotor_kernel::StoreFault>,
-        found: Option<&rotor_kernel::Credential>,
+        found: Option<Stamp>,
     ) {
         let lost = matches!(
             result,
@@ -312,11 +313,9 @@ impl World {
         let Some(found) = found.filter(|_| lost) else {
             return;
         };
-        let logout = found.kind == rotor_kernel::CredentialKind::LoggedOut;
+        let logout = found.tombstone;
         let login = found
-            .refresh
-            .as_ref()
-            .and_then(|r| parse_token(r.expose()))
+            .token
             .is_some_and(|(family, _)| self.logins.contains(&family));
         let branch = match (mutation, logout, login) {
             (Mutation::PutFence { .. }, true, _) => Branch::CasFenceLogout,
@@ -340,7 +339,7 @@ impl World {
         mutation: &Mutation,
         result: &Result<WriteOutcome, rotor_kernel::StoreFault>,
         faults_before: u32,
-        entry_before: Option<rotor_kernel::Credential>,
+        entry_before: Option<Stamp>,
     ) {
         let i = index as usize;
         let injected = self.write_faults > faults_before;
@@ -352,13 +351,15 @@ impl World {
                     // (its compare-and-swap held) or the own store's (a
                     // sub-agent fences main for its own token too).
                     let own = self.agents[i].own_store as usize;
-                    let own_entry = self.stores[own].doc().and_then(|d| d.profiles.get(PROFILE));
-                    let token = [entry_before.as_ref(), own_entry]
+                    let own_entry = self.stores[own]
+                        .doc()
+                        .and_then(|d| d.profiles.get(PROFILE))
+                        .map(Stamp::of);
+                    let token = [entry_before, own_entry]
                         .into_iter()
                         .flatten()
-                        .filter_map(|c| c.refresh.as_ref())
-                        .find(|r| r.fingerprint() == fence.refresh_fp)
-                        .and_then(|r| parse_token(r.expose()));
+                        .find(|c| c.fingerprint == Some(fence.refresh_fp))
+                        .and_then(|c| c.token);
                     let notes = &mut self.agents[i].notes;
                     notes.fenced = token.or(notes.fenced);
                 }
@@ -370,23 +371,8 @@ impl World {
                 } else {
                     notes.seen_own.as_ref()
                 };
-                let as_read = match seen {
-                    Some(Content::Doc(doc)) => doc.profiles.get(PROFILE),
-                    _ => None,
-                };
-                let same = |a: Option<&rotor_kernel::Credential>,
-                            b: Option<&rotor_kernel::Credential>| match (
-                    a, b,
-                ) {
-                    (None, None) => true,
-                    (Some(a), Some(b)) => {
-                        a.kind == b.kind
-                            && a.generation == b.generation
-                            && a.refresh_fingerprint() == b.refresh_fingerprint()
-                    }
-                    _ => false,
-                };
-                if same(as_read, entry_before.as_ref()) {
+                let as_read = entry(seen).map(Stamp::of);
+                if as_read == entry_before {
                     let name = &self.store_names[s];
                     notes.conflict_unexcused = Some(format!(
                         "its {:?} into the {name} lost its compare-and-swap although the entry was as this resolve read it",

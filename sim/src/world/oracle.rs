@@ -90,7 +90,34 @@ pub(crate) fn spec_may_copy(existing: Option<&Credential>, incoming: &Credential
     }
 }
 
-fn entry(content: Option<&Content>) -> Option<&Credential> {
+/// What a compare-and-swap compares of an entry (kind, generation, refresh
+/// token), and the token's (family, rank): for the oracle and the coverage,
+/// without copying the entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub tombstone: bool,
+    pub oauth: bool,
+    pub generation: u64,
+    pub fingerprint: Option<rotor_kernel::Fingerprint>,
+    pub token: Option<(u32, u32)>,
+}
+
+impl Stamp {
+    pub(crate) fn of(credential: &Credential) -> Stamp {
+        Stamp {
+            tombstone: credential.kind == CredentialKind::LoggedOut,
+            oauth: credential.kind == CredentialKind::OAuth,
+            generation: credential.generation,
+            fingerprint: credential.refresh_fingerprint(),
+            token: credential
+                .refresh
+                .as_ref()
+                .and_then(|r| parse_token(r.expose())),
+        }
+    }
+}
+
+pub(crate) fn entry(content: Option<&Content>) -> Option<&Credential> {
     match content? {
         Content::Doc(doc) => doc.profiles.get(PROFILE),
         Content::Torn(_) => None,
