@@ -17,7 +17,9 @@
 //! On the lease backend a double presentation after a lease expired under a
 //! live holder is the documented limit: an expected finding.
 
-use rotor_kernel::{may_copy, Credential, Failure, Identity, Mutation, Resolution, StoreDoc};
+use rotor_kernel::{Credential, Failure, Mutation, Resolution, StoreDoc};
+
+use crate::identity_table::{self, Fields};
 use serde::{Deserialize, Serialize};
 
 use super::state::{parse, CallFault, State, PROFILE};
@@ -78,16 +80,14 @@ impl State {
             }
             let login = matches!(mutation, Mutation::Login { .. } | Mutation::Logout { .. });
             if old.is_oauth() && after.is_oauth() && !login {
-                let (o, n) = (Identity::of(old), Identity::of(after));
-                let lost = (o.account_id.is_some() && o.account_id != n.account_id)
-                    || (o.tenant.is_some() && o.tenant != n.tenant);
-                if lost {
+                // Every write that replaces a credential is judged by the
+                // checkers' own table (SPEC §5), not the kernel's gate.
+                let (o, n) = (Fields::of(old), Fields::of(after));
+                let verdict = identity_table::judge(&o, &n);
+                if !verdict.allows() {
                     found.push(Found::new(
                         Guarantee::G3,
-                        format!(
-                            "store {s}: {who}'s copy replaced account {:?} with {:?}",
-                            o.account_id, n.account_id
-                        ),
+                        format!("store {s}: {who}'s write replaced {o} with {n}: {verdict}"),
                     ));
                 }
             }
@@ -181,7 +181,7 @@ impl State {
         let own_identity = self.stores[own]
             .profiles
             .get(PROFILE)
-            .map(Identity::of)
+            .map(Fields::of)
             .unwrap_or_default();
         let now = self.now_ms();
         let margin_ms = ctx.policy.refresh_margin_ms();
@@ -198,7 +198,7 @@ impl State {
                 && c.generation > subject.generation
                 && same_family
                 && c.is_usable(now, margin_ms)
-                && (s == own || may_copy(&own_identity, &Identity::of(c)));
+                && (s == own || identity_table::judge(&own_identity, &Fields::of(c)).allows());
             if newer && !self.lease_lost_live {
                 found.push(Found::new(
                     Guarantee::G2,
