@@ -77,27 +77,26 @@ impl PgRefreshLock {
             let client = link
                 .client()
                 .map_err(|fault| failed(Some(fault.detail), None))?;
-            let result = (|| -> Result<Option<i64>, postgres::Error> {
-                let mut tx = client.transaction()?;
-                if remaining_ms == 0 {
-                    let row = tx.query_one("SELECT pg_try_advisory_lock($1)", &[&advisory])?;
-                    if !row.get::<_, bool>(0) {
-                        return Ok(None);
-                    }
-                } else {
-                    // lock_timeout 0 would mean "forever": at least 1 ms.
-                    tx.batch_execute(&format!(
-                        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
-                        remaining_ms.max(1),
-                        remaining_ms.saturating_add(5_000)
-                    ))?;
-                    tx.execute("SELECT pg_advisory_lock($1)", &[&advisory])?;
-                }
-                let row = tx.query_one(
+            // One statement, so one round trip and one transaction: set the
+            // wait's deadline, take the session lock (or try it, with no
+            // budget left), then advance the epoch and record the holder.
+            // The nesting orders the three: each needs the row of the one
+            // inside it. lock_timeout 0 would mean "forever": at least 1 ms.
+            let take = if remaining_ms == 0 {
+                "pg_try_advisory_lock($2)"
+            } else {
+                "pg_advisory_lock($2) IS NOT NULL"
+            };
+            let result = client
+                .query_opt(
                     &format!(
                         "INSERT INTO {locks} AS l (key, advisory, epoch, holder_pid, holder_host,
                              holder_agent, since_ms, backend_pid)
-                         VALUES ($1, $2, 1, $3, $4, $5, $6, pg_backend_pid())
+                         SELECT $1, $2, 1, $3, $4, $5, $6, pg_backend_pid()
+                         FROM (SELECT {take} AS taken
+                               FROM (SELECT set_config('lock_timeout', $7, false)) AS deadline
+                              ) AS got
+                         WHERE got.taken
                          ON CONFLICT (key) DO UPDATE SET epoch = l.epoch + 1,
                              advisory = EXCLUDED.advisory, holder_pid = EXCLUDED.holder_pid,
                              holder_host = EXCLUDED.holder_host,
@@ -113,11 +112,10 @@ impl PgRefreshLock {
                         &self.holder.host,
                         &self.holder.agent,
                         &rotor_fs::lock::now_ms(),
+                        &remaining_ms.max(1).to_string(),
                     ],
-                )?;
-                tx.commit()?;
-                Ok(Some(row.get(0)))
-            })();
+                )
+                .map(|row| row.map(|row| row.get::<_, i64>(0)));
             match result {
                 Ok(Some(epoch)) => {
                     let connection = link.connection();
@@ -218,7 +216,9 @@ impl RefreshLock for PgRefreshLock {
             return;
         }
         if let Some((client, held)) = link.holder_client() {
-            if let Err(error) = client.execute("SELECT pg_advisory_unlock($1)", &[&held.advisory]) {
+            // A number inlined: one round trip, no statement to prepare.
+            let unlock = format!("SELECT pg_advisory_unlock({})", held.advisory);
+            if let Err(error) = client.batch_execute(&unlock) {
                 // The session is in an unknown state: closing it releases the lock.
                 let _ = link.fault("releasing the refresh lock", &error);
                 link.discard();
