@@ -82,6 +82,8 @@ impl PgRefreshLock {
             // budget left), then advance the epoch and record the holder.
             // The nesting orders the three: each needs the row of the one
             // inside it. lock_timeout 0 would mean "forever": at least 1 ms.
+            // It stays set on the session; every later statement that may
+            // wait for a lock sets its own (`SET LOCAL` in store writes).
             let take = if remaining_ms == 0 {
                 "pg_try_advisory_lock($2)"
             } else {
