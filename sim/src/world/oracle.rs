@@ -9,7 +9,7 @@
 //!
 //! | failure | justified only by | otherwise |
 //! | --- | --- | --- |
-//! | `NeedsReauth`, `RotationNotStored` | no store the agent read held a live token it may use: the provider's records say every token there is spent or its family revoked, or a fault left its presentation in doubt, or SPEC §5 (re-implemented here from the spec's table, not the kernel's `may_copy`) forbids the copy | G2 |
+//! | `NeedsReauth`, `RotationNotStored` | no store the agent read held a live token it may use: the provider's records say every token there is spent or its family revoked, or a fault left its presentation in doubt, or a later login in main replaced its family, or SPEC §5 (the checkers' own `identity_table`, not the kernel's `may_copy`) forbids the copy, or a clock jump during the resolve made the live token look expired to this agent | G2 |
 //! | `Superseded` | a write lost its compare-and-swap because another writer (a login, a logout, a peer, a crash that reverted a lost fsync) really changed the entry since this resolve read it | G2 |
 //! | `Transient` / `Rejected` | the endpoint really refused the connection / answered 5xx or 429 (the fault on the request) | G2 |
 //! | `InDoubt` | the request really met a timeout, a lost response or a 5xx without an OAuth body | G7 |
@@ -29,65 +29,17 @@ use rotor_kernel::{Credential, CredentialKind, Failure, Resolution};
 use super::World;
 use crate::endpoint::{parse_token, ServerFault};
 use crate::guarantee::Guarantee;
+use crate::identity_table::{self, Fields};
 use crate::store::Content;
 use crate::world::setup::{PROFILE, PROVIDER};
 
-/// SPEC §5's trim: JavaScript's `String.prototype.trim` set (Unicode space
-/// separators, TAB, LF, VT, FF, CR, U+2028, U+2029, U+FEFF; not U+0085).
-fn spec_trim(text: &str) -> &str {
-    let strip = |c: char| {
-        matches!(
-            c,
-            '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-                ..='\u{200A}'
-                    | '\u{2028}'
-                    | '\u{2029}'
-                    | '\u{202F}'
-                    | '\u{205F}'
-                    | '\u{3000}'
-                    | '\u{FEFF}'
-        )
-    };
-    text.trim_matches(strip)
-}
-
-fn spec_field(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(spec_trim)
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-}
-
-/// SPEC §5 `may_copy(existing, incoming)`, written from the spec's six rules
-/// for the oracle. Deliberately not the kernel's `may_copy`: an oracle that
+/// SPEC §5 `may_copy(existing, incoming)` as the checkers state it
+/// (`identity_table`, the table the explorer and the loom and shuttle models
+/// judge by): deliberately not the kernel's `may_copy`, since an oracle that
 /// asks the kernel is blind to the kernel's bugs.
 pub(crate) fn spec_may_copy(existing: Option<&Credential>, incoming: &Credential) -> bool {
-    let Some(existing) = existing else {
-        return true;
-    };
-    let (e_acct, i_acct) = (
-        spec_field(&existing.account_id),
-        spec_field(&incoming.account_id),
-    );
-    let (e_mail, i_mail) = (
-        spec_field(&existing.email).map(|m| m.to_lowercase()),
-        spec_field(&incoming.email).map(|m| m.to_lowercase()),
-    );
-    let (e_tenant, i_tenant) = (spec_field(&existing.tenant), spec_field(&incoming.tenant));
-    if e_tenant.is_some() && e_tenant != i_tenant {
-        return false; // rule 1
-    }
-    match (e_acct, i_acct) {
-        (Some(e), Some(i)) => return e == i, // rule 2
-        (Some(_), None) => return false,     // rule 3
-        _ => {}
-    }
-    match (e_mail, i_mail) {
-        (Some(e), Some(i)) => e == i, // rule 4
-        (Some(_), None) => false,     // rule 5
-        _ => true,                    // rule 6
-    }
+    let existing = existing.map(Fields::of).unwrap_or_default();
+    identity_table::judge(&existing, &Fields::of(incoming)).allows()
 }
 
 /// What a compare-and-swap compares of an entry (kind, generation, refresh
@@ -390,55 +342,5 @@ impl World {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with(account: Option<&str>, email: Option<&str>, tenant: Option<&str>) -> Credential {
-        let mut c = Credential::oauth(PROVIDER, "a", "r", 0);
-        c.account_id = account.map(String::from);
-        c.email = email.map(String::from);
-        c.tenant = tenant.map(String::from);
-        c
-    }
-
-    /// The oracle's own copy of SPEC §5 agrees with the spec's table (a few
-    /// rows of each rule; the kernel's `g3_row_*` tests cover the kernel's).
-    #[test]
-    fn spec_may_copy_follows_the_spec_table_g3() {
-        let rows = [
-            ((Some("X"), None, None), (Some("X"), None, None), true),
-            ((Some("X"), None, None), (Some("Y"), None, None), false),
-            ((Some("X"), Some("e"), None), (None, Some("e"), None), false),
-            ((None, Some("e"), None), (None, Some(" E "), None), true),
-            ((None, None, None), (Some("X"), None, None), true),
-            ((Some("X"), None, None), (None, None, None), false),
-            ((None, Some("e"), None), (None, None, None), false),
-            (
-                (Some("Acct-1"), None, None),
-                (Some("acct-1"), None, None),
-                false,
-            ),
-            (
-                (Some("  acct-1 "), None, None),
-                (Some("acct-1"), None, None),
-                true,
-            ),
-            ((Some("X"), None, Some("T")), (Some("X"), None, None), false),
-            ((Some("X"), None, None), (Some("X"), None, Some("T")), true),
-        ];
-        for ((ea, ee, et), (ia, ie, it), want) in rows {
-            let existing = with(ea, ee, et);
-            let incoming = with(ia, ie, it);
-            assert_eq!(
-                spec_may_copy(Some(&existing), &incoming),
-                want,
-                "{existing:?} -> {incoming:?}"
-            );
-        }
-        assert!(spec_may_copy(None, &with(Some("X"), None, None)));
     }
 }
