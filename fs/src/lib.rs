@@ -41,6 +41,7 @@
 //! - [`endpoint`], [`settings`]: the RFC 6749 refresh grant and the refresh
 //!   command (SPEC §7);
 //! - [`status`]: what `rotor status` shows;
+//! - [`kinds`]: each failure's stable name and exit code (CLI and Node);
 //! - [`failpoint`]: test-only crash points;
 //! - `conformance` (feature `conformance`): the host-trait conformance suite;
 //! - `async_rotor` (feature `tokio`): `AsyncRotor`, the same calls as
@@ -52,6 +53,7 @@
 pub mod endpoint;
 pub mod failpoint;
 pub mod io;
+pub mod kinds;
 pub mod lock;
 mod lock_wait;
 pub mod paths;

@@ -27,9 +27,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use rotor_fs::settings::{AuthMethod, EndpointSettings, HttpSettings};
 use rotor_fs::{AsyncRotor, Error as RotorError};
-use rotor_kernel::{
-    Credential, Failure, Granted, Outcome, Policy, PolicyConfig, Source, StoreFaultKind,
-};
+use rotor_kernel::{Credential, Failure, Granted, Outcome, Policy, PolicyConfig, Source};
 use serde_json::{json, Value};
 
 /// Policy overrides (milliseconds), as `rotor token`'s flags.
@@ -138,39 +136,11 @@ impl Failed {
     }
 }
 
-/// The kind and exit code of an error, as `rotor token` reports them (its
-/// `error_exit`); a store fault outside the protocol (`Error::Store`) is
-/// named by its kind as inside it, so a corrupt store is `store_corrupt`
-/// whichever call found it.
+/// The kind and exit code of an error: the table `rotor token` uses too
+/// (`rotor_fs::kinds`).
 fn error_kind(error: &RotorError) -> (u8, &'static str) {
-    match error {
-        RotorError::InvalidId(_) => (2, "invalid_id"),
-        RotorError::Store(fault) => fault_kind(fault.kind),
-        RotorError::Failed(failure) => match failure {
-            Failure::NoCredential => (3, "no_credential"),
-            Failure::ProviderMismatch { .. } => (3, "provider_mismatch"),
-            Failure::NotRefreshable { .. } => (3, "not_refreshable"),
-            Failure::LoggedOut { .. } => (3, "logged_out"),
-            Failure::NeedsReauth(_) => (4, "needs_reauth"),
-            Failure::RotationNotStored { .. } => (4, "rotation_not_stored"),
-            Failure::InDoubt { .. } => (5, "in_doubt"),
-            Failure::Transient { .. } => (6, "transient"),
-            Failure::Rejected { .. } => (7, "rejected"),
-            Failure::LockTimeout { error: Some(_), .. } => (9, "lock_error"),
-            Failure::LockTimeout { .. } => (8, "lock_timeout"),
-            Failure::Store { fault, .. } => fault_kind(fault.kind),
-            Failure::Superseded { .. } => (10, "superseded"),
-        },
-    }
-}
-
-fn fault_kind(kind: StoreFaultKind) -> (u8, &'static str) {
-    match kind {
-        StoreFaultKind::Corrupt => (9, "store_corrupt"),
-        StoreFaultKind::Unsafe => (9, "store_unsafe"),
-        StoreFaultKind::LockTimeout => (9, "store_lock_timeout"),
-        StoreFaultKind::Io => (9, "store_io"),
-    }
+    let kind = error.kind();
+    (kind.exit_code, kind.name)
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {

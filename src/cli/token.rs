@@ -6,40 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rotor_fs::Error;
-use rotor_kernel::{Failure, Granted, Outcome, Policy, PolicyConfig, Source, StoreFaultKind};
+use rotor_kernel::{Granted, Outcome, Policy, PolicyConfig, Source};
 use serde_json::json;
 
 use super::backend::{self, Backend};
 
-/// Exit codes of `rotor token` (also used by `login` and `status`).
-pub mod exit {
-    /// A token was printed.
-    pub const OK: u8 = 0;
-    /// A bug in rotor (it says so on stderr).
-    pub const INTERNAL: u8 = 1;
-    /// Bad arguments or a refused id.
-    pub const USAGE: u8 = 2;
-    /// No credential for the profile, logged out, another provider's or not
-    /// refreshable: run `rotor login`.
-    pub const NO_CREDENTIAL: u8 = 3;
-    /// The token family is dead (refused, marked, or its rotation was lost):
-    /// run `rotor login`.
-    pub const NEEDS_REAUTH: u8 = 4;
-    /// This call presented the refresh token and does not know the outcome;
-    /// the fence stays and the next call reports NEEDS_REAUTH.
-    pub const IN_DOUBT: u8 = 5;
-    /// The endpoint could not be reached; nothing was sent: try again.
-    pub const TRANSIENT: u8 = 6;
-    /// The endpoint refused (not a token reuse): check the client settings.
-    pub const REJECTED: u8 = 7;
-    /// The refresh lock was not acquired in time (the message names its holder).
-    pub const LOCK_TIMEOUT: u8 = 8;
-    /// A store or the state directory is corrupt, unsafe or unreadable
-    /// (the message names the file and any backup).
-    pub const STORE: u8 = 9;
-    /// A login or logout replaced the credential during the refresh: try again.
-    pub const SUPERSEDED: u8 = 10;
-}
+/// Exit codes of `rotor token` (also used by every other subcommand): one
+/// table with `@rotor/node`, in `rotor_fs::kinds`.
+pub use rotor_fs::kinds::exit;
 
 /// The exit-code table as a literal, for `concat!` into help texts.
 macro_rules! exit_codes_help {
@@ -232,36 +206,8 @@ pub enum TokenFormat {
 }
 
 pub(crate) fn error_exit(error: &Error) -> (u8, &'static str) {
-    match error {
-        Error::InvalidId(_) => (exit::USAGE, "invalid_id"),
-        Error::Store(_) => (exit::STORE, "store"),
-        Error::Failed(failure) => failure_exit(failure),
-    }
-}
-
-fn failure_exit(failure: &Failure) -> (u8, &'static str) {
-    match failure {
-        Failure::NoCredential => (exit::NO_CREDENTIAL, "no_credential"),
-        Failure::ProviderMismatch { .. } => (exit::NO_CREDENTIAL, "provider_mismatch"),
-        Failure::NotRefreshable { .. } => (exit::NO_CREDENTIAL, "not_refreshable"),
-        Failure::LoggedOut { .. } => (exit::NO_CREDENTIAL, "logged_out"),
-        Failure::NeedsReauth(_) => (exit::NEEDS_REAUTH, "needs_reauth"),
-        Failure::RotationNotStored { .. } => (exit::NEEDS_REAUTH, "rotation_not_stored"),
-        Failure::InDoubt { .. } => (exit::IN_DOUBT, "in_doubt"),
-        Failure::Transient { .. } => (exit::TRANSIENT, "transient"),
-        Failure::Rejected { .. } => (exit::REJECTED, "rejected"),
-        // A lock that failed with an error (an unsafe lock file or directory)
-        // is a state-directory problem, not a wait that ran out.
-        Failure::LockTimeout { error: Some(_), .. } => (exit::STORE, "lock_error"),
-        Failure::LockTimeout { .. } => (exit::LOCK_TIMEOUT, "lock_timeout"),
-        Failure::Store { fault, .. } => match fault.kind {
-            StoreFaultKind::Corrupt => (exit::STORE, "store_corrupt"),
-            StoreFaultKind::Unsafe => (exit::STORE, "store_unsafe"),
-            StoreFaultKind::LockTimeout => (exit::STORE, "store_lock_timeout"),
-            StoreFaultKind::Io => (exit::STORE, "store_io"),
-        },
-        Failure::Superseded { .. } => (exit::SUPERSEDED, "superseded"),
-    }
+    let kind = error.kind();
+    (kind.exit_code, kind.name)
 }
 
 /// Reports `error` on stderr (and as JSON on stdout with `json`); returns
