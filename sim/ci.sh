@@ -41,6 +41,10 @@ done
 # fail; anything else, the outcome oracle's verdicts included, fails.
 # About 2 s.
 "$ROTOR" check --seeds 20000 --backend lease --trace-dir "$TRACE_DIR"
+# The fenced lease (the PostgreSQL backend's rule: a fence is written only
+# while the lock is still held): the same stalls, and nothing is excused; a
+# double presentation here fails. About 1 s.
+"$ROTOR" check --seeds 20000 --backend fenced-lease --trace-dir "$TRACE_DIR"
 # Fresh seeds for at most two minutes (the start seed is printed). A failure
 # here is a new finding: it prints the shrunk trace and the exact replay
 # command, but does not fail CI by itself (a fresh seed differs per run, so

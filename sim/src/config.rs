@@ -22,6 +22,12 @@ pub enum Backend {
     /// Held for a lease, renewed by the live holder; expires when the holder
     /// stalls (pause) or dies, even while the holder still believes it holds it.
     Lease,
+    /// A lease whose loss also fails the holder's conditional writes: the
+    /// in-doubt fence is written (and cleared) only while the lock is still
+    /// held, in the same atomic step (the PostgreSQL host, ARCHITECTURE.md
+    /// "The PostgreSQL backend"). A holder that stalls past its lease can no
+    /// longer fence, so it never presents: G1 holds without the lease limit.
+    FencedLease,
 }
 
 impl Backend {
@@ -30,6 +36,7 @@ impl Backend {
         match self {
             Backend::Advisory => "advisory",
             Backend::Lease => "lease",
+            Backend::FencedLease => "fenced-lease",
         }
     }
 
@@ -38,6 +45,7 @@ impl Backend {
         match text {
             "advisory" => Ok(Backend::Advisory),
             "lease" => Ok(Backend::Lease),
+            "fenced-lease" => Ok(Backend::FencedLease),
             other => Err(ConfigError::UnknownBackend(other.into())),
         }
     }
@@ -307,7 +315,10 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::UnknownBackend(text) => {
-                write!(f, "unknown backend {text:?}: use advisory or lease")
+                write!(
+                    f,
+                    "unknown backend {text:?}: use advisory, lease or fenced-lease"
+                )
             }
             ConfigError::UnknownFault(text) => write!(
                 f,

@@ -76,6 +76,15 @@ pub trait HostHooks: fmt::Debug + Send + Sync {
         true
     }
 
+    /// Whether, on the fenced-lease backend, the host writes an in-doubt
+    /// fence (and clears one) only while it still holds the refresh lock,
+    /// atomically with the write, as the PostgreSQL host does (its fence
+    /// transaction checks the lock epoch and that its session holds the
+    /// lock). A host without the condition is the lease backend again.
+    fn fence_writes_need_the_lock(&self) -> bool {
+        true
+    }
+
     /// What the kernel is told a read found.
     fn filter_read(&self, reader: ReadContext<'_>, view: ProfileView) -> ProfileView {
         let _ = reader;

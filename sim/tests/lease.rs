@@ -58,3 +58,63 @@ fn advisory_backend_under_the_same_pauses_keeps_g1() {
         );
     }
 }
+
+/// The fenced lease (the PostgreSQL backend's rule, ARCHITECTURE.md "The
+/// PostgreSQL backend") with the condition removed: fences written whatever
+/// the lease says. Test code only; the shipped hooks keep the condition.
+#[derive(Debug)]
+struct UnconditionalFences;
+
+impl rotor_sim::HostHooks for UnconditionalFences {
+    fn name(&self) -> &'static str {
+        "unconditional-fences"
+    }
+
+    fn fence_writes_need_the_lock(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn fenced_lease_under_the_same_pauses_keeps_g1_without_the_limit() {
+    // The same stalls that show the lease limit: on the fenced lease a holder
+    // whose lease expired cannot write its fence, so it never presents, and
+    // nothing is excused (no expected finding).
+    let options = RunOptions::default().with_stop(StopOn::Never);
+    let mut limit_seeds = 0;
+    for seed in 0..3_000 {
+        let lease = run_config(stalling(seed, Backend::Lease), &options);
+        limit_seeds += usize::from(!lease.findings.is_empty());
+        let config = stalling(seed, Backend::FencedLease);
+        let replay = config.replay_command();
+        let outcome = run_config(config, &options);
+        assert!(
+            outcome.violations.is_empty() && outcome.findings.is_empty(),
+            "seed {seed}: {:?} {:?}\nreplay: {replay}",
+            outcome.violations,
+            outcome.findings
+        );
+    }
+    // The sweep met the situation it is about.
+    assert!(limit_seeds > 0, "no seed stalled a holder past its lease");
+    eprintln!("{limit_seeds} of 3000 seeds show the lease limit; the fenced lease keeps G1 on all");
+}
+
+#[test]
+fn fenced_lease_without_the_condition_presents_a_token_twice_g1() {
+    let options = RunOptions {
+        hooks: std::sync::Arc::new(UnconditionalFences),
+        ..RunOptions::default().with_stop(StopOn::Never)
+    };
+    let found = (0..3_000).find_map(|seed| {
+        let config = stalling(seed, Backend::FencedLease);
+        let replay = config.replay_command();
+        let outcome = run_config(config, &options);
+        outcome
+            .violated(Guarantee::G1)
+            .then_some((seed, replay, outcome.violations))
+    });
+    let (seed, replay, violations) =
+        found.expect("a host whose fences ignore the lease was never caught in 3000 seeds");
+    eprintln!("seed {seed}: {violations:?}\nreplay: {replay}");
+}

@@ -31,7 +31,7 @@ pub struct WorldArgs {
     /// Agents per process (1..=4); agent 0 of each process is a main agent.
     #[arg(long, value_parser = parse_agents)]
     pub agents: Option<u8>,
-    /// Refresh-lock backend: advisory or lease.
+    /// Refresh-lock backend: advisory, lease or fenced-lease.
     #[arg(long, value_parser = parse_backend)]
     pub backend: Option<Backend>,
     /// Fault kinds, comma-separated (crash,pause,write-error,disk-full,

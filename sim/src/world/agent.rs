@@ -275,7 +275,28 @@ impl World {
             .doc()
             .and_then(|d| d.profiles.get(PROFILE))
             .map(Stamp::of);
-        let (result, synced) = self.rotor_write(process, s, mutation);
+        // The fenced lease: a fence is written (or cleared) only while the
+        // writer still holds the lock, in the same step as the write; a
+        // holder whose lease expired under it is refused (the lost lease is
+        // the fault that explains the failure).
+        let fence_write = matches!(
+            mutation,
+            Mutation::PutFence { .. } | Mutation::ClearFence { .. }
+        );
+        let refused = self.config.backend == crate::config::Backend::FencedLease
+            && fence_write
+            && self.hooks.fence_writes_need_the_lock()
+            && !self.holds_refresh_lock(index);
+        let (result, synced) = if refused {
+            self.write_faults += 1;
+            let fault = rotor_kernel::StoreFault {
+                kind: rotor_kernel::StoreFaultKind::Io,
+                detail: "the refresh lock was lost: the fence write is refused".into(),
+            };
+            (Err(fault), true)
+        } else {
+            self.rotor_write(process, s, mutation)
+        };
         self.cover_cas(mutation, &result, entry_before);
         self.note_write_outcome(index, s, mutation, &result, faults_before, entry_before);
         if let (Mutation::Commit { credential, .. }, Ok(WriteOutcome::Applied)) =

@@ -210,7 +210,7 @@ impl World {
         let torn = self.stores[0].destroyed;
         // Two holders after a lease expired under a live one overwrite and
         // clear each other's fences: that is the lease limit, not G7.
-        let lease_limit = self.is_lease() && self.lease_lost_live;
+        let lease_limit = self.past_lease_limit();
         if !torn && !lease_limit && (!visible || (!durable && !lost_fsync)) {
             self.violate(Guarantee::G7, || {
                 format!(
@@ -305,7 +305,7 @@ impl World {
             };
             format!("refresh token {token} presented again by {who} (request #{request}); first presented {first_text}")
         };
-        if self.is_lease() && self.lease_lost_live {
+        if self.past_lease_limit() {
             self.expected_finding(Guarantee::G1, detail);
             return;
         }

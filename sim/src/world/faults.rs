@@ -443,6 +443,16 @@ impl World {
         if stalled && !holder.orphaned {
             self.lease_lost_live = true;
         }
+        // Ground truth (oracle): a holder that loses its lease after fencing
+        // leaves its token's fate unknown to the next holder (on the fenced
+        // lease it may still present: its fence covers that window).
+        if let Owner::Agent(index) = holder.owner {
+            let agent = &mut self.agents[index as usize];
+            agent.notes.lost_lease = agent.resolver.is_some();
+            if let Some(token) = agent.notes.fenced.filter(|_| agent.resolver.is_some()) {
+                self.in_doubt.push(token);
+            }
+        }
         self.locks[s].holder = None;
         self.locks[s].epoch += 1;
         self.record(What::LeaseExpired {

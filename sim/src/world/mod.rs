@@ -105,6 +105,10 @@ pub(crate) struct ResolveNotes {
     pub clock_jumped: bool,
     /// The agent's process was paused during this resolve.
     pub paused: bool,
+    /// The agent's refresh-lock lease expired under it during this resolve
+    /// (its process stalled past the lease): what it then read "under the
+    /// lock" was not protected by it (oracle, lease backends).
+    pub lost_lease: bool,
     /// Generation of a rotation the host reported mirrored into main.
     pub mirrored: Option<u64>,
     /// What the own store really held (unfiltered) at this resolve's last
@@ -470,8 +474,26 @@ impl World {
         self.liveness_from_ms.saturating_sub(self.now_ms) + self.rng.below(1_000)
     }
 
+    /// Whether the refresh lock is a lease (it expires under a stalled
+    /// holder): the lease and fenced-lease backends.
     pub(crate) fn is_lease(&self) -> bool {
-        self.config.backend == Backend::Lease
+        matches!(self.config.backend, Backend::Lease | Backend::FencedLease)
+    }
+
+    /// Whether the lease backend's documented limit applies: a lease lost
+    /// under a live holder, on the backend whose fences are unconditional.
+    /// On the fenced lease such a holder cannot fence, so nothing is excused.
+    pub(crate) fn past_lease_limit(&self) -> bool {
+        self.config.backend == Backend::Lease && self.lease_lost_live
+    }
+
+    /// Whether agent `index` holds its refresh lock now.
+    pub(crate) fn holds_refresh_lock(&self, index: u16) -> bool {
+        let slot = self.agents[index as usize].lock_slot as usize;
+        self.locks[slot]
+            .holder
+            .as_ref()
+            .is_some_and(|holder| holder.owner == crate::store::Owner::Agent(index))
     }
 
     pub(crate) fn agent_finished(&mut self) {

@@ -204,10 +204,17 @@ impl World {
         // Past the lease backend's limit (a lease lost under a live holder)
         // two holders overwrite each other's fences and rotations: the
         // documented limit, not a finding about outcomes.
-        if self.is_lease() && self.lease_lost_live {
+        if self.past_lease_limit() {
             return Ok(());
         }
         let agent = &self.agents[index];
+        // An agent whose lease expired under it (a pause past the lease)
+        // acted on reads its lock no longer protected: on the fenced lease
+        // it finds another holder's fence (in doubt), or its own fence write
+        // is refused. The pause is the reason.
+        if self.is_lease() && agent.notes.lost_lease {
+            return Ok(());
+        }
         // A torn write by another program destroyed a store this agent
         // uses: its fences, rotations and logins are gone (the torn-write
         // fault).

@@ -107,7 +107,8 @@ pub(super) fn build(
     let mut rng = root.fork(1);
     let fault_rng = root.fork(2);
     let knobs = config.knobs.clone();
-    let policy = crate::policy::policy(knobs.grace_window_ms, config.backend == Backend::Lease);
+    let lease_backend = matches!(config.backend, Backend::Lease | Backend::FencedLease);
+    let policy = crate::policy::policy(knobs.grace_window_ms, lease_backend);
 
     let processes: Vec<Process> = (0..config.processes)
         .map(|_| {
