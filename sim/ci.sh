@@ -33,7 +33,7 @@ echo "regression seeds: no violation"
 # small worlds, faults included; a violation prints its shortest path, writes
 # it as a trace file and prints both commands that replay it
 # (`rotor replay <file>`, `rotor replay --exhaustive <world> --path ...`).
-for world in crash-faults single-flight identity relogin; do
+for world in crash-faults single-flight identity relogin fenced-lease; do
   "$ROTOR" check --exhaustive "$world" --trace-dir "$TRACE_DIR"
 done
 # The lease backend: its limit (a double presentation after a lease expired

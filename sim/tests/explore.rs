@@ -119,3 +119,49 @@ fn a_relogin_sticks_in_every_reachable_state() {
     );
     assert!(report.terminal_states > 0);
 }
+
+/// The fenced lease (the PostgreSQL host's rule, ARCHITECTURE.md "The
+/// PostgreSQL backend") with its condition removed: fences are written
+/// whatever the lease says. Test code only.
+#[derive(Debug)]
+struct UnconditionalFences;
+
+impl rotor_sim::HostHooks for UnconditionalFences {
+    fn name(&self) -> &'static str {
+        "unconditional-fences"
+    }
+
+    fn fence_writes_need_the_lock(&self) -> bool {
+        false
+    }
+}
+
+/// The world of the lease limit, on the fenced lease: every reachable state
+/// keeps G1 and nothing is excused; with the fence condition removed the
+/// explorer finds the double presentation as a violation, shortest first.
+#[test]
+fn the_fenced_lease_closes_the_lease_limit_and_its_condition_is_needed_g1() {
+    let fenced = ExploreConfig {
+        agents_per_process: vec![1, 1],
+        time_steps_max: 0,
+        lease: true,
+        lease_expiries_max: 1,
+        fenced_lease: true,
+        ..ExploreConfig::default()
+    };
+    let report = explore(&fenced, Arc::new(Shipped));
+    eprintln!("explore fenced lease: {report}");
+    assert!(
+        report.violations.is_empty() && report.findings.is_empty(),
+        "fenced lease: {:?} {:?}",
+        report.violations.first().map(|v| v.to_string()),
+        report.findings.first().map(|f| f.to_string())
+    );
+    let broken = explore(&fenced, Arc::new(UnconditionalFences));
+    let violation = broken
+        .violations
+        .iter()
+        .find(|v| v.found.guarantee == rotor_sim::Guarantee::G1)
+        .expect("without the fence condition the double presentation is reachable");
+    eprintln!("{violation}");
+}

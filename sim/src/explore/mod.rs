@@ -101,6 +101,10 @@ pub struct ExploreConfig {
     pub lease: bool,
     /// Lease expiries allowed in one path (lease backend).
     pub lease_expiries_max: u8,
+    /// With `lease`: the fenced lease (the PostgreSQL host's rule): a fence
+    /// is written or cleared only while its writer still holds the lock, so
+    /// the lease limit is not excused.
+    pub fenced_lease: bool,
     /// A usage writer writes main once (G4).
     pub writer: bool,
     /// A re-login installs a new family in main once (G11).
@@ -138,6 +142,7 @@ impl Default for ExploreConfig {
             time_steps_max: 1,
             lease: false,
             lease_expiries_max: 0,
+            fenced_lease: false,
             writer: false,
             relogin: false,
             other_account_store: false,
@@ -151,7 +156,13 @@ impl Default for ExploreConfig {
 }
 
 /// The named worlds CI explores (`rotor check --exhaustive <name>`).
-pub const PRESETS: [&str; 4] = ["crash-faults", "single-flight", "identity", "relogin"];
+pub const PRESETS: [&str; 5] = [
+    "crash-faults",
+    "single-flight",
+    "identity",
+    "relogin",
+    "fenced-lease",
+];
 
 impl ExploreConfig {
     /// A named world: `crash-faults` (2 processes x 1 agent, one crash and one
@@ -159,7 +170,9 @@ impl ExploreConfig {
     /// sharing the in-process single-flight; no crash), `identity` (main + 2
     /// sub-agents, one sub-agent's store holding another account), `relogin`
     /// (main + sub-agent in one process, a re-login and a usage writer racing
-    /// them, one crash and one endpoint fault; no time step).
+    /// them, one crash and one endpoint fault; no time step), `fenced-lease`
+    /// (2 processes x 1 agent on the fenced lease, one lease expiry under a
+    /// live holder: the lease limit's world, where nothing may be excused).
     pub fn preset(name: &str) -> Option<ExploreConfig> {
         let base = ExploreConfig::default();
         Some(match name {
@@ -186,6 +199,14 @@ impl ExploreConfig {
                 writer: true,
                 crashes_max: 1,
                 endpoint_faults_max: 1,
+                ..base
+            },
+            "fenced-lease" => ExploreConfig {
+                agents_per_process: vec![1, 1],
+                time_steps_max: 0,
+                lease: true,
+                lease_expiries_max: 1,
+                fenced_lease: true,
                 ..base
             },
             _ => return None,

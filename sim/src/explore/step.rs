@@ -169,7 +169,9 @@ impl State {
             Step::LeaseExpire(slot) => {
                 self.lease_expiries_left -= 1;
                 let holders = std::mem::take(&mut self.locks[slot as usize]);
-                self.lease_lost_live |= !holders.is_empty();
+                // The lease limit applies where fences are unconditional; on
+                // the fenced lease a holder that lost its lease cannot fence.
+                self.lease_lost_live |= !holders.is_empty() && !ctx.config.fenced_lease;
                 format!("the lease of lock slot {slot} expires under {holders:?}")
             }
             Step::Writer => self.usage_writer(&mut found),
@@ -289,6 +291,25 @@ impl State {
                     let result = Ok(WriteOutcome::Applied);
                     self.deliver(ctx.symmetry, a, Input::StoreWritten { id, result });
                     return format!("{name} writes {kind} into store {s}: deferred after release");
+                }
+                let fence_write = matches!(
+                    mutation,
+                    Mutation::PutFence { .. } | Mutation::ClearFence { .. }
+                );
+                let slot = self.agents[a].slot as usize;
+                if ctx.config.fenced_lease
+                    && fence_write
+                    && ctx.hooks.fence_writes_need_the_lock()
+                    && !self.locks[slot].contains(&(a as u8))
+                {
+                    let result = Err(rotor_kernel::StoreFault {
+                        kind: rotor_kernel::StoreFaultKind::Io,
+                        detail: "the refresh lock was lost: the fence write is refused".into(),
+                    });
+                    self.deliver(ctx.symmetry, a, Input::StoreWritten { id, result });
+                    return format!(
+                        "{name} writes {kind} into store {s}: refused, its lease expired"
+                    );
                 }
                 if !ctx.hooks.store_lock_on_rotor_writes() {
                     self.agents[a].split = Some(self.stores[s].clone());
