@@ -6,9 +6,15 @@
 //! refresh grants and no invalid_grant, and the family is alive at the end
 //! (G1, G2).
 //!
+//! The same storm through PostgreSQL, every process with a state directory
+//! of its own (as if on separate machines): one grant per expiry at the real
+//! provider, no invalid_grant, the family alive.
+//!
 //! Needs `node` and the fixture's packages: `npm ci --prefix tests/oidc`
-//! (`.ci/run` does it).
+//! (`.ci/run` does it), and a PostgreSQL server for the last test (see
+//! tests/pg_support).
 mod common;
+mod pg_support;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -242,5 +248,62 @@ fn oidc_provider_logout_during_a_storm_sticks_g11() {
         grants(&server.state()),
         at_commit,
         "G11: nothing sent after"
+    );
+}
+
+/// Sixteen `rotor token --store postgres://…` processes, each on a machine
+/// of its own, at each of three forced expiries, against the real provider:
+/// one refresh grant per expiry, no invalid_grant, the family alive, every
+/// process holds the round's token (G1, G2 across machines).
+#[test]
+fn oidc_provider_through_postgresql_sixteen_machines_three_expiries_g1_g2() {
+    let _turn = pg_support::serial();
+    let server = OidcServer::start();
+    let world = pg_support::World::new("oidc_pg");
+    let tokens = serde_json::json!({
+        "access_token": "initial-access",
+        "refresh_token": server.field("refresh_token"),
+        "expires_in": 3600,
+        "client_secret": server.field("client_secret"),
+    });
+    let output = run_with_stdin(
+        rotor()
+            .env("ROTOR_STATE_DIR", world.machine())
+            .args(["login", "--store", &world.url(), "--profile"])
+            .args([pg_support::PROFILE, "--provider", "oidc", "--token-url"])
+            .arg(server.field("token_url"))
+            .args(["--client-id", &server.field("client_id")])
+            .args(["--auth-method", "client_secret_basic"]),
+        &tokens.to_string(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut round_tokens = BTreeSet::new();
+    for round in 1..=3 {
+        world.force_expiry();
+        let children: Vec<_> = (0..16).map(|_| world.spawn_token()).collect();
+        let runs: Vec<TokenRun> = children.into_iter().map(finish).collect();
+        let first = runs[0].access().to_owned();
+        for run in &runs {
+            assert_eq!(
+                run.code,
+                Some(0),
+                "round {round}: a process failed: {run:?}"
+            );
+            assert_eq!(run.access(), first, "G2: round {round}: different tokens");
+        }
+        round_tokens.insert(first);
+        let seen = server.state();
+        assert_eq!(seen["refresh_success"], round, "G2: round {round}: {seen}");
+        assert_eq!(seen["invalid_grant"], 0, "G1: round {round}: {seen}");
+    }
+    assert_eq!(round_tokens.len(), 3, "each expiry gave a new token");
+    let seen = server.state();
+    assert_eq!(
+        seen["family_alive"], true,
+        "G1: the family was revoked: {seen}"
     );
 }
