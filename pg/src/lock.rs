@@ -72,11 +72,27 @@ impl PgRefreshLock {
             error,
         };
         let mut reconnects = 0;
+        let mut pause_ms = 50;
         loop {
             let remaining_ms = budget_ms.saturating_sub(waited());
-            let client = link
-                .client()
-                .map_err(|fault| failed(Some(fault.detail), None))?;
+            let client = match link.client() {
+                Ok(client) => client,
+                // The session just ended and the server does not answer yet
+                // (a restart: "the database system is shutting down", then
+                // refused connections): waiting for the lock includes
+                // waiting for the server, within the same budget.
+                Err(fault)
+                    if fault.kind == FaultKind::Unreachable
+                        && reconnects > 0
+                        && waited() + pause_ms < budget_ms =>
+                {
+                    tracing::debug!(lock = %key, detail = %fault.detail, "server not back yet; waiting");
+                    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                    pause_ms = (pause_ms * 2).min(1_000);
+                    continue;
+                }
+                Err(fault) => return Err(failed(Some(fault.detail), None)),
+            };
             // One statement, so one round trip and one transaction: set the
             // wait's deadline, take the session lock (or try it, with no
             // budget left), then advance the epoch and record the holder.
