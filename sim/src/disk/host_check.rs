@@ -37,9 +37,8 @@ use rotor_kernel::{
 
 use super::check::{MakeIo, Only};
 use super::{DiskFault, FaultPlan, SimDisk};
-use crate::endpoint::{self, access_token, refresh_token, Endpoint, Request, ServerFault};
+use crate::endpoint::{access_token, refresh_token, Endpoint};
 use crate::guarantee::Guarantee;
-use crate::trace::ServerResult;
 
 const STATE_DIR: &str = "/home/agent/state";
 const PROVIDER: &str = "acme";
@@ -153,38 +152,12 @@ impl TokenEndpoint for Provider<'_> {
         if self.disk.is_down() {
             return Err(EndpointError::transport(Transport::ConnectRefused));
         }
-        let presented = credential.refresh.as_ref().map(|r| r.expose().to_owned());
-        let Some((family, n)) = presented.as_deref().and_then(endpoint::parse_token) else {
-            return Err(EndpointError::http(400, r#"{"error":"invalid_request"}"#));
-        };
-        let id = self.endpoint.send(Request {
-            agent: 0,
-            epoch: 0,
-            family,
-            n,
-            sent_at_ms: 0,
-            processed: false,
-            replied: true,
-            fault: ServerFault::None,
-            result: None,
-            grant: None,
-            attempt: 0,
-            stalled: false,
-        });
-        let (result, _) = self.endpoint.process(id, 0);
+        let answer = super::provider::present(self.endpoint, credential, 0);
         if let Some(torn) = self.power_off_in_call.take() {
             self.disk.power_off(torn);
             return Err(EndpointError::transport(Transport::ConnectionReset));
         }
-        match result {
-            ServerResult::Rotated | ServerResult::Grace => {
-                let (family, n) = self.endpoint.requests[id as usize]
-                    .grant
-                    .expect("a rotation has a grant");
-                Ok(self.endpoint.grant(family, n, (None, None)))
-            }
-            other => Err(endpoint::endpoint_error(ServerFault::None, Some(other))),
-        }
+        answer
     }
 }
 

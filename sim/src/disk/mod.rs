@@ -43,6 +43,7 @@
 pub mod check;
 pub mod fault;
 pub mod host_check;
+pub mod provider;
 pub mod sched;
 pub mod world;
 

@@ -48,10 +48,9 @@ use serde_json::{json, Value};
 
 use super::{DiskFault, FaultPlan};
 use super::{Scheduler, SimDisk};
-use crate::endpoint::{self, access_token, refresh_token, Endpoint, Request, ServerFault};
+use crate::endpoint::{access_token, refresh_token, Endpoint};
 use crate::guarantee::Guarantee;
 use crate::rng::Rng;
-use crate::trace::ServerResult;
 
 const STATE_DIR: &str = "/srv/rotor";
 const PROVIDER: &str = "acme";
@@ -167,36 +166,9 @@ impl TokenEndpoint for SharedProvider {
         if self.disk.is_dead(self.pid) || self.disk.is_down() {
             return Err(EndpointError::transport(Transport::ConnectRefused));
         }
-        let presented = credential.refresh.as_ref().map(|r| r.expose().to_owned());
-        let Some((family, n)) = presented.as_deref().and_then(endpoint::parse_token) else {
-            return Err(EndpointError::http(400, r#"{"error":"invalid_request"}"#));
-        };
         let reply = {
             let mut provider = self.endpoint.lock().unwrap_or_else(|p| p.into_inner());
-            let id = provider.send(Request {
-                agent: self.index,
-                epoch: 0,
-                family,
-                n,
-                sent_at_ms: 0,
-                processed: false,
-                replied: true,
-                fault: ServerFault::None,
-                result: None,
-                grant: None,
-                attempt: 0,
-                stalled: false,
-            });
-            let (result, _) = provider.process(id, 0);
-            match result {
-                ServerResult::Rotated | ServerResult::Grace => {
-                    let (family, n) = provider.requests[id as usize]
-                        .grant
-                        .expect("a rotation has a grant");
-                    Ok(provider.grant(family, n, (None, None)))
-                }
-                other => Err(endpoint::endpoint_error(ServerFault::None, Some(other))),
-            }
+            super::provider::present(&mut provider, credential, self.index)
         };
         self.disk.switch();
         reply
