@@ -75,10 +75,10 @@ pub use async_rotor::AsyncRotor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rotor_kernel::driver::{self, Clock, RefreshLock, TokenEndpoint};
+use rotor_kernel::driver::{self, Clock, TokenEndpoint};
 use rotor_kernel::{
     Credential, Failure, Granted, Holder, LockKey, Mutation, Policy, Request, Role, StoreFault,
-    StoreRef, WriteOutcome,
+    StoreRef,
 };
 
 pub use endpoint::FsEndpoint;
@@ -293,34 +293,14 @@ impl Rotor {
         paths::check_id("provider", provider)?;
         paths::check_id("profile", profile)?;
         let key = LockKey::new(provider, profile);
-        let mut lock = self.refresh_lock(&agent);
-        lock.acquire(&key, self.policy.refresh_lock_wait_ms_max())
-            .map_err(|failure| {
-                Error::Failed(Failure::LockTimeout {
-                    key: key.clone(),
-                    waited_ms: failure.waited_ms,
-                    holder: failure.holder,
-                    error: failure.error,
-                })
-            })?;
-        let file = StoreFile::with_io(
-            self.io.clone(),
-            &self.layout,
-            &agent,
-            self.policy.store_lock_wait_ms_max(),
-        );
-        let result = file.apply(profile, &mutation);
-        lock.release(&key);
-        match result.map_err(Error::Store)? {
-            WriteOutcome::Applied => {}
-            other => {
-                return Err(Error::Store(StoreFault {
-                    kind: rotor_kernel::StoreFaultKind::Io,
-                    detail: format!("unexpected write outcome {other:?}"),
-                }))
-            }
-        }
-        let view = file.read_view(profile).map_err(Error::Store)?;
-        Ok(view.credential.map_or(0, |c| c.generation))
+        driver::locked_write(
+            &mut self.refresh_lock(&agent),
+            &mut self.stores(&agent),
+            &key,
+            profile,
+            &mutation,
+            self.policy.refresh_lock_wait_ms_max(),
+        )
+        .map_err(Error::Failed)
     }
 }

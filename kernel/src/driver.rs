@@ -10,7 +10,7 @@ use crate::effect::{Effect, Input, LockFailure, Request, StoreFault, StoreRef, T
 use crate::lock_key::LockKey;
 use crate::machine::Resolver;
 use crate::mutation::{Mutation, WriteOutcome};
-use crate::outcome::Resolution;
+use crate::outcome::{Failure, Resolution};
 use crate::policy::Policy;
 
 /// The refresh lock (SPEC §4, G8).
@@ -125,4 +125,43 @@ where
             .handle(input, host.clock.now_ms())
             .expect("bug: the canonical driver broke the kernel contract");
     }
+}
+
+/// A login or logout (SPEC §3, "Login and logout"): `mutation` written into
+/// the agent's own store under the refresh lock of `key`, then the store's
+/// own lock, so no refresh of the family is in flight while the credential
+/// is replaced (G11). Every host runs this one function; it returns the
+/// generation the store holds afterwards.
+pub fn locked_write<L: RefreshLock, S: Stores>(
+    lock: &mut L,
+    stores: &mut S,
+    key: &LockKey,
+    profile: &str,
+    mutation: &Mutation,
+    wait_ms_max: u64,
+) -> Result<u64, Failure> {
+    lock.acquire(key, wait_ms_max)
+        .map_err(|failure| Failure::LockTimeout {
+            key: key.clone(),
+            waited_ms: failure.waited_ms,
+            holder: failure.holder,
+            error: failure.error,
+        })?;
+    let written = stores.write(StoreRef::Own, profile, mutation);
+    lock.release(key);
+    let store_fault = |fault| Failure::Store {
+        store: StoreRef::Own,
+        fault,
+    };
+    match written.map_err(store_fault)? {
+        WriteOutcome::Applied => {}
+        other => {
+            return Err(store_fault(StoreFault {
+                kind: crate::effect::StoreFaultKind::Io,
+                detail: alloc::format!("unexpected write outcome {other:?}"),
+            }))
+        }
+    }
+    let view = stores.read(StoreRef::Own, profile).map_err(store_fault)?;
+    Ok(view.credential.map_or(0, |c| c.generation))
 }

@@ -308,3 +308,67 @@ fn g8_lock_held_elsewhere_is_a_lock_timeout() {
     world.borrow_mut().lock_holders.clear();
     assert_world_sound(&world);
 }
+
+/// A login through the one function every host runs for it
+/// (`driver::locked_write`): under the refresh lock, it installs the new
+/// family past every generation the store has seen and releases the lock;
+/// while another participant holds the lock it waits out its budget and
+/// writes nothing (G11, G8).
+#[test]
+fn g11_a_login_goes_through_the_refresh_lock_and_releases_it() {
+    use common::memory_host::AgentHost;
+    use rotor_kernel::driver::locked_write;
+    use rotor_kernel::{LockKey, Mutation};
+
+    let (world, _) = shared_expired_login();
+    let key = LockKey::new("acme", PROFILE);
+    let before = world.borrow().entry(MAIN_STORE).unwrap().generation;
+    let fresh = Credential::oauth("acme", "at-new", "rt-new", NOW_MS + 3_600_000);
+    let mut host = AgentHost::new(&world, "main");
+    let login = Mutation::Login { credential: fresh };
+    let generation = locked_write(
+        &mut AgentHost::new(&world, "main"),
+        &mut host,
+        &key,
+        PROFILE,
+        &login,
+        1_000,
+    )
+    .expect("the login lands");
+    assert!(generation > before, "G5/G11: {generation} after {before}");
+    assert_eq!(
+        world.borrow().entry(MAIN_STORE).unwrap().access,
+        Some(Secret::new("at-new"))
+    );
+    {
+        let w = world.borrow();
+        assert!(w.lock_holders.is_empty(), "G8: the lock was released");
+        assert_eq!((w.acquisitions, w.releases), (1, 1));
+    }
+    // A holder in the way: the login times out and writes nothing.
+    world
+        .borrow_mut()
+        .lock_holders
+        .insert(key.clone(), "sub-a".into());
+    let again = Mutation::Login {
+        credential: Credential::oauth("acme", "at-3", "rt-3", NOW_MS + 3_600_000),
+    };
+    let failure = locked_write(
+        &mut AgentHost::new(&world, "main"),
+        &mut AgentHost::new(&world, "main"),
+        &key,
+        PROFILE,
+        &again,
+        1_000,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(failure, Failure::LockTimeout { .. }),
+        "{failure:?}"
+    );
+    assert_eq!(
+        world.borrow().entry(MAIN_STORE).unwrap().access,
+        Some(Secret::new("at-new")),
+        "nothing written without the lock"
+    );
+}

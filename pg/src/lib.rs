@@ -51,10 +51,9 @@ pub mod tables;
 pub mod url;
 
 use rotor_fs::{paths, AgentId, FsEndpoint, SingleFlight, SystemClock};
-use rotor_kernel::driver::{self, RefreshLock};
+use rotor_kernel::driver;
 use rotor_kernel::{
-    Credential, Failure, Granted, Holder, LockKey, Mutation, Policy, Request, Role, StoreDoc,
-    StoreRef, WriteOutcome,
+    Credential, Granted, Holder, LockKey, Mutation, Policy, Request, Role, StoreDoc, StoreRef,
 };
 
 pub use error::{Error, Fault, FaultKind};
@@ -240,31 +239,16 @@ impl PgRotor {
         let link = self.link();
         let mut lock =
             PgRefreshLock::new(link.clone(), self.flight.clone(), PgRotor::holder(&agent));
-        lock.acquire(&key, self.policy.refresh_lock_wait_ms_max())
-            .map_err(|failure| {
-                Error::Failed(Failure::LockTimeout {
-                    key: key.clone(),
-                    waited_ms: failure.waited_ms,
-                    holder: failure.holder,
-                    error: failure.error,
-                })
-            })?;
-        let row = StoreRow::new(&link, agent.as_str(), self.policy.store_lock_wait_ms_max());
-        let result = row.apply(profile, &mutation);
-        lock.release(&key);
-        match result? {
-            WriteOutcome::Applied => {}
-            other => {
-                return Err(Error::Store(rotor_kernel::StoreFault {
-                    kind: rotor_kernel::StoreFaultKind::Io,
-                    detail: format!("unexpected write outcome {other:?}"),
-                }))
-            }
-        }
-        let doc = row.read_doc()?;
-        Ok(doc
-            .and_then(|doc| doc.view(profile).credential)
-            .map_or(0, |c| c.generation))
+        let mut stores = PgStores::new(link, agent.as_str(), self.policy.store_lock_wait_ms_max());
+        driver::locked_write(
+            &mut lock,
+            &mut stores,
+            &key,
+            profile,
+            &mutation,
+            self.policy.refresh_lock_wait_ms_max(),
+        )
+        .map_err(Error::Failed)
     }
 
     /// The status report (no lock taken).

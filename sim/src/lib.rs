@@ -27,10 +27,10 @@ pub mod endpoint;
 pub mod explore;
 pub mod guarantee;
 pub mod hooks;
-/// The checkers' own statement of the identity gate (docs/SPEC.md §5), one
-/// file shared with the loom and shuttle models (`model/src/identity_table.rs`),
-/// so the explorer judges copies by the specification's text and not by the
-/// kernel's `may_copy` it is checking.
+// The checkers' own statement of the identity gate (docs/SPEC.md §5), one
+// file shared with the loom and shuttle models (`model/src/identity_table.rs`),
+// so the explorer judges copies by the specification's text and not by the
+// kernel's `may_copy` it is checking.
 #[path = "../../model/src/identity_table.rs"]
 pub mod identity_table;
 pub mod lock;
