@@ -36,6 +36,13 @@ if [ -f tests/oidc/package.json ] && [ ! -d tests/oidc/node_modules/oidc-provide
   run npm-install npm ci --prefix tests/oidc --no-audit --no-fund
 fi
 
+# The PostgreSQL tests need a server on 127.0.0.1:5432 unless ROTOR_PG_URL
+# names one (and tests/pg_restart.rs the server binaries, to run a cluster of
+# its own): scripts/ensure-postgres.sh makes sure (0 s when one answers).
+if [ -z "${ROTOR_PG_URL:-}" ]; then
+  run postgres bash scripts/ensure-postgres.sh
+fi
+
 run workspace cargo test --workspace
 run node bash node/test.sh
 run models bash scripts/test-models.sh
