@@ -464,6 +464,11 @@ impl World {
                 ));
             }
         }
+        // A fence this resolve wrote may now never be cleared (the write that
+        // ran out may have been its ClearFence), as when the write fails.
+        if let Some(token) = notes.fenced {
+            self.in_doubt.push(token);
+        }
         let who = self.agents[i].who;
         self.record(What::Write {
             agent: who,
