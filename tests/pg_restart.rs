@@ -161,6 +161,17 @@ fn a_server_restart_mid_storm_presents_nothing_twice_and_loses_no_rotation_g1_g6
             "an untyped outcome: {run:?}"
         );
     }
+    // A waiter whose session the restart ended waits for the server within
+    // its lock budget (G8: bounded waits, not given up at the first refused
+    // connection): none fails its lock wait on "shutting down".
+    for run in &runs {
+        let gave_up =
+            run.stderr.contains("not acquired after") && run.stderr.contains("shutting down");
+        assert!(
+            !gave_up,
+            "a waiter gave up while the server restarted: {run:?}"
+        );
+    }
     let codes: Vec<_> = runs.iter().map(|run| run.code).collect();
     eprintln!("exit codes after the restart: {codes:?}");
     for run in runs.iter().filter(|run| run.code != Some(0)).take(3) {
