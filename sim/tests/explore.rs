@@ -6,6 +6,10 @@
 //! tenth of the states); `sim/ci.sh` explores the full presets, with time, in
 //! release mode (`rotor check --exhaustive <world>`).
 
+mod common;
+
+use common::UnconditionalFences;
+
 use std::sync::Arc;
 
 use rotor_sim::explore::{explore, replay, ExploreConfig, PRESETS};
@@ -118,22 +122,6 @@ fn a_relogin_sticks_in_every_reachable_state() {
         report.violations[0]
     );
     assert!(report.terminal_states > 0);
-}
-
-/// The fenced lease (the PostgreSQL host's rule, ARCHITECTURE.md "The
-/// PostgreSQL backend") with its condition removed: fences are written
-/// whatever the lease says. Test code only.
-#[derive(Debug)]
-struct UnconditionalFences;
-
-impl rotor_sim::HostHooks for UnconditionalFences {
-    fn name(&self) -> &'static str {
-        "unconditional-fences"
-    }
-
-    fn fence_writes_need_the_lock(&self) -> bool {
-        false
-    }
 }
 
 /// The world of the lease limit, on the fenced lease: every reachable state

@@ -4,6 +4,10 @@
 //! must find it with the lease backend (an expected finding, not a failure)
 //! and never with the advisory backend under the same stalls.
 
+mod common;
+
+use common::UnconditionalFences;
+
 use rotor_sim::{
     run_config, ActorSet, Backend, Config, FaultKind, FaultSet, Guarantee, Overrides, RunOptions,
     StopOn,
@@ -56,22 +60,6 @@ fn advisory_backend_under_the_same_pauses_keeps_g1() {
             outcome.violations,
             outcome.findings
         );
-    }
-}
-
-/// The fenced lease (the PostgreSQL backend's rule, ARCHITECTURE.md "The
-/// PostgreSQL backend") with the condition removed: fences written whatever
-/// the lease says. Test code only; the shipped hooks keep the condition.
-#[derive(Debug)]
-struct UnconditionalFences;
-
-impl rotor_sim::HostHooks for UnconditionalFences {
-    fn name(&self) -> &'static str {
-        "unconditional-fences"
-    }
-
-    fn fence_writes_need_the_lock(&self) -> bool {
-        false
     }
 }
 

@@ -35,12 +35,11 @@ use rotor_kernel::{
     Credential, EndpointError, Failure, Granted, Mutation, Outcome, TokenGrant, Transport,
 };
 
-use super::check::{MakeIo, Only};
+use super::check::{MakeIo, Only, STATE_DIR};
 use super::{DiskFault, FaultPlan, SimDisk};
 use crate::endpoint::{access_token, refresh_token, Endpoint};
 use crate::guarantee::Guarantee;
 
-const STATE_DIR: &str = "/home/agent/state";
 const PROVIDER: &str = "acme";
 const PROFILE: &str = "acme:default";
 const ACCESS_LIFETIME_MS: u64 = 3_600_000;

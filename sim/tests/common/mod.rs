@@ -209,3 +209,19 @@ impl HostHooks for DropsResponses {
         false
     }
 }
+
+/// The fenced lease (the PostgreSQL host's rule, ARCHITECTURE.md "The
+/// PostgreSQL backend") with its condition removed: fences are written
+/// whatever the lease says (`--backend fenced-lease` only).
+#[derive(Debug)]
+pub struct UnconditionalFences;
+
+impl HostHooks for UnconditionalFences {
+    fn name(&self) -> &'static str {
+        "unconditional-fences"
+    }
+
+    fn fence_writes_need_the_lock(&self) -> bool {
+        false
+    }
+}
