@@ -130,3 +130,26 @@ fn a_replayed_crash_point_runs_that_point_alone() {
         .iter()
         .all(|f| f.plan.is_none() && f.scenario == Scenario::Replace));
 }
+
+#[test]
+fn a_planted_symlink_is_refused_by_the_shipped_store_code_g9() {
+    // The seam reports a link where a file is expected as ELOOP, and the
+    // shipped store code refuses it as unsafe, never reading through it.
+    use rotor_fs::{AgentId, Layout, StoreFile};
+    use rotor_kernel::StoreFaultKind;
+    let disk = std::sync::Arc::new(rotor_sim::disk::SimDisk::new());
+    let layout = Layout::new(rotor_sim::disk::check::STATE_DIR);
+    let store = StoreFile::with_io(disk.clone(), &layout, &AgentId::main(), 1_000);
+    store
+        .update("setup", |doc| {
+            ((), {
+                doc.state = Some(serde_json::json!({}));
+                true
+            })
+        })
+        .unwrap();
+    disk.plant_symlink(store.path());
+    let fault = store.read_doc().unwrap_err();
+    assert_eq!(fault.kind, StoreFaultKind::Unsafe, "G9: {}", fault.detail);
+    assert!(fault.detail.contains("symbolic link"), "{}", fault.detail);
+}

@@ -350,9 +350,3 @@ pub fn check_store_writes(make_io: MakeIo<'_>, only: &Only, test_name: &str) -> 
     }
     findings
 }
-
-/// The path of `agent`'s store on the scenarios' disk (for tests that
-/// inspect it).
-pub fn store_path(agent: &AgentId) -> PathBuf {
-    layout().store_path(agent)
-}

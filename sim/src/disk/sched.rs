@@ -30,8 +30,6 @@ struct State {
     expected: usize,
     /// The thread allowed to run.
     running: Option<usize>,
-    /// Switch points passed so far.
-    switches: u64,
 }
 
 /// Picks which thread runs next, from a seed.
@@ -56,15 +54,9 @@ impl Scheduler {
                 live: BTreeSet::new(),
                 expected: threads,
                 running: None,
-                switches: 0,
             }),
             turn: Condvar::new(),
         }
-    }
-
-    /// How many switch points were passed.
-    pub fn switches(&self) -> u64 {
-        lock(&self.state).switches
     }
 
     /// Called first on thread `id`: waits until every thread has started,
@@ -98,7 +90,6 @@ impl Scheduler {
             return;
         };
         let mut state = lock(&self.state);
-        state.switches += 1;
         Scheduler::pick(&mut state);
         self.turn.notify_all();
         self.wait_turn(state, id);
