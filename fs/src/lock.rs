@@ -315,16 +315,7 @@ impl FsRefreshLock {
 impl RefreshLock for FsRefreshLock {
     fn acquire(&mut self, key: &LockKey, wait_ms_max: u64) -> Result<(), LockFailure> {
         let start = Instant::now();
-        if let Err(timeout) = self.flight.acquire(key, wait_ms_max) {
-            return Err(LockFailure {
-                waited_ms: timeout.waited_ms,
-                holder: Some(format!(
-                    "another resolve in this process (pid {})",
-                    std::process::id()
-                )),
-                error: None,
-            });
-        }
+        self.flight.acquire(key, wait_ms_max)?;
         let path = match self.lock_path(key) {
             Ok(path) => path,
             Err(fault) => {

@@ -72,6 +72,21 @@ pub struct FlightTimeout {
     pub waited_ms: u64,
 }
 
+/// How a host's refresh lock reports a single-flight wait that ran out: the
+/// holder is another resolve of this very process.
+impl From<FlightTimeout> for rotor_kernel::LockFailure {
+    fn from(timeout: FlightTimeout) -> Self {
+        rotor_kernel::LockFailure {
+            waited_ms: timeout.waited_ms,
+            holder: Some(format!(
+                "another resolve in this process (pid {})",
+                std::process::id()
+            )),
+            error: None,
+        }
+    }
+}
+
 impl fmt::Display for FlightTimeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -205,16 +205,7 @@ fn describe_holder(link: &mut crate::session::Link, key: &LockKey) -> Option<Str
 impl RefreshLock for PgRefreshLock {
     fn acquire(&mut self, key: &LockKey, wait_ms_max: u64) -> Result<(), LockFailure> {
         let start = Instant::now();
-        if let Err(timeout) = self.flight.acquire(key, wait_ms_max) {
-            return Err(LockFailure {
-                waited_ms: timeout.waited_ms,
-                holder: Some(format!(
-                    "another resolve in this process (pid {})",
-                    std::process::id()
-                )),
-                error: None,
-            });
-        }
+        self.flight.acquire(key, wait_ms_max)?;
         match self.acquire_session(key, start, wait_ms_max) {
             Ok(()) => {
                 rotor_fs::failpoint::hit("after-lock");
