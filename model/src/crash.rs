@@ -1,8 +1,8 @@
 //! A process that dies between two effects.
 //!
 //! [`CrashPoint`] counts the effects one agent performs; just before the
-//! chosen one, the process dies: the OS releases its advisory locks
-//! ([`crate::lock::AdvisoryLocks::crash`]) and nothing it does afterwards is
+//! chosen one, the process dies: the OS releases its locks
+//! ([`crate::io::Machine::crash`]) and nothing it does afterwards is
 //! seen by anyone. A crash "after" an effect (a refresh token presented, the
 //! reply lost with the process) is the crash before the next one.
 //!
@@ -70,7 +70,7 @@ impl CrashPoint {
         self.effects.set(effect);
         if self.crash_before_effect == Some(effect) {
             self.crashed.set(true);
-            self.held_lock.set(self.world.locks.crash(self.pid) > 0);
+            self.held_lock.set(self.world.machine.crash(self.pid) > 0);
         }
         self.crashed.get()
     }

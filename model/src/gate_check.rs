@@ -1,9 +1,10 @@
 //! G3 and G2 judged against the identity table ([`crate::identity_table`]),
 //! not against the kernel's own gate.
 //!
-//! - **Every write, as it happens** ([`judge_write`], called by
-//!   [`crate::store::ModelStore::write_back`] for every write-back of every
-//!   store): when a write replaces a profile's credential with a different
+//! - **Every write, as it happens** ([`judge_write`], called by the model
+//!   file system ([`crate::io`]) for every rename over every store file the
+//!   shipped store code makes): when a write replaces a profile's credential
+//!   with a different
 //!   one, the replacement must be one the table allows (`existing` = the
 //!   entry in the file just before, `incoming` = the entry written), of the
 //!   same provider, over an `oauth` entry. That covers adopts, mirrors,

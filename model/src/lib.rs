@@ -67,7 +67,7 @@ pub mod gate_check;
 pub mod harness;
 pub mod identity_scenarios;
 pub mod identity_table;
-pub mod lock;
+pub mod io;
 pub mod scenario;
 pub mod scenarios;
 pub mod store;

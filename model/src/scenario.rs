@@ -19,14 +19,16 @@
 
 use std::rc::Rc;
 
+use rotor_fs::io::Io;
 use rotor_fs::sync::{thread, Arc};
+use rotor_fs::FsRefreshLock;
 use rotor_kernel::driver::{self, Host, RefreshLock, Stores};
 use rotor_kernel::{Holder, Policy, Request, Resolution, Role};
 
 use crate::check::{failure_message, FailOn, Violation};
 use crate::crash::{CrashPoint, Crashable};
 use crate::endpoint::ModelEndpoint;
-use crate::lock::ModelLock;
+use crate::gate_check::WriteKind;
 use crate::store::AgentStores;
 use crate::world::{FixedClock, World, MAIN_STORE, PROFILE, PROVIDER};
 use crate::writers;
@@ -327,22 +329,29 @@ pub trait HostVariant: Send + Sync + 'static {
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (Self::Lock, Self::Stores);
 }
 
-/// The correct host: [`ModelLock`] (single-flight, then the advisory lock)
-/// and [`AgentStores`] (every write under the store lock).
+/// The correct host: the shipped fs host's parts over the agent's view of
+/// the model machine ([`crate::io::ModelIo`]): [`FsRefreshLock`] (the
+/// process's single-flight, then the lock file) and the shipped
+/// `FsStores`, watched by [`AgentStores`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CorrectHost;
 
 impl HostVariant for CorrectHost {
-    type Lock = ModelLock;
+    type Lock = FsRefreshLock;
     type Stores = AgentStores;
 
-    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ModelLock, AgentStores) {
-        let flight = world.flight(agent.pid);
+    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (FsRefreshLock, AgentStores) {
+        let io = agent_io(world, agent);
         (
-            ModelLock::new(world.clone(), flight, agent.pid, &agent.name),
-            AgentStores::new(world.clone(), agent.store, &agent.name),
+            world.refresh_lock(io.clone(), agent.pid, &agent.name),
+            AgentStores::new(world.clone(), agent.store, &agent.name, io),
         )
     }
+}
+
+/// `agent`'s view of the machine (one per agent thread, as its process).
+pub fn agent_io(world: &World, agent: &AgentSpec) -> std::sync::Arc<dyn Io> {
+    std::sync::Arc::new(world.io(agent.pid, &agent.name, WriteKind::Kernel))
 }
 
 /// How one agent's resolve ended.
@@ -379,10 +388,11 @@ pub fn run<V: HostVariant>(scenario: &Scenario, variant: &std::sync::Arc<V>) -> 
     let writers: Vec<_> = scenario
         .writers
         .iter()
-        .map(|writer| {
+        .enumerate()
+        .map(|(index, writer)| {
             let world = world.clone();
             let writer = writer.clone();
-            thread::spawn(move || writers::run_writer(&world, &writer))
+            thread::spawn(move || writers::run_writer(&world, &writer, index))
         })
         .collect();
     let logins: Vec<_> = scenario

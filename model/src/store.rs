@@ -1,127 +1,27 @@
-//! Model stores: one store document per file, and the host side of the
-//! kernel's `Stores` trait over them.
+//! The stores as one agent sees them: the shipped [`FsStores`] (the fs
+//! host's store code: lock-free reads, read-modify-writes under the store's
+//! sidecar lock, atomic replacement by rename) over the agent's
+//! [`crate::io::ModelIo`], plus what the checker records of the agent's
+//! reads.
 //!
-//! A real store is a JSON file replaced by atomic rename, plus a lock file
-//! that serializes read-modify-writes (SPEC §8). The model keeps:
-//! - the **document** behind a mutex taken only for an instant: a read is
-//!   one atomic load (the lock-free read of a renamed file), a write-back one
-//!   atomic replace (the rename);
-//! - the **store lock**, a second mutex held across a whole read-modify-write
-//!   (the fs host's per-store `flock`).
-//!
-//! Every document carries a write counter (`version`). A write-back names the
-//! version it was computed from; if the document moved on in between, an
-//! update was lost (G4). Every write-back is also checked for a generation
-//! going down (G5). Both are recorded in the [`Log`], not panicked on.
+//! The store rules live in `rotor-fs` alone. What the old model store
+//! checked (a write computed from a stale document, G4; a generation going
+//! down in a store, G5; a credential replaced as the identity table does not
+//! allow, G3) is checked under the shipped code, on the files it renames
+//! ([`crate::io`]). Here only the agent's side is watched: a generation it
+//! reads must never go down (G5), and what it read and committed is kept
+//! for the refusal judge ([`crate::gate_check::Witnesses`]).
 
 use std::collections::BTreeMap;
 
-use rotor_fs::sync::{self, Arc, Mutex, MutexGuard};
+use rotor_fs::io::Io;
+use rotor_fs::sync::Arc;
+use rotor_fs::{FsStores, StoreFile};
 use rotor_kernel::driver::Stores;
 use rotor_kernel::{Mutation, ProfileView, StoreDoc, StoreFault, StoreRef, WriteOutcome};
 
-use crate::check::{Guarantee, Log};
-use crate::gate_check::{judge_write, WriteKind};
-use crate::world::{World, MAIN_STORE};
-
-/// One store file and its lock.
-#[derive(Debug)]
-pub struct ModelStore {
-    name: String,
-    file: Mutex<Snapshot>,
-    lock: Mutex<()>,
-}
-
-/// A document as read, with the write counter it was read at.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    /// The document.
-    pub doc: StoreDoc,
-    /// How many write-backs the file had seen when it was read.
-    pub version: u64,
-}
-
-impl ModelStore {
-    /// A store file named `name` holding `doc`.
-    pub fn new(name: impl Into<String>, doc: StoreDoc) -> Self {
-        ModelStore {
-            name: name.into(),
-            file: Mutex::new(Snapshot { doc, version: 0 }),
-            lock: Mutex::new(()),
-        }
-    }
-
-    /// The store's name (`main`, `agent-a`, ...).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Reads the whole document: one atomic load, no store lock (a file
-    /// replaced by rename is read whole or not at all).
-    pub fn read(&self) -> Snapshot {
-        sync::lock(&self.file).clone()
-    }
-
-    /// Takes the store lock (held across a read-modify-write).
-    pub fn lock(&self) -> MutexGuard<'_, ()> {
-        sync::lock(&self.lock)
-    }
-
-    /// Atomically replaces the document with `doc`, computed by `writer`
-    /// from the version `based_on`. Records a lost update (G4) when the file
-    /// changed since, a generation that went down (G5), and a credential
-    /// replaced as the identity table does not allow (G3, see
-    /// [`crate::gate_check`]).
-    pub fn write_back(
-        &self,
-        based_on: u64,
-        doc: StoreDoc,
-        writer: &str,
-        kind: WriteKind,
-        log: &Log,
-    ) {
-        let mut file = sync::lock(&self.file);
-        judge_write(&self.name, writer, kind, &file.doc, &doc, log);
-        if file.version != based_on {
-            log.violation(
-                Guarantee::G4,
-                format!(
-                    "lost update in store {}: {writer} wrote a document computed from \
-                     version {based_on}, but the store was at version {} (someone wrote \
-                     in between and that write is now gone)",
-                    self.name, file.version
-                ),
-            );
-        }
-        for (profile, before) in &file.doc.profiles {
-            let after = doc.profiles.get(profile).map(|c| c.generation);
-            if after.is_none_or(|after| after < before.generation) {
-                log.violation(
-                    Guarantee::G5,
-                    format!(
-                        "store {}: {writer} took profile {profile} from generation {} to {}",
-                        self.name,
-                        before.generation,
-                        after.map_or("nothing".to_string(), |g| g.to_string())
-                    ),
-                );
-            }
-        }
-        file.doc = doc;
-        file.version += 1;
-    }
-
-    /// A background writer's read-modify-write under the store lock: bumps
-    /// `state.usage` (data rotor does not own, which must survive every
-    /// rotor write, G4).
-    pub fn bump_usage(&self, writer: &str, log: &Log) {
-        let _store_lock = self.lock();
-        let Snapshot { mut doc, version } = self.read();
-        let usage = usage_of(&doc) + 1;
-        doc.state = Some(serde_json::json!({ "usage": usage }));
-        self.write_back(version, doc, writer, WriteKind::Tool, log);
-    }
-}
+use crate::check::Guarantee;
+use crate::world::{World, MAIN_STORE, STORE_LOCK_WAIT_MS_MAX};
 
 /// `state.usage` of a document (0 when absent).
 pub fn usage_of(doc: &StoreDoc) -> u64 {
@@ -132,11 +32,11 @@ pub fn usage_of(doc: &StoreDoc) -> u64 {
         .unwrap_or(0)
 }
 
-/// The stores as one agent sees them: its own (by index) and main. The
-/// correct host: every write is a read-modify-write under the store lock.
+/// The stores of one agent: the shipped [`FsStores`], watched.
 #[derive(Debug)]
 pub struct AgentStores {
     world: Arc<World>,
+    inner: FsStores,
     own: usize,
     agent: String,
     /// Highest generation this agent has read per store (G5: never decreases).
@@ -144,20 +44,33 @@ pub struct AgentStores {
 }
 
 impl AgentStores {
-    /// `agent`'s view: own store `own` (index into the world's stores; the
-    /// main agent's own store is [`MAIN_STORE`]).
-    pub fn new(world: Arc<World>, own: usize, agent: impl Into<String>) -> Self {
+    /// `agent`'s stores over `io`: its own store `own` (index into the
+    /// scenario's stores; the main agent's own store is [`MAIN_STORE`]) and
+    /// main.
+    pub fn new(
+        world: Arc<World>,
+        own: usize,
+        agent: impl Into<String>,
+        io: std::sync::Arc<dyn Io>,
+    ) -> Self {
+        let inner = FsStores::with_io(
+            io,
+            &world.layout,
+            world.store_id(own),
+            STORE_LOCK_WAIT_MS_MAX,
+        );
         AgentStores {
             world,
+            inner,
             own,
             agent: agent.into(),
             seen: BTreeMap::new(),
         }
     }
 
-    /// The world's store a kernel [`StoreRef`] names for this agent.
-    pub fn store(&self, store: StoreRef) -> &ModelStore {
-        &self.world.stores[self.index(store)]
+    /// The shipped store file a kernel [`StoreRef`] names for this agent.
+    pub fn file(&self, store: StoreRef) -> &StoreFile {
+        self.inner.file(store)
     }
 
     fn index(&self, store: StoreRef) -> usize {
@@ -192,7 +105,9 @@ impl AgentStores {
                 Guarantee::G5,
                 format!(
                     "{} read generation {generation} from store {} after having read {}",
-                    self.agent, self.world.stores[index].name, *seen
+                    self.agent,
+                    self.world.store_name(index),
+                    *seen
                 ),
             );
         }
@@ -202,7 +117,7 @@ impl AgentStores {
 
 impl Stores for AgentStores {
     fn read(&mut self, store: StoreRef, profile: &str) -> Result<ProfileView, StoreFault> {
-        let view = self.store(store).read().doc.view(profile);
+        let view = self.inner.read(store, profile)?;
         self.observe(store, &view);
         Ok(view)
     }
@@ -217,14 +132,6 @@ impl Stores for AgentStores {
             let witnesses = &self.world.witnesses;
             witnesses.committed(&self.agent, credential.clone());
         }
-        let target = self.store(store);
-        let _store_lock = target.lock();
-        let Snapshot { mut doc, version } = target.read();
-        let outcome = doc.apply(profile, mutation);
-        if !matches!(outcome, WriteOutcome::Conflict(_)) {
-            let log = &self.world.log;
-            target.write_back(version, doc, &self.agent, WriteKind::Kernel, log);
-        }
-        Ok(outcome)
+        self.inner.write(store, profile, mutation)
     }
 }

@@ -24,7 +24,7 @@ use crate::world::{World, MAIN_STORE, PROFILE};
 /// - **G2** for the identity gate: every identity refusal an agent reports is
 ///   one the table of SPEC §5 demands ([`judge_refusals`]).
 /// - **G4**: every background writer's update is in its store.
-/// - **G8**: no refresh lock is held once everyone is done.
+/// - **G8**: no lock is held once everyone is done.
 pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
     let log = &world.log;
     let provider = &world.provider;
@@ -130,7 +130,7 @@ pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
         if bound.is_empty() {
             continue;
         }
-        let doc = world.stores[index].read().doc;
+        let doc = world.store_doc(index);
         let Some(credential) = doc.profiles.get(PROFILE) else {
             continue;
         };
@@ -166,7 +166,7 @@ pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
             .filter(|writer| writer.store == index && writer.kind == WriterKind::Usage)
             .map(|writer| u64::from(writer.writes))
             .sum();
-        let found = usage_of(&world.stores[index].read().doc);
+        let found = usage_of(&world.store_doc(index));
         if found != expected {
             log.violation(
                 Guarantee::G4,
@@ -179,12 +179,16 @@ pub fn verify(scenario: &Scenario, world: &World, results: &[AgentResult]) {
         }
     }
 
-    for (key, held) in world.locks.held() {
+    for (path, held) in world.machine.held_locks() {
         log.violation(
             Guarantee::G8,
             format!(
-                "refresh lock {key} is still held by process {} (fence {}) after every agent finished",
-                held.pid, held.fence
+                "lock {} is still held by process {} (fence {}, taken by {}) after every \
+                 thread finished",
+                path.display(),
+                held.pid,
+                held.fence,
+                held.by
             ),
         );
     }

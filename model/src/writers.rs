@@ -1,34 +1,45 @@
 //! The threads of a run that are not agents: background writers (usage
 //! statistics, an editing tool rewriting entries) and re-logins.
 //!
-//! Each takes the locks a real one takes (the store lock for a background
-//! writer; the refresh lock, then main's store lock, for a login), so what
-//! they race with is the protocol, not a missing lock.
+//! Each goes through the shipped fs host code a real one uses, over its own
+//! view of the machine (a process of its own for a writer): a background
+//! writer's update is `StoreFile::update` (the store lock around a
+//! read-modify-write); a login takes the shipped refresh lock, then applies
+//! `Mutation::Login` to main through `StoreFile::apply`. So what they race
+//! with is the protocol, not a missing lock.
 
 use rotor_fs::sync::Arc;
 use rotor_kernel::driver::RefreshLock;
 use rotor_kernel::{Credential, LockKey, Mutation};
 
 use crate::gate_check::WriteKind;
-use crate::lock::ModelLock;
 use crate::scenario::{LoginSpec, WriterKind, WriterSpec};
-use crate::store::Snapshot;
-use crate::world::{World, MAIN_STORE, PROFILE};
+use crate::store::usage_of;
+use crate::world::{World, MAIN_STORE, PROFILE, WRITER_PID_BASE};
 
-/// One background writer's thread: `writer.writes` updates of its store.
-pub fn run_writer(world: &World, writer: &WriterSpec) {
-    let store = &world.stores[writer.store];
+/// One background writer's thread (the scenario's writer `index`, alone in
+/// its process): `writer.writes` updates of its store.
+pub fn run_writer(world: &World, writer: &WriterSpec, index: usize) {
+    let pid = WRITER_PID_BASE + u32::try_from(index).expect("few writers");
+    let io = std::sync::Arc::new(world.io(pid, &writer.name, WriteKind::Tool));
+    let store = world.store_file(io, writer.store);
     for _ in 0..writer.writes {
-        match writer.kind {
-            WriterKind::Usage => store.bump_usage(&writer.name, &world.log),
-            WriterKind::Rewrite => {
-                let _store_lock = store.lock();
-                let Snapshot { mut doc, version } = store.read();
-                if let Some(credential) = doc.profiles.get_mut(PROFILE) {
-                    rewrite(credential);
+        let updated = store.update("update", |doc| {
+            match writer.kind {
+                WriterKind::Usage => {
+                    let usage = usage_of(doc) + 1;
+                    doc.state = Some(serde_json::json!({ "usage": usage }));
                 }
-                store.write_back(version, doc, &writer.name, WriteKind::Tool, &world.log);
+                WriterKind::Rewrite => {
+                    if let Some(credential) = doc.profiles.get_mut(PROFILE) {
+                        rewrite(credential);
+                    }
+                }
             }
+            ((), true)
+        });
+        if let Err(fault) = updated {
+            panic!("{}: a store update failed: {}", writer.name, fault.detail);
         }
     }
 }
@@ -55,17 +66,14 @@ fn rewrite(credential: &mut Credential) {
         .insert("edited_by".to_string(), serde_json::json!("tool"));
 }
 
-/// One re-login's thread: like `rotor login`, the refresh lock, then main's
-/// store lock, then `Mutation::Login` with the account's fresh credential.
+/// One re-login's thread: like `rotor login`, the refresh lock, then
+/// `Mutation::Login` with the account's fresh credential applied to main.
 pub fn run_login(world: &Arc<World>, login: &LoginSpec, index: usize) {
     let credential = world.login_credentials[index].clone();
     let key = LockKey::new(&credential.provider, PROFILE);
-    let mut lock = ModelLock::new(
-        world.clone(),
-        world.flight(login.pid),
-        login.pid,
-        &login.name,
-    );
+    let io: std::sync::Arc<dyn rotor_fs::io::Io> =
+        std::sync::Arc::new(world.io(login.pid, &login.name, WriteKind::Login));
+    let mut lock = world.refresh_lock(io.clone(), login.pid, &login.name);
     if lock.acquire(&key, u64::MAX).is_err() {
         world.log.violation(
             crate::check::Guarantee::G8,
@@ -73,12 +81,12 @@ pub fn run_login(world: &Arc<World>, login: &LoginSpec, index: usize) {
         );
         return;
     }
-    let main = &world.stores[MAIN_STORE];
-    {
-        let _store_lock = main.lock();
-        let Snapshot { mut doc, version } = main.read();
-        doc.apply(PROFILE, &Mutation::Login { credential });
-        main.write_back(version, doc, &login.name, WriteKind::Login, &world.log);
+    let main = world.store_file(io, MAIN_STORE);
+    if let Err(fault) = main.apply(PROFILE, &Mutation::Login { credential }) {
+        panic!(
+            "{}: the login's store write failed: {}",
+            login.name, fault.detail
+        );
     }
     lock.release(&key);
 }

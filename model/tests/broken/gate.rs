@@ -31,6 +31,7 @@
 #![allow(dead_code)] // each test binary uses some of the variants
 
 use rotor_fs::sync::Arc;
+use rotor_fs::FsRefreshLock;
 use rotor_kernel::driver::Stores;
 use rotor_kernel::machine::is_newer;
 use rotor_kernel::mutation::mirror_refusal;
@@ -38,10 +39,8 @@ use rotor_kernel::{
     may_copy, Conflict, Credential, Fingerprint, Identity, IdentityRefusal, MirrorRefusal,
     Mutation, Policy, ProfileView, Role, StoreFault, StoreRef, WriteOutcome,
 };
-use rotor_model::gate_check::WriteKind;
-use rotor_model::lock::ModelLock;
-use rotor_model::scenario::{AgentSpec, HostVariant};
-use rotor_model::store::{AgentStores, Snapshot};
+use rotor_model::scenario::{agent_io, AgentSpec, HostVariant};
+use rotor_model::store::AgentStores;
 use rotor_model::world::{World, NOW_MS, PROFILE};
 
 /// One rule of SPEC §5 gone wrong (the rest as shipped).
@@ -183,18 +182,14 @@ pub struct GateHost {
 }
 
 impl HostVariant for GateHost {
-    type Lock = ModelLock;
+    type Lock = FsRefreshLock;
     type Stores = GateStores;
 
-    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ModelLock, GateStores) {
-        let lock = ModelLock::new(
-            world.clone(),
-            world.flight(agent.pid),
-            agent.pid,
-            &agent.name,
-        );
+    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (FsRefreshLock, GateStores) {
+        let io = agent_io(world, agent);
+        let lock = world.refresh_lock(io.clone(), agent.pid, &agent.name);
         let stores = GateStores {
-            inner: AgentStores::new(world.clone(), agent.store, &agent.name),
+            inner: AgentStores::new(world.clone(), agent.store, &agent.name, io),
             gate: self.gate,
             role: agent.role,
             provider: agent.provider.clone(),
@@ -244,16 +239,28 @@ impl GateStores {
     /// Writes `credential` over main, as an applied mirror would (fence for
     /// `presented_fp` dropped), when the kernel's mirror rules refuse it for
     /// identity alone and the broken gate allows it. Decided under main's
-    /// store lock, on main as it is then. True when it wrote.
+    /// store lock (the shipped `StoreFile::update`), on main as it is then.
+    /// True when it wrote.
     fn mirror_if_broken_gate_allows(
         &self,
         credential: &Credential,
         presented_fp: Fingerprint,
     ) -> bool {
-        let world = self.inner.world();
-        let main = self.inner.store(StoreRef::Main);
-        let _store_lock = main.lock();
-        let Snapshot { mut doc, version } = main.read();
+        let main = self.inner.file(StoreRef::Main);
+        let wrote = main.update("mirror", |doc| {
+            let wrote = self.mirror_into(doc, credential, presented_fp);
+            (wrote, wrote)
+        });
+        wrote.unwrap_or(false)
+    }
+
+    /// [`Self::mirror_if_broken_gate_allows`] on main's document.
+    fn mirror_into(
+        &self,
+        doc: &mut rotor_kernel::StoreDoc,
+        credential: &Credential,
+        presented_fp: Fingerprint,
+    ) -> bool {
         let Some(existing) = doc.profiles.get(PROFILE).cloned() else {
             return false;
         };
@@ -272,8 +279,6 @@ impl GateStores {
         }
         doc.apply(PROFILE, &Mutation::ClearFence { presented_fp });
         doc.profiles.insert(PROFILE.to_string(), credential.clone());
-        let agent = self.inner.agent();
-        main.write_back(version, doc, agent, WriteKind::Kernel, &world.log);
         true
     }
 }
@@ -324,7 +329,8 @@ impl Stores for GateStores {
                 presented_fp,
                 ..
             } => {
-                let main = self.inner.store(StoreRef::Main).read().doc;
+                let main = self.inner.file(StoreRef::Main).read_doc()?;
+                let main = main.unwrap_or_default();
                 if let Some(existing) = main.profiles.get(PROFILE) {
                     if !self.gate.allows(existing, credential) {
                         let settle = Mutation::SettleFence {

@@ -1,58 +1,147 @@
 //! Test-only broken hosts: each re-creates one historical bug of
-//! docs/bugs.md on top of the model's real parts, so the tests can show that
-//! loom and shuttle catch it and name the guarantee it breaks. None of this
-//! exists outside the tests: the shipped kernel and hosts have no switch
-//! that turns a bug on.
+//! docs/bugs.md around the shipped host code (`rotor_fs::FsRefreshLock`,
+//! `rotor_fs::FsStores` over the model file system), so the tests can show
+//! that loom and shuttle catch it and name the guarantee it breaks. None of
+//! this exists outside the tests: the shipped kernel and hosts have no
+//! switch that turns a bug on. A bug in what the OS gives the host (a lock
+//! that is not taken, or never let go) is a wrapper over the model's I/O
+//! ([`BrokenIo`]), under the unchanged shipped code.
 #![allow(dead_code)] // each test binary uses some of the variants
 
 pub mod gate;
 
 use std::cell::RefCell;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::path::Path;
 use std::rc::Rc;
 
+use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
+use rotor_fs::lock::{HolderMeta, LockWait};
+use rotor_fs::single_flight::SingleFlight;
 use rotor_fs::sync::Arc;
+use rotor_fs::FsRefreshLock;
 use rotor_kernel::driver::{RefreshLock, Stores};
 use rotor_kernel::{
     LockFailure, LockKey, Mutation, ProfileView, StoreFault, StoreRef, WriteOutcome,
 };
-use rotor_model::gate_check::WriteKind;
-use rotor_model::lock::ModelLock;
-use rotor_model::scenario::{AgentSpec, HostVariant};
-use rotor_model::store::{AgentStores, Snapshot};
+use rotor_model::scenario::{agent_io, AgentSpec, HostVariant};
+use rotor_model::store::AgentStores;
 use rotor_model::world::World;
 
-/// The correct host's refresh lock for `agent`, which most variants wrap.
-fn model_lock(world: &Arc<World>, agent: &AgentSpec) -> ModelLock {
-    ModelLock::new(
-        world.clone(),
-        world.flight(agent.pid),
-        agent.pid,
-        &agent.name,
-    )
+/// The correct host's refresh lock for `agent` over `io`.
+fn model_lock(world: &Arc<World>, agent: &AgentSpec, io: std::sync::Arc<dyn Io>) -> FsRefreshLock {
+    world.refresh_lock(io, agent.pid, &agent.name)
 }
 
-/// The correct host's stores for `agent`, which most variants wrap.
-fn agent_stores(world: &Arc<World>, agent: &AgentSpec) -> AgentStores {
-    AgentStores::new(world.clone(), agent.store, &agent.name)
+/// The correct host's stores for `agent` over `io`.
+fn agent_stores(world: &Arc<World>, agent: &AgentSpec, io: std::sync::Arc<dyn Io>) -> AgentStores {
+    AgentStores::new(world.clone(), agent.store, &agent.name, io)
 }
 
-/// [`AgentStores`]' write without its store lock: reads the document,
-/// applies `mutation` and writes the whole document back unless it
-/// conflicts. The caller decides what (if anything) it holds around it.
-fn read_modify_write(
-    stores: &AgentStores,
-    store: StoreRef,
-    profile: &str,
-    mutation: &Mutation,
-) -> WriteOutcome {
-    let target = stores.store(store);
-    let Snapshot { mut doc, version } = target.read();
-    let outcome = doc.apply(profile, mutation);
-    if !matches!(outcome, WriteOutcome::Conflict(_)) {
-        let world = stores.world();
-        target.write_back(version, doc, stores.agent(), WriteKind::Kernel, &world.log);
+/// What a [`BrokenIo`] does wrong with the store locks (the lock files
+/// outside the refresh-lock directory); everything else it passes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreLockBug {
+    /// A store lock is never taken: `lock_exclusive` returns at once,
+    /// holding nothing.
+    NotTaken,
+    /// A store lock is taken and never let go (its release is forgotten).
+    NeverReleased,
+}
+
+/// The model's I/O with one OS rule broken for store locks.
+#[derive(Debug)]
+pub struct BrokenIo {
+    inner: std::sync::Arc<dyn Io>,
+    lock_dir: std::path::PathBuf,
+    bug: StoreLockBug,
+}
+
+impl BrokenIo {
+    /// `agent`'s view of the machine, with `bug`.
+    pub fn for_agent(
+        world: &World,
+        agent: &AgentSpec,
+        bug: StoreLockBug,
+    ) -> std::sync::Arc<dyn Io> {
+        std::sync::Arc::new(BrokenIo {
+            inner: agent_io(world, agent),
+            lock_dir: world.layout.lock_dir(),
+            bug,
+        })
     }
-    outcome
+}
+
+/// A lock that holds nothing.
+#[derive(Debug)]
+struct NoLock;
+
+impl HeldFileLock for NoLock {}
+
+impl Io for BrokenIo {
+    fn lstat(&self, path: &Path) -> io::Result<Meta> {
+        self.inner.lstat(path)
+    }
+
+    fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
+        self.inner.mkdir(path, mode)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
+        self.inner.read(path)
+    }
+
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
+        self.inner.create_new(path, mode)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+        self.inner.list_dir(dir)
+    }
+
+    fn lock_exclusive(
+        &self,
+        path: &Path,
+        wait_ms_max: u64,
+        meta: &HolderMeta,
+    ) -> Result<Box<dyn HeldFileLock>, LockWait> {
+        if path.parent() == Some(self.lock_dir.as_path()) {
+            return self.inner.lock_exclusive(path, wait_ms_max, meta);
+        }
+        match self.bug {
+            StoreLockBug::NotTaken => Ok(Box::new(NoLock)),
+            StoreLockBug::NeverReleased => {
+                let held = self.inner.lock_exclusive(path, wait_ms_max, meta)?;
+                std::mem::forget(held);
+                Ok(Box::new(NoLock))
+            }
+        }
+    }
+
+    fn process_exists(&self, pid: u32) -> bool {
+        self.inner.process_exists(pid)
+    }
+
+    fn pid(&self) -> u32 {
+        self.inner.pid()
+    }
+
+    fn euid(&self) -> u32 {
+        self.inner.euid()
+    }
 }
 
 /// B1, lock keyed per agent store (openclaw issue #26322): each agent locks
@@ -61,7 +150,7 @@ fn read_modify_write(
 pub struct PerStoreLockHost;
 
 pub struct PerStoreLock {
-    inner: ModelLock,
+    inner: FsRefreshLock,
     store_key: LockKey,
 }
 
@@ -80,90 +169,56 @@ impl HostVariant for PerStoreLockHost {
     type Stores = AgentStores;
 
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (PerStoreLock, AgentStores) {
-        let store_name = world.stores[agent.store].name().to_string();
+        let io = agent_io(world, agent);
+        let store_name = world.store_name(agent.store).to_string();
         let lock = PerStoreLock {
-            inner: model_lock(world, agent),
+            inner: model_lock(world, agent, io.clone()),
             store_key: LockKey::new("store-path", &store_name),
         };
-        (lock, agent_stores(world, agent))
+        (lock, agent_stores(world, agent, io))
     }
 }
 
-/// B3, re-entrant lock within one process: the in-process single-flight is
-/// bypassed and the cross-process lock is held per process (POSIX record
-/// lock semantics), so a second thread of the holding process walks through
-/// and presents the same refresh token (G1).
+/// B3, re-entrant lock within one process: the shipped refresh lock with
+/// the in-process single-flight bypassed (each thread gets a slot of its
+/// own instead of its process's), in front of a cross-process lock held per
+/// process (POSIX record lock semantics): a second thread of the holding
+/// process walks through and presents the same refresh token (G1; the model
+/// file system records the walk-through as G8).
 pub struct ProcessLockOnlyHost;
 
-pub struct ProcessLockOnly {
-    world: Arc<World>,
-    pid: u32,
-    agent: String,
-}
-
-impl RefreshLock for ProcessLockOnly {
-    fn acquire(&mut self, key: &LockKey, _wait_ms_max: u64) -> Result<(), LockFailure> {
-        let world = &self.world;
-        world.locks.acquire(key, self.pid, &self.agent, &world.log);
-        Ok(())
-    }
-
-    fn release(&mut self, key: &LockKey) {
-        let world = &self.world;
-        world.locks.release(key, self.pid, &self.agent, &world.log);
-    }
-}
-
 impl HostVariant for ProcessLockOnlyHost {
-    type Lock = ProcessLockOnly;
+    type Lock = FsRefreshLock;
     type Stores = AgentStores;
 
-    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ProcessLockOnly, AgentStores) {
-        let lock = ProcessLockOnly {
-            world: world.clone(),
-            pid: agent.pid,
-            agent: agent.name.clone(),
-        };
-        (lock, agent_stores(world, agent))
+    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (FsRefreshLock, AgentStores) {
+        let io = agent_io(world, agent);
+        // The bug: a single-flight of this thread's own.
+        let lock = FsRefreshLock::with_io(
+            io.clone(),
+            world.layout.clone(),
+            SingleFlight::new(),
+            &agent.name,
+        );
+        (lock, agent_stores(world, agent, io))
     }
 }
 
-/// B4, refresh writes without the store lock: the refresh path reads the
-/// document, applies its change and writes the whole document back while
-/// holding only the refresh lock. A background writer's update that lands
-/// in between is lost, or the writer's stale copy reverts the rotation (G4).
+/// B4, store writes without the store lock: the shipped store code runs
+/// over an I/O where the store's lock file is never locked, so its
+/// read-modify-writes race each other. A background writer's update that
+/// lands in between is lost, or the writer's stale copy reverts the
+/// rotation (G4).
 pub struct UnlockedWritesHost;
 
-pub struct UnlockedStores {
-    inner: AgentStores,
-}
-
-impl Stores for UnlockedStores {
-    fn read(&mut self, store: StoreRef, profile: &str) -> Result<ProfileView, StoreFault> {
-        self.inner.read(store, profile)
-    }
-
-    fn write(
-        &mut self,
-        store: StoreRef,
-        profile: &str,
-        mutation: &Mutation,
-    ) -> Result<WriteOutcome, StoreFault> {
-        // The bug: no `target.lock()` around the read-modify-write.
-        Ok(read_modify_write(&self.inner, store, profile, mutation))
-    }
-}
-
 impl HostVariant for UnlockedWritesHost {
-    type Lock = ModelLock;
-    type Stores = UnlockedStores;
+    type Lock = FsRefreshLock;
+    type Stores = AgentStores;
 
-    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ModelLock, UnlockedStores) {
-        let lock = model_lock(world, agent);
-        let stores = UnlockedStores {
-            inner: agent_stores(world, agent),
-        };
-        (lock, stores)
+    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (FsRefreshLock, AgentStores) {
+        let io = BrokenIo::for_agent(world, agent, StoreLockBug::NotTaken);
+        let lock = model_lock(world, agent, io.clone());
+        (lock, agent_stores(world, agent, io))
     }
 }
 
@@ -214,7 +269,7 @@ impl Stores for DeferMirror {
 }
 
 pub struct MirrorAfterRelease {
-    inner: ModelLock,
+    inner: FsRefreshLock,
     stores: AgentStores,
     deferred: Deferred,
 }
@@ -240,14 +295,15 @@ impl HostVariant for MirrorAfterReleaseHost {
     type Stores = DeferMirror;
 
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (MirrorAfterRelease, DeferMirror) {
+        let io = agent_io(world, agent);
         let deferred: Deferred = Rc::default();
         let lock = MirrorAfterRelease {
-            inner: model_lock(world, agent),
-            stores: agent_stores(world, agent),
+            inner: model_lock(world, agent, io.clone()),
+            stores: agent_stores(world, agent, io.clone()),
             deferred: deferred.clone(),
         };
         let stores = DeferMirror {
-            inner: agent_stores(world, agent),
+            inner: agent_stores(world, agent, io),
             deferred,
             keep_fences: self.keep_fences,
         };
@@ -257,12 +313,14 @@ impl HostVariant for MirrorAfterReleaseHost {
 
 /// Not one of the listed bugs, but the failure every lock bug ends in: a
 /// path that never releases the refresh lock (an early return that forgets
-/// it). The next agent that needs the lock waits forever; the checkers call
-/// that a deadlock, which the harness names as G8 (no wedge).
+/// it, in a process that lives on: the shipped lock, never released nor
+/// dropped). The lock is still held when everyone is done, or the next
+/// agent that needs it waits forever; the checkers call the latter a
+/// deadlock, which the harness names as G8 (no wedge).
 pub struct LeakyLockHost;
 
 pub struct LeakyLock {
-    inner: ModelLock,
+    inner: ManuallyDrop<FsRefreshLock>,
 }
 
 impl RefreshLock for LeakyLock {
@@ -271,7 +329,8 @@ impl RefreshLock for LeakyLock {
     }
 
     fn release(&mut self, _key: &LockKey) {
-        // The bug: nothing is released.
+        // The bug: nothing is released (and the lock is never dropped,
+        // which would release it).
     }
 }
 
@@ -280,48 +339,27 @@ impl HostVariant for LeakyLockHost {
     type Stores = AgentStores;
 
     fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (LeakyLock, AgentStores) {
+        let io = agent_io(world, agent);
         let lock = LeakyLock {
-            inner: model_lock(world, agent),
+            inner: ManuallyDrop::new(model_lock(world, agent, io.clone())),
         };
-        (lock, agent_stores(world, agent))
+        (lock, agent_stores(world, agent, io))
     }
 }
 
-/// A store lock that is never unlocked (a guard leaked on some path): the
-/// next read-modify-write of that store waits forever. Every thread ends up
+/// A store lock that is never unlocked (a release lost on some path): the
+/// shipped store code over an I/O that never lets a store lock go. The next
+/// read-modify-write of that store waits forever; every thread ends up
 /// waiting, which loom and shuttle report as a deadlock (G8, no wedge).
 pub struct ForgottenStoreLockHost;
 
-pub struct ForgottenStoreLock {
-    inner: AgentStores,
-}
-
-impl Stores for ForgottenStoreLock {
-    fn read(&mut self, store: StoreRef, profile: &str) -> Result<ProfileView, StoreFault> {
-        self.inner.read(store, profile)
-    }
-
-    fn write(
-        &mut self,
-        store: StoreRef,
-        profile: &str,
-        mutation: &Mutation,
-    ) -> Result<WriteOutcome, StoreFault> {
-        // The bug: the store lock is taken and never unlocked.
-        std::mem::forget(self.inner.store(store).lock());
-        Ok(read_modify_write(&self.inner, store, profile, mutation))
-    }
-}
-
 impl HostVariant for ForgottenStoreLockHost {
-    type Lock = ModelLock;
-    type Stores = ForgottenStoreLock;
+    type Lock = FsRefreshLock;
+    type Stores = AgentStores;
 
-    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (ModelLock, ForgottenStoreLock) {
-        let lock = model_lock(world, agent);
-        let stores = ForgottenStoreLock {
-            inner: agent_stores(world, agent),
-        };
-        (lock, stores)
+    fn build(&self, world: &Arc<World>, agent: &AgentSpec) -> (FsRefreshLock, AgentStores) {
+        let io = BrokenIo::for_agent(world, agent, StoreLockBug::NeverReleased);
+        let lock = model_lock(world, agent, io.clone());
+        (lock, agent_stores(world, agent, io))
     }
 }
