@@ -87,13 +87,31 @@ pub fn process_exists(pid: u32) -> bool {
     signalled || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// This process's start time ([`process_start_ticks`]), read from `/proc`
+/// once per process: it never changes, and every store write records it.
+fn own_start_ticks(pid: u32) -> Option<u64> {
+    static OWN: std::sync::Mutex<Option<(u32, Option<u64>)>> = std::sync::Mutex::new(None);
+    let mut own = OWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match *own {
+        // Keyed by pid: a forked child reads its own.
+        Some((cached, ticks)) if cached == pid => ticks,
+        _ => {
+            let ticks = process_start_ticks(pid);
+            *own = Some((pid, ticks));
+            ticks
+        }
+    }
+}
+
 impl HolderMeta {
     /// This process, for `agent`, from now on.
     pub fn current(agent: &str) -> HolderMeta {
         let pid = std::process::id();
         HolderMeta {
             pid,
-            start_ticks: process_start_ticks(pid),
+            start_ticks: own_start_ticks(pid),
             host: host_name(),
             agent: agent.to_owned(),
             since_ms: now_ms(),
