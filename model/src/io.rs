@@ -119,15 +119,17 @@ pub struct Held {
 /// Everything on the machine, behind a `std` mutex (see the module docs).
 #[derive(Debug, Default)]
 struct State {
-    dirs: BTreeMap<PathBuf, u32>,
-    files: BTreeMap<PathBuf, Vec<u8>>,
+    dirs: BTreeMap<OsString, u32>,
+    files: BTreeMap<OsString, Vec<u8>>,
     /// Write counter of every store file.
-    versions: BTreeMap<PathBuf, u64>,
+    versions: BTreeMap<OsString, u64>,
+    /// Every store file's document as last renamed in (decoded once).
+    docs: BTreeMap<OsString, StoreDoc>,
     /// (view, store file) -> the version that view last read.
-    last_read: BTreeMap<(u64, PathBuf), u64>,
-    locks: BTreeMap<PathBuf, Held>,
+    last_read: BTreeMap<(u64, OsString), u64>,
+    locks: BTreeMap<OsString, Held>,
     /// How many wait for each lock.
-    waiters: BTreeMap<PathBuf, usize>,
+    waiters: BTreeMap<OsString, usize>,
     fences_issued: u64,
     dead: BTreeSet<u32>,
     views: u64,
@@ -138,10 +140,10 @@ struct State {
 pub struct Machine {
     layout: Layout,
     state: std::sync::Mutex<State>,
-    slots: std::sync::Mutex<BTreeMap<PathBuf, std::sync::Arc<Slot>>>,
+    slots: std::sync::Mutex<BTreeMap<OsString, std::sync::Arc<Slot>>>,
     /// The store files (path -> store name): the paths whose reads and
     /// renames are scheduling points and are checked.
-    stores: BTreeMap<PathBuf, String>,
+    stores: BTreeMap<OsString, String>,
     log: std::sync::Arc<Log>,
 }
 
@@ -175,13 +177,15 @@ impl Machine {
         let mut names = BTreeMap::new();
         for (path, name, doc) in stores {
             dirs.extend(path.parent().map(Path::to_path_buf));
-            state.files.insert(path.clone(), doc.to_json());
-            state.versions.insert(path.clone(), 0);
-            slots.insert(path.clone(), std::sync::Arc::new(Slot::new()));
-            names.insert(path, name);
+            let key = path.into_os_string();
+            state.files.insert(key.clone(), doc.to_json());
+            state.docs.insert(key.clone(), doc);
+            state.versions.insert(key.clone(), 0);
+            slots.insert(key.clone(), std::sync::Arc::new(Slot::new()));
+            names.insert(key, name);
         }
         for dir in dirs {
-            state.dirs.insert(dir, DIR_MODE);
+            state.dirs.insert(dir.into_os_string(), DIR_MODE);
         }
         Machine {
             layout,
@@ -224,7 +228,7 @@ impl Machine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         slots
-            .entry(path.to_path_buf())
+            .entry(path.as_os_str().to_owned())
             .or_insert_with(|| std::sync::Arc::new(Slot::new()))
             .clone()
     }
@@ -237,28 +241,28 @@ impl Machine {
     /// The bytes of a file as they are now, read by the checker (not a
     /// scheduling point, not recorded as anyone's read).
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
-        self.state().files.get(path).cloned()
+        self.state().files.get(path.as_os_str()).cloned()
     }
 
     /// Process `pid` dies: the OS releases every lock it held, and its
     /// later calls fail. Returns how many locks that was.
     pub fn crash(&self, pid: u32) -> usize {
-        let woken: Vec<PathBuf> = {
+        let woken: Vec<OsString> = {
             let mut state = self.state();
             state.dead.insert(pid);
-            let held: Vec<PathBuf> = state
+            let held: Vec<OsString> = state
                 .locks
                 .iter()
                 .filter(|(_, held)| held.pid == pid)
                 .map(|(path, _)| path.clone())
                 .collect();
             for path in &held {
-                state.locks.remove(path);
+                state.locks.remove(path.as_os_str());
             }
             held
         };
         for path in &woken {
-            self.wake(path);
+            self.wake(Path::new(path));
         }
         woken.len()
     }
@@ -269,7 +273,7 @@ impl Machine {
         state
             .locks
             .iter()
-            .map(|(path, held)| (path.clone(), held.clone()))
+            .map(|(path, held)| (PathBuf::from(path), held.clone()))
             .collect()
     }
 
@@ -280,7 +284,13 @@ impl Machine {
 
     /// Wakes the waiters of `path`'s lock, if any.
     fn wake(&self, path: &Path) {
-        let waited = self.state().waiters.get(path).copied().unwrap_or(0) > 0;
+        let waited = self
+            .state()
+            .waiters
+            .get(path.as_os_str())
+            .copied()
+            .unwrap_or(0)
+            > 0;
         if waited {
             let slot = self.slot(path);
             let _step = sync::lock(&slot.step);
@@ -291,18 +301,20 @@ impl Machine {
     /// The scheduling point of a read of, or a rename over, `path`: taken
     /// only for store files.
     fn store_step(&self, path: &Path) -> Option<std::sync::Arc<Slot>> {
-        self.stores.contains_key(path).then(|| self.slot(path))
+        self.stores
+            .contains_key(path.as_os_str())
+            .then(|| self.slot(path))
     }
 
     /// The checks of a rename of `bytes` over the store file `path` by
     /// `view` (see the module docs); then counts the write.
     fn check_store_write(&self, state: &mut State, view: &ModelIo, path: &Path, bytes: &[u8]) {
-        let name = &self.stores[path];
+        let name = &self.stores[path.as_os_str()];
         let writer = &view.name;
-        let version = state.versions.get(path).copied().unwrap_or(0);
+        let version = state.versions.get(path.as_os_str()).copied().unwrap_or(0);
         let read = state
             .last_read
-            .get(&(view.view, path.to_path_buf()))
+            .get(&(view.view, path.as_os_str().to_owned()))
             .copied();
         if read != Some(version) {
             self.log.violation(
@@ -317,12 +329,7 @@ impl Machine {
                 ),
             );
         }
-        let before = match state.files.get(path) {
-            Some(existing) => StoreDoc::from_json(existing).unwrap_or_else(|error| {
-                panic!("bug: store {name} holds a document that does not decode: {error}")
-            }),
-            None => StoreDoc::default(),
-        };
+        let before = state.docs.remove(path.as_os_str()).unwrap_or_default();
         let after = StoreDoc::from_json(bytes).unwrap_or_else(|error| {
             panic!(
                 "store {name}: {writer} renamed in a document that does not decode ({error}): \
@@ -343,10 +350,13 @@ impl Machine {
                 );
             }
         }
-        state.versions.insert(path.to_path_buf(), version + 1);
+        state.docs.insert(path.as_os_str().to_owned(), after);
+        state
+            .versions
+            .insert(path.as_os_str().to_owned(), version + 1);
         state
             .last_read
-            .insert((view.view, path.to_path_buf()), version + 1);
+            .insert((view.view, path.as_os_str().to_owned()), version + 1);
     }
 }
 
@@ -380,8 +390,8 @@ impl ModelIo {
 
     fn parent_is_dir(state: &State, path: &Path) -> io::Result<()> {
         match path.parent() {
-            Some(parent) if state.dirs.contains_key(parent) => Ok(()),
-            Some(parent) if state.files.contains_key(parent) => {
+            Some(parent) if state.dirs.contains_key(parent.as_os_str()) => Ok(()),
+            Some(parent) if state.files.contains_key(parent.as_os_str()) => {
                 Err(io::Error::from(io::ErrorKind::NotADirectory))
             }
             _ => Err(io::Error::from(io::ErrorKind::NotFound)),
@@ -398,7 +408,7 @@ struct ModelFile {
 impl FileHandle for ModelFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.machine.state();
-        match state.files.get_mut(&self.path) {
+        match state.files.get_mut(self.path.as_os_str()) {
             Some(file) => {
                 file.extend_from_slice(bytes);
                 Ok(())
@@ -433,9 +443,9 @@ impl Drop for ModelLock {
             if state.dead.contains(&self.pid) {
                 return; // the OS released it when the process died
             }
-            match state.locks.get(&self.path) {
+            match state.locks.get(self.path.as_os_str()) {
                 Some(held) if held.fence == self.fence || per_process && held.pid == self.pid => {
-                    state.locks.remove(&self.path);
+                    state.locks.remove(self.path.as_os_str());
                     true
                 }
                 other => {
@@ -466,14 +476,14 @@ impl Io for ModelIo {
     fn lstat(&self, path: &Path) -> io::Result<Meta> {
         let state = self.machine.state();
         self.alive(&state)?;
-        if let Some(mode) = state.dirs.get(path) {
+        if let Some(mode) = state.dirs.get(path.as_os_str()) {
             return Ok(Meta {
                 kind: Kind::Dir,
                 mode: *mode,
                 uid: UID,
             });
         }
-        if state.files.contains_key(path) {
+        if state.files.contains_key(path.as_os_str()) {
             return Ok(Meta {
                 kind: Kind::File,
                 mode: rotor_fs::safe_fs::FILE_MODE,
@@ -487,10 +497,12 @@ impl Io for ModelIo {
         let mut state = self.machine.state();
         self.alive(&state)?;
         Self::parent_is_dir(&state, path)?;
-        if state.dirs.contains_key(path) || state.files.contains_key(path) {
+        if state.dirs.contains_key(path.as_os_str()) || state.files.contains_key(path.as_os_str()) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
-        state.dirs.insert(path.to_path_buf(), mode & !UMASK);
+        state
+            .dirs
+            .insert(path.as_os_str().to_owned(), mode & !UMASK);
         Ok(())
     }
 
@@ -499,26 +511,26 @@ impl Io for ModelIo {
         let _step = slot.as_ref().map(|slot| sync::lock(&slot.step));
         let mut state = self.machine.state();
         self.alive(&state)?;
-        if state.dirs.contains_key(path) {
+        if state.dirs.contains_key(path.as_os_str()) {
             return Ok(Some(Opened::NotRegular));
         }
         if slot.is_some() {
-            let version = state.versions.get(path).copied().unwrap_or(0);
+            let version = state.versions.get(path.as_os_str()).copied().unwrap_or(0);
             state
                 .last_read
-                .insert((self.view, path.to_path_buf()), version);
+                .insert((self.view, path.as_os_str().to_owned()), version);
         }
-        Ok(state.files.get(path).cloned().map(Opened::File))
+        Ok(state.files.get(path.as_os_str()).cloned().map(Opened::File))
     }
 
     fn create_new(&self, path: &Path, _mode: u32) -> io::Result<Box<dyn FileHandle>> {
         let mut state = self.machine.state();
         self.alive(&state)?;
         Self::parent_is_dir(&state, path)?;
-        if state.dirs.contains_key(path) || state.files.contains_key(path) {
+        if state.dirs.contains_key(path.as_os_str()) || state.files.contains_key(path.as_os_str()) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
-        state.files.insert(path.to_path_buf(), Vec::new());
+        state.files.insert(path.as_os_str().to_owned(), Vec::new());
         Ok(Box::new(ModelFile {
             machine: self.machine.clone(),
             path: path.to_path_buf(),
@@ -531,23 +543,23 @@ impl Io for ModelIo {
         let mut state = self.machine.state();
         self.alive(&state)?;
         Self::parent_is_dir(&state, to)?;
-        if state.dirs.contains_key(to) {
+        if state.dirs.contains_key(to.as_os_str()) {
             return Err(io::Error::from(io::ErrorKind::IsADirectory));
         }
-        let Some(bytes) = state.files.remove(from) else {
+        let Some(bytes) = state.files.remove(from.as_os_str()) else {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         };
         if slot.is_some() {
             self.machine.check_store_write(&mut state, self, to, &bytes);
         }
-        state.files.insert(to.to_path_buf(), bytes);
+        state.files.insert(to.as_os_str().to_owned(), bytes);
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let state = self.machine.state();
         self.alive(&state)?;
-        if state.dirs.contains_key(dir) {
+        if state.dirs.contains_key(dir.as_os_str()) {
             Ok(())
         } else {
             Err(io::Error::from(io::ErrorKind::NotFound))
@@ -557,10 +569,10 @@ impl Io for ModelIo {
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.machine.state();
         self.alive(&state)?;
-        if state.dirs.contains_key(path) {
+        if state.dirs.contains_key(path.as_os_str()) {
             return Err(io::Error::from(io::ErrorKind::IsADirectory));
         }
-        match state.files.remove(path) {
+        match state.files.remove(path.as_os_str()) {
             Some(_) => Ok(()),
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
@@ -569,14 +581,17 @@ impl Io for ModelIo {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
         let state = self.machine.state();
         self.alive(&state)?;
-        if !state.dirs.contains_key(dir) {
+        if !state.dirs.contains_key(dir.as_os_str()) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        let entry = |path: &PathBuf, is_file: bool| DirEntry {
-            name: path.file_name().map(OsString::from).unwrap_or_default(),
+        let entry = |path: &OsString, is_file: bool| DirEntry {
+            name: Path::new(path)
+                .file_name()
+                .map(OsString::from)
+                .unwrap_or_default(),
             is_file,
         };
-        let in_dir = |path: &&PathBuf| path.parent() == Some(dir);
+        let in_dir = |path: &&OsString| Path::new(path).parent() == Some(dir);
         let files = state.files.keys().filter(in_dir).map(|p| entry(p, true));
         let dirs = state.dirs.keys().filter(in_dir).map(|p| entry(p, false));
         Ok(files.chain(dirs).collect())
@@ -608,14 +623,17 @@ impl Io for ModelIo {
                 let mut state = machine.state();
                 if let Err(error) = self.alive(&state) {
                     if waiting {
-                        *state.waiters.entry(path.to_path_buf()).or_default() -= 1;
+                        *state
+                            .waiters
+                            .entry(path.as_os_str().to_owned())
+                            .or_default() -= 1;
                     }
                     return Err(failed(error, waited_ms()));
                 }
                 if let Err(error) = Self::parent_is_dir(&state, path) {
                     return Err(failed(error, waited_ms()));
                 }
-                let granted = match state.locks.get(path) {
+                let granted = match state.locks.get(path.as_os_str()) {
                     None => {
                         state.fences_issued += 1;
                         let held = Held {
@@ -623,7 +641,7 @@ impl Io for ModelIo {
                             fence: state.fences_issued,
                             by: self.name.clone(),
                         };
-                        state.locks.insert(path.to_path_buf(), held);
+                        state.locks.insert(path.as_os_str().to_owned(), held);
                         Some((state.fences_issued, None))
                     }
                     Some(held) if per_process && held.pid == self.pid => {
@@ -637,7 +655,10 @@ impl Io for ModelIo {
                             agent: held.by.clone(),
                             since_ms: 0,
                         };
-                        *state.waiters.entry(path.to_path_buf()).or_default() -= 1;
+                        *state
+                            .waiters
+                            .entry(path.as_os_str().to_owned())
+                            .or_default() -= 1;
                         return Err(LockWait {
                             waited_ms: waited_ms(),
                             holder: Some(holder),
@@ -647,16 +668,22 @@ impl Io for ModelIo {
                     Some(_) => None,
                 };
                 if waiting && granted.is_some() {
-                    *state.waiters.entry(path.to_path_buf()).or_default() -= 1;
+                    *state
+                        .waiters
+                        .entry(path.as_os_str().to_owned())
+                        .or_default() -= 1;
                 }
                 if !waiting && granted.is_none() {
                     waiting = true;
-                    *state.waiters.entry(path.to_path_buf()).or_default() += 1;
+                    *state
+                        .waiters
+                        .entry(path.as_os_str().to_owned())
+                        .or_default() += 1;
                 }
                 if granted.is_some() {
                     // The lock file exists from the first lock on (never
                     // deleted).
-                    state.files.entry(path.to_path_buf()).or_default();
+                    state.files.entry(path.as_os_str().to_owned()).or_default();
                 }
                 granted
             };
