@@ -29,7 +29,10 @@ fn a_fence_writes_rotated_only_when_set_g7() {
     assert_eq!(set.get("rotated"), Some(&serde_json::Value::Bool(true)));
     for rotated in [false, true] {
         let text = serde_json::to_string(&fence(rotated)).unwrap();
-        assert_eq!(serde_json::from_str::<Fence>(&text).unwrap(), fence(rotated));
+        assert_eq!(
+            serde_json::from_str::<Fence>(&text).unwrap(),
+            fence(rotated)
+        );
     }
 }
 
@@ -41,7 +44,10 @@ fn a_credential_writes_needs_reauth_only_when_set() {
     assert!(clear.get("needs_reauth").is_none(), "{clear}");
     credential.needs_reauth = true;
     let set = serde_json::to_value(&credential).unwrap();
-    assert_eq!(set.get("needs_reauth"), Some(&serde_json::Value::Bool(true)));
+    assert_eq!(
+        set.get("needs_reauth"),
+        Some(&serde_json::Value::Bool(true))
+    );
 }
 
 /// A store document without a `version` field reads as the current format.

@@ -13,9 +13,13 @@ use rotor_kernel::{Credential, CredentialKind, Secret};
 fn secrets_compare_and_hash_by_value_g1() {
     assert_ne!(Secret::new("rt-1"), Secret::new("rt-2"));
     assert_eq!(Secret::new("rt-1"), Secret::new("rt-1"));
-    let set: HashSet<Secret> = [Secret::new("rt-1"), Secret::new("rt-1"), Secret::new("rt-2")]
-        .into_iter()
-        .collect();
+    let set: HashSet<Secret> = [
+        Secret::new("rt-1"),
+        Secret::new("rt-1"),
+        Secret::new("rt-2"),
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(set.len(), 2);
     use std::hash::{BuildHasher, RandomState};
     let state = RandomState::new();
@@ -56,7 +60,9 @@ fn with_expiry(raw: &str) -> Option<i64> {
         .map(|(k, _)| k.clone())
         .expect("the expiry field");
     object.insert(key, serde_json::from_str(raw).unwrap());
-    serde_json::from_value::<Credential>(value).unwrap().expires_at_ms
+    serde_json::from_value::<Credential>(value)
+        .unwrap()
+        .expires_at_ms
 }
 
 /// An integral float expiry inside the range is kept; one out of range
