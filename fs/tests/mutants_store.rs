@@ -1,0 +1,37 @@
+//! Tests added for mutants that survived `cargo mutants` in fs/src/store.rs
+//! (docs/mutants.md).
+
+use rotor_fs::{AgentId, Layout, StoreFile};
+use rotor_kernel::StoreFaultKind;
+
+/// The corrupt-copy named by a corrupt store's fault holds the corrupt
+/// bytes, even when a file of that name already held something else (G10:
+/// "a copy is kept at <path>" must be true; the store itself is never
+/// overwritten).
+#[test]
+fn g10_the_kept_copy_of_a_corrupt_store_holds_its_bytes() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = StoreFile::new(&Layout::new(temp.path().join("s")), &AgentId::main(), 1_000);
+    file.update("update", |_| ((), false)).unwrap();
+    let corrupt = b"{\"profiles\": [1,";
+    std::fs::write(file.path(), corrupt).unwrap();
+    let fault = file.read_view("p").unwrap_err();
+    assert_eq!(fault.kind, StoreFaultKind::Corrupt);
+    let backup = std::fs::read_dir(file.path().parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().contains(".corrupt-"))
+        .expect("a kept copy");
+    assert_eq!(std::fs::read(&backup).unwrap(), corrupt);
+    // Something else now sits at the copy's name: the next read keeps the
+    // corrupt bytes there again and says so.
+    std::fs::write(&backup, b"not the corrupt store").unwrap();
+    let fault = file.read_view("p").unwrap_err();
+    assert!(
+        fault.detail.contains(&backup.display().to_string()),
+        "{}",
+        fault.detail
+    );
+    assert_eq!(std::fs::read(&backup).unwrap(), corrupt);
+    assert_eq!(std::fs::read(file.path()).unwrap(), corrupt);
+}
