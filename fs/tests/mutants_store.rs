@@ -35,3 +35,25 @@ fn g10_the_kept_copy_of_a_corrupt_store_holds_its_bytes() {
     assert_eq!(std::fs::read(&backup).unwrap(), corrupt);
     assert_eq!(std::fs::read(file.path()).unwrap(), corrupt);
 }
+
+/// Reading a corrupt store again does not rewrite its kept copy when the
+/// copy already holds the same bytes (no write, no fsync on every read of a
+/// broken store; the copy a person may be inspecting stays the same file).
+#[test]
+fn g10_a_kept_copy_that_already_holds_the_bytes_is_not_rewritten() {
+    use std::os::unix::fs::MetadataExt;
+    let temp = tempfile::tempdir().unwrap();
+    let file = StoreFile::new(&Layout::new(temp.path().join("s")), &AgentId::main(), 1_000);
+    file.update("update", |_| ((), false)).unwrap();
+    std::fs::write(file.path(), b"[[[").unwrap();
+    file.read_view("p").unwrap_err();
+    let backup = std::fs::read_dir(file.path().parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().contains(".corrupt-"))
+        .expect("a kept copy");
+    let inode = std::fs::metadata(&backup).unwrap().ino();
+    file.read_view("p").unwrap_err();
+    assert_eq!(std::fs::metadata(&backup).unwrap().ino(), inode);
+    assert_eq!(std::fs::read(&backup).unwrap(), b"[[[");
+}
