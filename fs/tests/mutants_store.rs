@@ -57,3 +57,31 @@ fn g10_a_kept_copy_that_already_holds_the_bytes_is_not_rewritten() {
     assert_eq!(std::fs::metadata(&backup).unwrap().ino(), inode);
     assert_eq!(std::fs::read(&backup).unwrap(), b"[[[");
 }
+
+/// `update` writes only when the change asks for it and the document
+/// changed: a change that returns `false` leaves the file as it was (a
+/// compare-and-swap that lost, G4/G5), and an unchanged document is not
+/// rewritten (no needless write or fsync).
+#[test]
+fn g4_update_writes_only_a_changed_document_it_was_asked_to_write() {
+    use std::os::unix::fs::MetadataExt;
+    let temp = tempfile::tempdir().unwrap();
+    let file = StoreFile::new(&Layout::new(temp.path().join("s")), &AgentId::main(), 1_000);
+    file.update("update", |doc| {
+        doc.extra.insert("kept".into(), serde_json::json!(1));
+        ((), true)
+    })
+    .unwrap();
+    let bytes = std::fs::read(file.path()).unwrap();
+    let inode = std::fs::metadata(file.path()).unwrap().ino();
+    file.update("update", |doc| {
+        doc.extra.insert("dropped".into(), serde_json::json!(2));
+        ((), false)
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(file.path()).unwrap(), bytes);
+    let doc = file.read_doc().unwrap().unwrap();
+    assert!(!doc.extra.contains_key("dropped"));
+    file.update("update", |_| ((), true)).unwrap();
+    assert_eq!(std::fs::metadata(file.path()).unwrap().ino(), inode);
+}
