@@ -32,6 +32,16 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 # wait stays in doubt).
 "$ROTOR" replay --seed 0x6aec912f1f1ad6db --processes 3 --agents 2 --backend advisory \
   --faults pause,torn-write,not-sent,server-error --actors usage,logout --requests 2 >/dev/null
+# A reuse refusal with a newer login or rotation whose access token expired
+# meanwhile (a pause, a clock jump): step 9 refreshes the successor.
+"$ROTOR" replay --seed 0x4e1a --processes 3 --agents 3 --backend advisory \
+  --faults pause,lost-response --actors foreign-login,foreign-logout --requests 1 >/dev/null
+"$ROTOR" replay --seed 0xb58f4d2a199d95e --processes 3 --agents 3 --backend advisory \
+  --faults crash,pause,timeout,lost-response --actors usage,foreign-login --requests 1 \
+  --fault-mask 0x1 >/dev/null
+"$ROTOR" replay --seed 0x3a87398ed5460de8 --processes 2 --agents 2 --backend advisory \
+  --faults lost-fsync,torn-write,clock-jump,not-sent,server-error --actors usage,edit,foreign-login \
+  --requests 3 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

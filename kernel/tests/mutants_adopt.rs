@@ -7,7 +7,7 @@ mod common;
 
 use common::fixtures::*;
 use common::transcript::{both_expired, then, SUB_FENCED_CALL};
-use rotor_kernel::Failure;
+use rotor_kernel::{Failure, Secret};
 
 /// A concurrent writer changes own between the locked re-read and the
 /// adopt write of main's fresher credential.
@@ -104,31 +104,36 @@ fn g2_g4_an_adopt_after_reuse_that_conflicts_is_superseded() {
 }
 
 /// After a reuse response, a peer's rotation in own that is already expired
-/// is not handed out: nothing usable is left, so the refused token is
-/// marked in the store still fenced for it and the agent needs a re-login
-/// (G1, G7).
+/// is not handed out (its access token is dead): its refresh token, the
+/// successor of the refused one, is fenced and presented once, as at step 4
+/// (SPEC §3 step 9), and the agent gets the fresh grant instead of a
+/// re-login (G1, G2, G7).
 #[test]
-fn g1_an_expired_peer_rotation_after_reuse_is_not_adopted() {
+fn g1_an_expired_peer_rotation_after_reuse_is_refreshed_not_adopted() {
     let run = both_expired()
         .during("call", |own, _| {
             own.profiles.insert(PROFILE.into(), expired(6));
         })
         .reply(Err(reuse_error()))
+        .reply(Ok(grant("7")))
         .run();
-    assert!(
-        matches!(run.failure(), Failure::NeedsReauth(_)),
-        "{:?}",
-        run.failure()
-    );
     run.assert_lines(&then(
         &SUB_FENCED_CALL,
         &[
             "read own",
             "read main",
-            "write own MarkNeedsReauth",
-            "write main MarkNeedsReauth",
+            "write own PutFence gen=6 attempt=0",
+            "write main PutFence gen=6 attempt=0",
+            "call rt-6",
+            "write own Commit gen=7",
+            "write main Mirror gen=7",
             "release",
-            "done NeedsReauth(TokenRefused)",
+            "done Refreshed gen=7",
         ],
     ));
+    assert_eq!(
+        run.granted().access,
+        Secret::new("at-7"),
+        "G2: the fresh grant"
+    );
 }

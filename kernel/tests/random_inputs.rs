@@ -131,6 +131,9 @@ struct Trace {
     /// (fingerprint, generation) of each presented credential.
     calls: Vec<(Option<Fingerprint>, u64)>,
     last_reply_not_sent: bool,
+    /// The last reply said the presented token was already spent (SPEC §3
+    /// step 9): a newer successor may be fenced and presented next.
+    last_reply_reuse: bool,
     commit_acked: bool,
     writes: u32,
     /// Fences left by earlier presentations, present in a store at the
@@ -257,16 +260,30 @@ fn check_effect(effect: &Effect, trace: &Trace, policy: &Policy) {
                 fp.is_some_and(|fp| trace.fenced.contains(&fp)),
                 "G7: called without an acknowledged fence for the token"
             );
-            if let Some((previous, _)) = trace.calls.last() {
-                assert!(
-                    trace.last_reply_not_sent,
-                    "G2: a second call without a not-sent failure"
-                );
-                assert_eq!(*previous, fp, "G1: a retry presents the same token");
+            if let Some(&(previous, previous_generation)) = trace.calls.last() {
+                if trace.last_reply_reuse {
+                    // Step 9: the successor a peer stored, never a token this
+                    // resolve presented already, never an older one (G1).
+                    assert!(
+                        trace.calls.iter().all(|(presented, _)| *presented != fp),
+                        "G1: a token presented again after a reuse"
+                    );
+                    assert!(
+                        credential.generation > previous_generation,
+                        "G1: a successor older than the spent token"
+                    );
+                } else {
+                    assert!(
+                        trace.last_reply_not_sent,
+                        "G2: a second call without a not-sent or reuse failure"
+                    );
+                    assert_eq!(previous, fp, "G1: a retry presents the same token");
+                }
             }
+            let same_token = trace.calls.iter().filter(|(presented, _)| *presented == fp);
             assert!(
-                (trace.calls.len() as u64) < policy.call_attempts_max(),
-                "G2: more calls than the policy's attempts"
+                (same_token.count() as u64) < policy.call_attempts_max(),
+                "G2: more calls of one token than the policy's attempts"
             );
             for earlier in &trace.fences_under_lock {
                 if Some(earlier.refresh_fp) == fp {
@@ -298,8 +315,15 @@ fn check_effect(effect: &Effect, trace: &Trace, policy: &Policy) {
                         );
                     }
                     assert!(
-                        trace.calls.is_empty(),
-                        "G7: fences are written before any call"
+                        trace.calls.is_empty() || trace.last_reply_reuse,
+                        "G7: fences are written before any call (or for a successor after a reuse)"
+                    );
+                    assert!(
+                        trace
+                            .calls
+                            .iter()
+                            .all(|(presented, _)| *presented != Some(fence.refresh_fp)),
+                        "G7: a fence for a token already presented in this resolve"
                     );
                 }
                 Mutation::Commit {
@@ -346,6 +370,8 @@ fn record(effect: &Effect, input: &Input, trace: &mut Trace) {
                 .push((credential.refresh_fingerprint(), credential.generation));
             trace.last_reply_not_sent =
                 matches!(result, Err(error) if classify(error) == ErrorClass::NotSent);
+            trace.last_reply_reuse =
+                matches!(result, Err(error) if classify(error) == ErrorClass::Reuse);
         }
         (Effect::WriteStore { mutation, .. }, Input::StoreWritten { result, .. }) => {
             trace.writes += 1;

@@ -69,6 +69,110 @@ fn g2_g3_reuse_then_a_rotation_in_main_is_adopted() {
     assert_eq!(run.calls.len(), 1, "G2: adopting is not a second call");
 }
 
+/// A peer rotated the presented token and stored the successor in main, but
+/// its access token has expired already (a long stall, a clock jump): the
+/// successor's refresh token is the one to present, as at step 4 (SPEC §3
+/// step 9). Marking the family instead costs every agent its session (G2).
+#[test]
+fn g2_reuse_then_an_expired_successor_in_main_is_refreshed() {
+    let run = both_expired()
+        .during("call", |_, main| {
+            main.profiles.insert(PROFILE.into(), expired(6));
+        })
+        .reply(Err(reuse_error()))
+        .reply(Ok(grant("7")))
+        .run();
+    run.assert_lines(&after_call(&[
+        "read own",
+        "read main",
+        // Own holds rt-5, not the successor: only main is fenced (step 6).
+        "write main PutFence gen=6 attempt=0",
+        "call rt-6",
+        "write own Commit gen=7",
+        "write main Mirror gen=7",
+        "release",
+        "done Refreshed gen=7",
+    ]));
+    assert_eq!(run.granted().access, Secret::new("at-7"));
+    assert_eq!(run.calls.len(), 2, "G1: rt-5 once, then its successor once");
+    assert!(
+        !run.own.profiles[PROFILE].needs_reauth,
+        "G2: nothing marked"
+    );
+    assert!(
+        !run.main.profiles[PROFILE].needs_reauth,
+        "G2: nothing marked"
+    );
+}
+
+/// The same in the own store: a peer of this agent rotated and committed,
+/// and its access token expired meanwhile.
+#[test]
+fn g2_reuse_then_an_expired_successor_in_own_is_refreshed() {
+    let run = Transcript::main_agent(store(expired(5)))
+        .during("call", |own, _| {
+            own.profiles.insert(PROFILE.into(), expired(6));
+        })
+        .reply(Err(reuse_error()))
+        .reply(Ok(grant("7")))
+        .run();
+    run.assert_lines(&then(
+        &MAIN_FENCED_CALL,
+        &[
+            "read own",
+            "write own PutFence gen=6 attempt=0",
+            "call rt-6",
+            "write own Commit gen=7",
+            "release",
+            "done Refreshed gen=7",
+        ],
+    ));
+}
+
+/// An older credential than the one presented is never presented after a
+/// reuse: its token was spent before the presented one existed (G1).
+#[test]
+fn g1_reuse_never_falls_back_to_an_older_credential() {
+    let of_account = |credential: Credential| Credential {
+        account_id: Some("acct-a".into()),
+        ..credential
+    };
+    let run = Transcript::sub(store(of_account(expired(3))), store(of_account(expired(5))))
+        .during("call", |_, main| {
+            // Main now holds another account's login: it may not be copied
+            // into this agent's store (SPEC §5).
+            let mut other = expired(9);
+            other.account_id = Some("acct-b".into());
+            main.profiles.insert(PROFILE.into(), other);
+        })
+        .reply(Err(reuse_error()))
+        .run();
+    assert_eq!(run.calls.len(), 1, "G1: the older rt-3 is not presented");
+    run.assert_done("done NeedsReauth(TokenRefused)");
+}
+
+/// A successor that is refused again is not chased for ever: after
+/// `SUCCESSORS_MAX` successors the resolve marks and fails (G2 bounded).
+#[test]
+fn g1_a_chain_of_reused_successors_ends_in_needs_reauth() {
+    let run = both_expired()
+        .during("call", |_, main| {
+            main.profiles.insert(PROFILE.into(), expired(6));
+        })
+        .reply(Err(reuse_error()))
+        .during("call rt-6", |_, main| {
+            main.profiles.insert(PROFILE.into(), expired(7));
+        })
+        .reply(Err(reuse_error()))
+        .during("call rt-7", |_, main| {
+            main.profiles.insert(PROFILE.into(), expired(8));
+        })
+        .reply(Err(reuse_error()))
+        .run();
+    assert_eq!(run.calls.len(), 3, "the presented token and two successors");
+    run.assert_done("done NeedsReauth(TokenRefused)");
+}
+
 #[test]
 fn g1_g10_reuse_with_nothing_newer_marks_both_stores_and_needs_reauth() {
     let run = both_expired().reply(Err(reuse_error())).run();

@@ -58,6 +58,11 @@ pub use decide::{is_newer, DEFAULT_EXPIRES_IN_MS};
 /// to a lock-free adopt before giving up with `Superseded`.
 const REREADS_MAX: u8 = 3;
 
+/// How many times one resolve may go on with a successor found after its
+/// presented token was reported reused (SPEC §3 step 9) before it gives up
+/// with `NeedsReauth(TokenRefused)`.
+const SUCCESSORS_MAX: u8 = 2;
+
 /// Decides one resolve. See the module docs for the drive loop.
 ///
 /// Contract: after [`Resolver::new`], call [`Resolver::poll_effect`]; perform
@@ -76,6 +81,8 @@ pub struct Resolver {
     pending: Option<Effect>,
     outstanding: Option<EffectId>,
     next_id: u64,
+    /// Successors gone on with after a reuse (SPEC §3 step 9).
+    successors: u8,
 }
 
 /// What the resolver waits for. Each variant names the completion it expects.
@@ -125,6 +132,7 @@ impl Resolver {
             pending: None,
             outstanding: None,
             next_id: 0,
+            successors: 0,
         };
         resolver.read(StoreRef::Own, Phase::ExpectOwn);
         resolver

@@ -6,8 +6,10 @@ use alloc::collections::VecDeque;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-use super::decide::{fence_for, grace_retry_allowed, main_may_replace, rotated};
-use super::{granted, Phase as Outer, Resolver, REREADS_MAX};
+use super::decide::{
+    fence_for, grace_retry_allowed, logged_out_in_main, main_may_replace, rotated,
+};
+use super::{granted, Phase as Outer, Resolver, REREADS_MAX, SUCCESSORS_MAX};
 use crate::classify::{classify, ErrorClass};
 use crate::credential::Credential;
 use crate::document::{Fence, ProfileView};
@@ -363,6 +365,30 @@ impl Resolver {
                     rereads: REREADS_MAX - 1,
                 };
                 return self.write(StoreRef::Own, mutation, phase);
+            }
+        }
+        // A newer credential that is not usable: its refresh token is the one
+        // to present (as in step 4); the presented one is spent. Only a
+        // credential of a higher generation than the one presented: an older
+        // one's token was spent before it (G1), and without generations (a
+        // store written before they existed) nothing says which came first.
+        let successor =
+            match main_may_replace(own_oauth, main_credential, &self.request.provider) {
+                Ok(candidate) => Some(candidate),
+                Err(_) => own_oauth,
+            }
+            .filter(|candidate| {
+                candidate.refresh_fingerprint().is_some()
+                    && candidate.refresh_fingerprint() != presented
+                    && candidate.generation > plan.subject.generation
+            });
+        if let Some(successor) = successor {
+            if self.successors < SUCCESSORS_MAX
+                && logged_out_in_main(own_oauth, main_credential).is_none()
+            {
+                self.successors += 1;
+                let subject = successor.clone();
+                return self.begin_refresh(own, main, subject, plan.warnings, now_ms);
             }
         }
         let presented_fp = plan.presented_fp;
