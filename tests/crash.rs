@@ -194,30 +194,58 @@ fn kill_before_the_release_g6() {
     crash_case("before-release", After::HasNewToken);
 }
 
-/// A sub-agent killed between its commit and the mirror into main: its own
-/// store has the rotation; main keeps the old token fenced, so main's agent
-/// reports NeedsReauth instead of presenting a consumed token (G7, G1).
+/// A sub-agent killed between the mirror into main and its own commit (it
+/// mirrors first, SPEC §3 step 8): the rotation is in main, where every
+/// participant reads, and main's fence went with the mirror. Main's agent
+/// gets the new token without a call, and so does the sub-agent itself,
+/// adopting it back from main; no one needs a re-login (G2, G6, G1). With
+/// the order the other way round (commit, then mirror) main would keep the
+/// spent token fenced and main's agent would need a re-login.
 #[test]
-fn sub_agent_killed_between_commit_and_mirror_g6_g7() {
+fn sub_agent_killed_between_mirror_and_commit_g2_g6() {
+    let (_temp, state) = state_dir();
+    let server = TokenServer::start("rt-0", 3600);
+    login(&state, "main", PROFILE, &server.url, "at-0", "rt-0");
+    force_expiry(&state, "main", PROFILE);
+    kill_at(&state, "worker", "before-write:commit", None);
+    let main = read_store(&state, "main");
+    assert_eq!(
+        main.profiles[PROFILE].refresh.as_ref().unwrap().expose(),
+        "rt-1",
+        "G6: the rotation is in main"
+    );
+    assert!(
+        !main.fences.contains_key(PROFILE),
+        "G7: main's fence went with the mirror"
+    );
+    let main_run = token(&state, "main", PROFILE);
+    assert_eq!(main_run.access(), "at-1", "G2: {main_run:?}");
+    let worker = token(&state, "worker", PROFILE);
+    assert_eq!(worker.access(), "at-1", "G2: {worker:?}");
+    server.assert_each_token_presented_once();
+    assert_eq!(server.exchanges().len(), 1);
+}
+
+/// A sub-agent killed after the provider rotated but before its mirror:
+/// the rotation is stored nowhere, so main's copy of the spent token stays
+/// fenced and every participant reports NeedsReauth instead of presenting
+/// a consumed token (G7, G1).
+#[test]
+fn sub_agent_killed_before_its_mirror_g6_g7() {
     let (_temp, state) = state_dir();
     let server = TokenServer::start("rt-0", 3600);
     login(&state, "main", PROFILE, &server.url, "at-0", "rt-0");
     force_expiry(&state, "main", PROFILE);
     kill_at(&state, "worker", "before-write:mirror", None);
-    let own = read_store(&state, "worker");
-    assert_eq!(
-        own.profiles[PROFILE].refresh.as_ref().unwrap().expose(),
-        "rt-1"
-    );
     let main = read_store(&state, "main");
     assert!(
         main.fences.contains_key(PROFILE),
         "G7: main's copy of the token is fenced"
     );
-    let worker = token(&state, "worker", PROFILE);
-    assert_eq!(worker.access(), "at-1");
     let main_run = token(&state, "main", PROFILE);
     assert_eq!(main_run.code, Some(4), "G7: {main_run:?}");
+    let worker = token(&state, "worker", PROFILE);
+    assert_eq!(worker.code, Some(4), "G7: {worker:?}");
     server.assert_each_token_presented_once();
     assert_eq!(server.exchanges().len(), 1);
 }

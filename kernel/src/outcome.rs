@@ -62,6 +62,9 @@ pub enum Warning {
     MirrorRefused(MirrorRefusal),
     /// Mirroring into main failed or lost a compare-and-swap.
     MirrorFailed(String),
+    /// A sub-agent's rotation is in main but its own store's commit failed:
+    /// the token is good, and the next resolve adopts it from main.
+    CommitFailed(String),
     /// A token adopted from main could not be copied into the own store.
     AdoptNotStored(String),
     /// Main holds a usable token the identity gate refused to copy (G3).
@@ -73,6 +76,9 @@ impl fmt::Display for Warning {
         match self {
             Warning::MirrorRefused(refusal) => write!(f, "not mirrored into main: {refusal}"),
             Warning::MirrorFailed(detail) => write!(f, "mirror into main failed: {detail}"),
+            Warning::CommitFailed(detail) => {
+                write!(f, "stored in main only, own store not written: {detail}")
+            }
             Warning::AdoptNotStored(detail) => {
                 write!(f, "adopted token not stored in own store: {detail}")
             }

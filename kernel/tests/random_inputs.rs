@@ -135,6 +135,9 @@ struct Trace {
     /// step 9): a newer successor may be fenced and presented next.
     last_reply_reuse: bool,
     commit_acked: bool,
+    /// A mirror of the rotation into main was applied (a sub-agent mirrors
+    /// before it commits: the rotation is stored even if the commit fails).
+    mirror_applied: bool,
     writes: u32,
     /// Fences left by earlier presentations, present in a store at the
     /// moment the kernel read it (successfully or not) under the lock.
@@ -184,7 +187,10 @@ fn run_one(seed: u64, stats: &mut Stats) {
             );
             if let Ok(granted) = resolution {
                 if granted.outcome == Outcome::Refreshed {
-                    assert!(trace.commit_acked, "G6: Refreshed without a stored commit");
+                    assert!(
+                        trace.commit_acked || trace.mirror_applied,
+                        "G6: Refreshed without the rotation stored (own commit or main mirror)"
+                    );
                 }
                 if granted.outcome == Outcome::Cached {
                     assert!(
@@ -383,6 +389,9 @@ fn record(effect: &Effect, input: &Input, trace: &mut Trace) {
                     trace.fence_attempts.push(fence.attempt);
                 }
                 Mutation::Commit { .. } => trace.commit_acked = done,
+                Mutation::Mirror { .. } => {
+                    trace.mirror_applied |= matches!(result, Ok(WriteOutcome::Applied));
+                }
                 _ => {}
             }
         }

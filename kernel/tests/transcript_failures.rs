@@ -88,8 +88,8 @@ fn g2_reuse_then_an_expired_successor_in_main_is_refreshed() {
         // Own holds rt-5, not the successor: only main is fenced (step 6).
         "write main PutFence gen=6 attempt=0",
         "call rt-6",
-        "write own Commit gen=7",
         "write main Mirror gen=7",
+        "write own Commit gen=7",
         "release",
         "done Refreshed gen=7",
     ]));
@@ -256,8 +256,8 @@ fn g2_not_sent_then_success_refreshes() {
         .run();
     run.assert_lines(&after_call(&[
         "call rt-5",
-        "write own Commit gen=6",
         "write main Mirror gen=6",
+        "write own Commit gen=6",
         "release",
         "done Refreshed gen=6",
     ]));
@@ -348,6 +348,7 @@ fn g11_logout_during_the_call_is_never_overwritten() {
         .reply(Ok(grant("6")))
         .run();
     run.assert_lines(&after_call(&[
+        "write main Mirror gen=6 -> Conflict",
         "write own Commit gen=6 -> Conflict",
         "release",
         "done Superseded(own)",
@@ -374,33 +375,71 @@ fn g11_relogin_during_the_call_is_never_overwritten() {
     run.assert_done("done Superseded(own)");
     assert_eq!(
         run.own.profiles[PROFILE].access,
-        Some(Secret::new("at-new"))
+        Some(Secret::new("at-new")),
+        "G11: the login in own stays"
     );
-    assert_eq!(run.main.profiles[PROFILE], expired(5), "nothing mirrored");
+    // Main held the presented family and no login: it takes that family's
+    // rotation (mirrored before the commit that then lost to the login), so
+    // no participant reading main is left with the spent rt-5 (G2, G7).
+    assert_eq!(main_entry(&run).access, Some(Secret::new("at-6")), "G2");
+    assert!(
+        run.main.fences.is_empty(),
+        "G7: rt-5's fence went with the mirror"
+    );
 }
 
+/// A main agent whose commit fails has stored its rotation nowhere: the
+/// spent rt-5 stays fenced and the next participant must not present it.
 #[test]
 fn g7_commit_io_failure_is_rotation_not_stored_with_fences_kept() {
+    let run = main_expired()
+        .fault("write own Commit", io_fault("own store: disk full"))
+        .reply(Ok(grant("6")))
+        .run();
+    run.assert_lines(&then(
+        &MAIN_FENCED_CALL,
+        &[
+            "write own Commit gen=6 -> fault",
+            "release",
+            "done RotationNotStored",
+        ],
+    ));
+    run.assert_failure_says("disk full", "G10");
+    assert_eq!(
+        run.own.fences[PROFILE][0].refresh_fp,
+        Secret::new("rt-5").fingerprint(),
+        "G7"
+    );
+    // rt-5 is consumed: the next participant must not present it.
+    let next = run.next().run();
+    next.assert_done_without_call("done NeedsReauth(InDoubt)", "G7/G1");
+}
+
+/// A sub-agent mirrors into main before it commits (SPEC §3 step 8): when
+/// its own commit then fails, the rotation is stored in main, the token is
+/// handed out with a warning, and the next resolve adopts it from main
+/// instead of finding rt-5 fenced (G2, G6, G7).
+#[test]
+fn g2_g6_sub_agent_commit_failure_after_the_mirror_keeps_the_rotation_in_main() {
     let run = both_expired()
         .fault("write own Commit", io_fault("own store: disk full"))
         .reply(Ok(grant("6")))
         .run();
     run.assert_lines(&after_call(&[
+        "write main Mirror gen=6",
         "write own Commit gen=6 -> fault",
         "release",
-        "done RotationNotStored",
+        "done Refreshed gen=6 warn=[CommitFailed]",
     ]));
-    run.assert_failure_says("disk full", "G10");
-    for doc in [&run.own, &run.main] {
-        assert_eq!(
-            doc.fences[PROFILE][0].refresh_fp,
-            Secret::new("rt-5").fingerprint(),
-            "G7"
-        );
-    }
-    // rt-5 is consumed: the next participant must not present it.
+    assert_eq!(run.granted().access, Secret::new("at-6"));
+    assert_eq!(main_entry(&run).access, Some(Secret::new("at-6")), "G6");
+    assert!(
+        run.main.fences.is_empty(),
+        "G7: main's fence went with the mirror"
+    );
     let next = run.next().run();
-    next.assert_done_without_call("done NeedsReauth(InDoubt)", "G7/G1");
+    assert!(next.calls.is_empty(), "G1: rt-5 is not presented again");
+    next.assert_done("done Adopted(Main) gen=6");
 }
 
 #[test]
@@ -416,4 +455,9 @@ fn g1_main_agent_reuse_marks_its_store() {
         ],
     ));
     assert_eq!(run.own, store(marked(expired(5))));
+}
+
+/// Main's entry for the profile after a run.
+fn main_entry(run: &common::transcript::Run) -> &Credential {
+    &run.main.profiles[PROFILE]
 }

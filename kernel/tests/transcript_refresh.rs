@@ -15,15 +15,15 @@ fn rotated(generation: u64) -> Credential {
 }
 
 #[test]
-fn g1_g5_g6_g7_sub_agent_refresh_fences_both_stores_then_commits_mirrors_releases() {
+fn g1_g2_g5_g6_g7_sub_agent_refresh_fences_both_stores_then_mirrors_commits_releases() {
     let (transcript, seen) = both_expired().reply(Ok(grant("6"))).snapshot_at_call();
     let run = transcript.run();
     run.assert_lines(&then(
         &SUB_FENCED_CALL,
         &[
             // G6: the rotation is stored (and mirrored) before the lock is released.
-            "write own Commit gen=6",
             "write main Mirror gen=6",
+            "write own Commit gen=6",
             "release",
             "done Refreshed gen=6",
         ],
@@ -64,8 +64,8 @@ fn g7_main_holding_another_token_is_fenced_and_mirrored() {
     run.assert_lines(&then(
         &SUB_FENCED_CALL,
         &[
-            "write own Commit gen=6",
             "write main Mirror gen=6",
+            "write own Commit gen=6",
             "release",
             "done Refreshed gen=6",
         ],
@@ -287,8 +287,8 @@ fn g5_g11_mirror_loses_to_a_main_relogin_made_during_the_call() {
     run.assert_lines(&then(
         &SUB_FENCED_CALL,
         &[
-            "write own Commit gen=6",
             "write main Mirror gen=6 -> Conflict",
+            "write own Commit gen=6",
             "release",
             "done Refreshed gen=6 warn=[MirrorFailed]",
         ],
@@ -307,7 +307,7 @@ fn g5_g11_mirror_loses_to_a_main_relogin_made_during_the_call() {
 }
 
 #[test]
-fn g6_g10_mirror_write_failure_is_a_warning_after_the_commit() {
+fn g6_g10_mirror_write_failure_is_a_warning_and_the_commit_follows() {
     let run = both_expired()
         .fault("write main Mirror", io_fault("main store: disk full"))
         .reply(Ok(grant("6")))
@@ -315,8 +315,8 @@ fn g6_g10_mirror_write_failure_is_a_warning_after_the_commit() {
     run.assert_lines(&then(
         &SUB_FENCED_CALL,
         &[
-            "write own Commit gen=6",
             "write main Mirror gen=6 -> fault",
+            "write own Commit gen=6",
             "release",
             "done Refreshed gen=6 warn=[MirrorFailed]",
         ],

@@ -161,3 +161,48 @@ fn the_seeds_draw_every_kind_of_fault() {
         );
     }
 }
+
+/// Kill points per sub-agent: more than one refresher's disk calls in a
+/// whole `token_via` (its lock, reads, fences, mirror, commit, release).
+const KILL_POINTS: u64 = 90;
+/// Seeds (schedules) per kill point.
+const KILL_SEEDS: u64 = 6;
+
+/// Every kill point of a sub-agent, on several schedules: wherever the
+/// sub-agent dies, the others converge on the rotation unless it is stored
+/// nowhere (G2). The window this closes: a sub-agent that committed the
+/// rotation to its own store and died before mirroring it left main fenced,
+/// and every other agent needed a re-login. The kernel now mirrors into main
+/// first (SPEC §3 step 8); with the old order (commit, then mirror) this
+/// test fails with G2 ("agent main got error: ... needs a new login").
+///
+/// Replay one world: `ROTOR_DISK_WORLD_SEED=<seed>` as printed; the kill
+/// point is the seed's low byte, the schedule the rest.
+#[test]
+fn a_sub_agent_killed_at_any_call_leaves_the_rotation_where_the_others_find_it_g2() {
+    let shape = WorldShape::default();
+    let worlds: Vec<u64> = match std::env::var("ROTOR_DISK_WORLD_SEED") {
+        Ok(_) => seeds(),
+        Err(_) => (0..KILL_SEEDS)
+            .flat_map(|schedule| (0..KILL_POINTS).map(move |at| schedule << 8 | at))
+            .collect(),
+    };
+    let findings: Vec<WorldFinding> = worlds
+        .into_iter()
+        .flat_map(|world| {
+            // Refresher 1 is a sub-agent (`worker-1`).
+            let fault = WorldFault::Kill {
+                refresher: 1,
+                at_call: world & 0xff,
+            };
+            rotor_sim::disk::world::run_world_with(
+                world,
+                shape,
+                fault,
+                &shipped,
+                "a_sub_agent_killed_at_any_call_leaves_the_rotation_where_the_others_find_it_g2",
+            )
+        })
+        .collect();
+    assert!(findings.is_empty(), "{}", report(&findings));
+}

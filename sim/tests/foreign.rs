@@ -77,10 +77,12 @@ fn the_refresh_lock_masks_a_commit_without_its_compare_and_swap() {
 }
 
 /// The shipped host against the same actors: nothing violated, and every
-/// compare-and-swap branch reached.
+/// compare-and-swap branch reached (the rarest, `cas-mirror-logout`, about
+/// once in 2,000 seeds: a logout in main between the provider's rotation
+/// and the mirror right after it).
 #[test]
 fn the_shipped_host_keeps_foreign_logins_and_logouts_and_reaches_every_cas_branch() {
-    let report = sweep(0..2_000, &foreign(), &RunOptions::default(), 8, |_| {});
+    let report = sweep(0..6_000, &foreign(), &RunOptions::default(), 8, |_| {});
     for failure in &report.failures {
         eprintln!(
             "{}\nreplay: {}",

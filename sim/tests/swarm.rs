@@ -17,12 +17,15 @@ fn the_shipped_host_passes_a_swarm_and_covers_every_branch_and_fault() {
     );
     // Another program's login or logout racing a refresh (the
     // compare-and-swap branches, `cas-*`) is drawn in about one seed in
-    // eight; tests/foreign.rs sweeps seeds where both are present.
+    // eight; tests/foreign.rs sweeps seeds where both are present. The
+    // rarest, a logout landing in main between the provider's rotation and
+    // the sub-agent's mirror right after it (SPEC §3 step 8), comes about
+    // once in 2,000 seeds of these (first at seed 3,545).
     let foreign = Overrides {
         actors: Some(ActorSet::parse_list("usage,foreign-login,foreign-logout").unwrap()),
         ..Overrides::default()
     };
-    let racing = sweep(0..2_000, &foreign, &RunOptions::default(), 8, |_| {});
+    let racing = sweep(0..6_000, &foreign, &RunOptions::default(), 8, |_| {});
     report.failures.extend(racing.failures);
     report.coverage.merge(&racing.coverage);
     for failure in &report.failures {

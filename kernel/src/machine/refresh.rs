@@ -47,10 +47,17 @@ pub(super) enum Phase {
     },
     /// Step 7: the endpoint's answer.
     ExpectReply { plan: Plan },
-    /// Step 8: the rotated credential in the own store.
-    ExpectCommit { plan: Plan, rotated: Credential },
-    /// Step 8: the mirror into main.
-    ExpectMirror { granted: Granted },
+    /// Step 8, sub-agents whose main may take the rotation: the mirror into
+    /// main, written before the own store's commit.
+    ExpectMirrorFirst { plan: Plan, rotated: Credential },
+    /// Step 8: the rotated credential in the own store. `mirrored` says
+    /// whether a mirror into main was already tried and whether it landed
+    /// (`None`: not tried; it follows the commit when main may take it).
+    ExpectCommit {
+        plan: Plan,
+        rotated: Credential,
+        mirrored: Option<bool>,
+    },
     /// Step 9 (reuse): the own store, re-read.
     ExpectRecheckOwn {
         plan: Plan,
@@ -72,9 +79,9 @@ fn refreshing(phase: Phase) -> Outer {
 impl Phase {
     pub(super) fn expected_kind(&self) -> &'static str {
         match self {
-            Phase::ExpectFence { .. } | Phase::ExpectCommit { .. } | Phase::ExpectMirror { .. } => {
-                "StoreWritten"
-            }
+            Phase::ExpectFence { .. }
+            | Phase::ExpectMirrorFirst { .. }
+            | Phase::ExpectCommit { .. } => "StoreWritten",
             Phase::ExpectReply { .. } => "EndpointReplied",
             Phase::ExpectRecheckOwn { .. } | Phase::ExpectRecheckMain { .. } => "StoreRead",
         }
@@ -212,13 +219,7 @@ impl Resolver {
             (Phase::ExpectReply { plan }, Input::EndpointReplied { result, .. }) => match result {
                 Ok(grant) => {
                     let rotated = rotated(&plan.subject, &grant, now_ms);
-                    let mutation = Mutation::Commit {
-                        expect: Expect::of(plan.own.credential.as_ref()),
-                        credential: rotated.clone(),
-                        presented_fp: plan.presented_fp,
-                    };
-                    let phase = refreshing(Phase::ExpectCommit { plan, rotated });
-                    self.write(StoreRef::Own, mutation, phase)
+                    self.store_rotation(plan, rotated)
                 }
                 Err(error) => {
                     let detail = error.to_string();
@@ -242,33 +243,55 @@ impl Resolver {
                     }
                 }
             },
-            (Phase::ExpectCommit { plan, rotated }, Input::StoreWritten { result, .. }) => {
-                match result {
-                    Ok(WriteOutcome::Conflict(conflict)) => {
-                        self.release(Err(Failure::Superseded {
-                            store: StoreRef::Own,
-                            conflict,
-                        }))
-                    }
-                    Ok(_) => self.mirror(plan, rotated),
-                    Err(fault) => self.release(Err(Failure::RotationNotStored {
-                        detail: fault.detail,
-                    })),
-                }
-            }
-            (Phase::ExpectMirror { mut granted }, Input::StoreWritten { result, .. }) => {
-                match result {
-                    Ok(WriteOutcome::Applied) => {}
+            (
+                Phase::ExpectMirrorFirst { mut plan, rotated },
+                Input::StoreWritten { result, .. },
+            ) => {
+                let mirrored = match result {
+                    Ok(WriteOutcome::Applied) => true,
                     Ok(WriteOutcome::MirrorRefused(refusal)) => {
-                        granted.warnings.push(Warning::MirrorRefused(refusal))
+                        plan.warnings.push(Warning::MirrorRefused(refusal));
+                        false
                     }
-                    Ok(WriteOutcome::Conflict(conflict)) => granted
-                        .warnings
-                        .push(Warning::MirrorFailed(conflict.to_string())),
-                    Err(fault) => granted.warnings.push(Warning::MirrorFailed(fault.detail)),
-                }
-                self.release(Ok(granted))
+                    Ok(WriteOutcome::Conflict(conflict)) => {
+                        plan.warnings
+                            .push(Warning::MirrorFailed(conflict.to_string()));
+                        false
+                    }
+                    Err(fault) => {
+                        plan.warnings.push(Warning::MirrorFailed(fault.detail));
+                        false
+                    }
+                };
+                self.commit(plan, rotated, Some(mirrored))
             }
+            (
+                Phase::ExpectCommit {
+                    plan,
+                    rotated,
+                    mirrored,
+                },
+                Input::StoreWritten { result, .. },
+            ) => match (result, mirrored) {
+                (Ok(WriteOutcome::Conflict(conflict)), _) => {
+                    self.release(Err(Failure::Superseded {
+                        store: StoreRef::Own,
+                        conflict,
+                    }))
+                }
+                (Ok(_), None) => self.after_commit(plan, rotated),
+                (Ok(_), Some(_)) => self.release(Ok(granted_with(plan, &rotated))),
+                // The rotation is in main: the next resolve adopts it from
+                // there (step 2); the token is good now.
+                (Err(fault), Some(true)) => {
+                    let mut granted = granted_with(plan, &rotated);
+                    granted.warnings.push(Warning::CommitFailed(fault.detail));
+                    self.release(Ok(granted))
+                }
+                (Err(fault), _) => self.release(Err(Failure::RotationNotStored {
+                    detail: fault.detail,
+                })),
+            },
             (Phase::ExpectRecheckOwn { plan, detail }, Input::StoreRead { result, .. }) => {
                 let own = result.unwrap_or_default();
                 if plan.main.is_some() {
@@ -291,40 +314,68 @@ impl Resolver {
         }
     }
 
-    /// Step 8, sub-agents: mirror the rotation into main when main's entry is
-    /// absent or an older credential of the same family (decided again by
-    /// [`crate::StoreDoc::apply`] under main's lock).
-    fn mirror(&mut self, plan: Plan, rotated: Credential) {
-        let mut granted = granted(Outcome::Refreshed, &rotated);
-        granted.warnings = plan.warnings;
-        let Some(main) = plan.main else {
-            return self.release(Ok(granted));
-        };
-        match mirror_refusal(main.credential.as_ref(), &rotated) {
-            None => {
+    /// Step 8: store the rotation. A sub-agent whose main may take it (main's
+    /// entry absent or an older credential of the same family) mirrors it
+    /// into main first, then commits it to its own store: a sub-agent that
+    /// dies between the two writes leaves the rotation where every
+    /// participant reads (main), and main's fence is gone with the mirror,
+    /// so no one else is sent to a re-login (G2, G7). Otherwise the own
+    /// store is committed first, and main's fence is settled after it.
+    fn store_rotation(&mut self, plan: Plan, rotated: Credential) {
+        let mirror_first = plan
+            .main
+            .as_ref()
+            .filter(|main| mirror_refusal(main.credential.as_ref(), &rotated).is_none());
+        match mirror_first {
+            Some(main) => {
                 let mutation = Mutation::Mirror {
                     expect: Expect::of(main.credential.as_ref()),
-                    credential: rotated,
+                    credential: rotated.clone(),
                     presented_fp: plan.presented_fp,
                 };
-                self.write(
-                    StoreRef::Main,
-                    mutation,
-                    refreshing(Phase::ExpectMirror { granted }),
-                )
+                let phase = refreshing(Phase::ExpectMirrorFirst { plan, rotated });
+                self.write(StoreRef::Main, mutation, phase)
             }
-            Some(refusal) => {
-                granted.warnings.push(Warning::MirrorRefused(refusal));
-                let mut queue = VecDeque::new();
-                if plan.fenced.contains(&StoreRef::Main) {
-                    // Main cannot take the successor; keep the spent token
-                    // fenced there so no other holder of a copy presents it.
-                    let presented_fp = plan.presented_fp;
-                    queue.push_back((StoreRef::Main, Mutation::SettleFence { presented_fp }));
-                }
-                self.continue_writes(queue, Ok(granted))
+            None => self.commit(plan, rotated, None),
+        }
+    }
+
+    /// Step 8: the rotated credential into the own store (the refreshed
+    /// token's fence dropped with it).
+    fn commit(&mut self, plan: Plan, rotated: Credential, mirrored: Option<bool>) {
+        let mutation = Mutation::Commit {
+            expect: Expect::of(plan.own.credential.as_ref()),
+            credential: rotated.clone(),
+            presented_fp: plan.presented_fp,
+        };
+        let phase = refreshing(Phase::ExpectCommit {
+            plan,
+            rotated,
+            mirrored,
+        });
+        self.write(StoreRef::Own, mutation, phase)
+    }
+
+    /// Step 8, after the commit: a main agent is done; a sub-agent whose
+    /// main may not take the rotation (another account, provider or an
+    /// operator's key) keeps the spent token fenced in main, settled as
+    /// rotated, so no other holder of a copy presents it.
+    fn after_commit(&mut self, plan: Plan, rotated: Credential) {
+        let refusal = plan
+            .main
+            .as_ref()
+            .and_then(|main| mirror_refusal(main.credential.as_ref(), &rotated));
+        let fenced_main = plan.fenced.contains(&StoreRef::Main);
+        let presented_fp = plan.presented_fp;
+        let mut granted = granted_with(plan, &rotated);
+        let mut queue = VecDeque::new();
+        if let Some(refusal) = refusal {
+            granted.warnings.push(Warning::MirrorRefused(refusal));
+            if fenced_main {
+                queue.push_back((StoreRef::Main, Mutation::SettleFence { presented_fp }));
             }
         }
+        self.continue_writes(queue, Ok(granted))
     }
 
     /// Step 9, reuse: adopt what a peer stored meanwhile, or mark the family.
@@ -441,4 +492,11 @@ impl Resolver {
         };
         self.continue_writes(queue, Err(failure))
     }
+}
+
+/// The grant of a refresh, with the warnings met on the way.
+fn granted_with(plan: Plan, rotated: &Credential) -> Granted {
+    let mut granted = granted(Outcome::Refreshed, rotated);
+    granted.warnings = plan.warnings;
+    granted
 }

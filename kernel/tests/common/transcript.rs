@@ -626,6 +626,7 @@ fn warning_name(warning: &Warning) -> String {
     match warning {
         Warning::MirrorRefused(refusal) => format!("MirrorRefused({})", refusal_name(refusal)),
         Warning::MirrorFailed(_) => "MirrorFailed".into(),
+        Warning::CommitFailed(_) => "CommitFailed".into(),
         Warning::AdoptNotStored(_) => "AdoptNotStored".into(),
         Warning::IdentityRefused(_) => "IdentityRefused".into(),
     }

@@ -218,6 +218,19 @@ pub fn run_world(
     make_io: &(dyn Fn(Arc<SimDisk>) -> Arc<dyn Io> + Sync),
     test_name: &str,
 ) -> Vec<WorldFinding> {
+    let fault = WorldFault::draw(seed, shape);
+    run_world_with(seed, shape, fault, make_io, test_name)
+}
+
+/// [`run_world`] with the fault chosen by the caller instead of drawn from
+/// the seed (a sweep over every kill point of one process, say).
+pub fn run_world_with(
+    seed: u64,
+    shape: WorldShape,
+    fault: WorldFault,
+    make_io: &(dyn Fn(Arc<SimDisk>) -> Arc<dyn Io> + Sync),
+    test_name: &str,
+) -> Vec<WorldFinding> {
     let threads = shape.refreshers + 1;
     let scheduler = Arc::new(Scheduler::new(seed, threads));
     let disk = Arc::new(SimDisk::with_scheduler(scheduler.clone()));
@@ -246,7 +259,6 @@ pub fn run_world(
     .expect("preparing main's store");
     disk.sync_everything();
     let provider = Arc::new(Mutex::new(provider));
-    let fault = WorldFault::draw(seed, shape);
     match fault {
         WorldFault::None => {}
         WorldFault::Kill { refresher, at_call } => {
@@ -434,11 +446,20 @@ fn judge(
     // fence is still in main) may have taken the rotation with it, or left
     // the token in doubt: the others then rightly answer NeedsReauth (G7).
     // The killed process's own result says nothing (a killed process
-    // returns nothing; its thread ran on with failing I/O). Known limit: a
-    // sub-agent killed between its own commit and its mirror leaves the
-    // rotation in its own store only, and main's fence sends everyone else
-    // to NeedsReauth (ARCHITECTURE.md, step 8).
-    let excuse = killed.filter(|&c| presenters.contains(&c) || in_doubt_left(&main));
+    // returns nothing; its thread ran on with failing I/O). Only a rotation
+    // stored nowhere excuses that: a sub-agent mirrors into main before it
+    // commits to its own store (SPEC §3 step 8), so a rotation that reached
+    // any store is in main, where everyone else adopts it. A host that
+    // committed first and died before its mirror would leave the rotation
+    // in its own store alone and send everyone else to a re-login: a lost
+    // convergence (G2).
+    let stored_anywhere = holds_token(&main, &rotated)
+        || (0..shape.refreshers)
+            .filter(|&i| agent_name(i) != "main")
+            .any(|i| own_store_holds(disk, i, &rotated));
+    let excuse = killed
+        .filter(|&c| presenters.contains(&c) || in_doubt_left(&main))
+        .filter(|_| !stored_anywhere);
     if rotations == 0 && excuse.is_none() {
         find(
             Guarantee::G2,
@@ -486,6 +507,21 @@ fn judge(
         );
     }
     findings
+}
+
+/// Whether `doc` holds `access` as the profile's access token.
+fn holds_token(doc: &rotor_kernel::StoreDoc, access: &str) -> bool {
+    doc.profiles
+        .get(PROFILE)
+        .and_then(|c| c.access.as_ref())
+        .is_some_and(|a| a.expose() == access)
+}
+
+/// Whether sub-agent `index`'s own store holds `access`.
+fn own_store_holds(disk: &Arc<SimDisk>, index: usize, access: &str) -> bool {
+    let agent = AgentId::new(&agent_name(index)).expect("a valid agent id");
+    let store = StoreFile::with_io(disk.clone(), &layout(), &agent, STORE_LOCK_WAIT_MS);
+    matches!(store.read_doc(), Ok(Some(doc)) if holds_token(&doc, access))
 }
 
 /// Whether main's store holds a fence, or a credential marked
