@@ -62,8 +62,15 @@ const STORE_LOCK_WAIT_MS: u64 = 10_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorldShape {
     /// Refreshing agents; even ones are the main agent, odd ones sub-agents
-    /// (`worker-<i>`), each in its own process.
+    /// (`worker-<i>`).
     pub refreshers: usize,
+    /// Refreshing agents per process: 1 puts each in its own process; 2 puts
+    /// agents 0 and 1 in one process, 2 and 3 in the next, and so on. Every
+    /// agent is a thread with its own `Rotor` (separate instances in one
+    /// process are supported, `tests/threads.rs`): between two agents of one
+    /// process only the refresh lock file excludes, which holds because
+    /// `flock` is per open file description, not per process (B3).
+    pub agents_per_process: usize,
     /// Read-modify-writes of the background usage writer.
     pub usage_writes: u32,
 }
@@ -72,8 +79,16 @@ impl Default for WorldShape {
     fn default() -> Self {
         WorldShape {
             refreshers: 4,
+            agents_per_process: 1,
             usage_writes: 3,
         }
+    }
+}
+
+impl WorldShape {
+    /// Refresher `index`'s process id.
+    pub fn pid_of(&self, index: usize) -> u32 {
+        100 + (index / self.agents_per_process.max(1)) as u32
     }
 }
 
@@ -145,17 +160,33 @@ impl fmt::Display for WorldFinding {
     }
 }
 
-/// The strict provider shared by every process; the call is in flight
-/// between two switch points, so others run while it is.
-struct SharedProvider {
+/// One process's connection to the strict provider every process shares;
+/// the call is in flight between two switch points, so others run while it
+/// is. Tests may wrap it in a broken endpoint ([`run_world_with`]).
+///
+/// The provider also checks G8 where it can be seen: a request that arrives
+/// while its process holds no refresh lock was sent, or is still in flight,
+/// after the lock was released.
+pub struct WorldEndpoint {
     endpoint: Arc<Mutex<Endpoint>>,
     disk: Arc<SimDisk>,
     /// The presenting process and its index (recorded with each request).
     pid: u32,
     index: u16,
+    /// Requests that arrived outside the refresh lock (G8).
+    unlocked: Arc<Mutex<Vec<String>>>,
 }
 
-impl TokenEndpoint for SharedProvider {
+impl fmt::Debug for WorldEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorldEndpoint")
+            .field("pid", &self.pid)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenEndpoint for WorldEndpoint {
     fn refresh(
         &mut self,
         credential: &Credential,
@@ -165,6 +196,21 @@ impl TokenEndpoint for SharedProvider {
         // A dead process (killed, or the machine is down) sends nothing.
         if self.disk.is_dead(self.pid) || self.disk.is_down() {
             return Err(EndpointError::transport(Transport::ConnectRefused));
+        }
+        let lock_dir = layout().lock_dir();
+        if !self
+            .disk
+            .locks_held_by(self.pid)
+            .iter()
+            .any(|path| path.starts_with(&lock_dir))
+        {
+            self.unlocked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "a request of process {} (agent index {}) reached the provider while the process held no refresh lock",
+                    self.pid, self.index
+                ));
         }
         let reply = {
             let mut provider = self.endpoint.lock().unwrap_or_else(|p| p.into_inner());
@@ -196,10 +242,6 @@ fn agent_name(index: usize) -> String {
     }
 }
 
-fn refresher_pid(index: usize) -> u32 {
-    100 + index as u32
-}
-
 const WRITER_PID: u32 = 99;
 
 fn usage_count(doc_state: Option<&Value>) -> u64 {
@@ -210,12 +252,48 @@ fn usage_count(doc_state: Option<&Value>) -> u64 {
         .unwrap_or(0)
 }
 
+/// How a world's refreshers reach the provider: [`WorldEndpoint`] itself
+/// for the shipped host, or a broken endpoint around it (test code).
+pub type WrapEndpoint = dyn Fn(WorldEndpoint) -> Box<dyn TokenEndpoint> + Sync;
+
 /// Runs the world of `seed` over the I/O `make_io` builds on its disk and
 /// returns what it broke (nothing, for the shipped host).
 pub fn run_world(
     seed: u64,
     shape: WorldShape,
     make_io: &(dyn Fn(Arc<SimDisk>) -> Arc<dyn Io> + Sync),
+    test_name: &str,
+) -> Vec<WorldFinding> {
+    run_world_with(
+        seed,
+        shape,
+        make_io,
+        &|endpoint| Box::new(endpoint),
+        test_name,
+    )
+}
+
+/// A boxed endpoint, as `Rotor::token_via` takes it.
+struct Wrapped(Box<dyn TokenEndpoint>);
+
+impl TokenEndpoint for Wrapped {
+    fn refresh(
+        &mut self,
+        credential: &Credential,
+        deadline_ms: u64,
+    ) -> Result<TokenGrant, EndpointError> {
+        self.0.refresh(credential, deadline_ms)
+    }
+}
+
+/// [`run_world`] with every refresher's endpoint passed through
+/// `wrap_endpoint` (a broken endpoint, in tests). The fresh process after a
+/// power loss is the checker's own and talks to the provider directly.
+pub fn run_world_with(
+    seed: u64,
+    shape: WorldShape,
+    make_io: &(dyn Fn(Arc<SimDisk>) -> Arc<dyn Io> + Sync),
+    wrap_endpoint: &WrapEndpoint,
     test_name: &str,
 ) -> Vec<WorldFinding> {
     let threads = shape.refreshers + 1;
@@ -246,12 +324,11 @@ pub fn run_world(
     .expect("preparing main's store");
     disk.sync_everything();
     let provider = Arc::new(Mutex::new(provider));
+    let unlocked = Arc::new(Mutex::new(Vec::new()));
     let fault = WorldFault::draw(seed, shape);
     match fault {
         WorldFault::None => {}
-        WorldFault::Kill { refresher, at_call } => {
-            disk.plan_kill(refresher_pid(refresher), at_call)
-        }
+        WorldFault::Kill { refresher, at_call } => disk.plan_kill(shape.pid_of(refresher), at_call),
         WorldFault::PowerLoss { at_call, torn } => disk.plan(FaultPlan {
             at_call: disk.calls() + at_call,
             fault: if torn {
@@ -265,21 +342,26 @@ pub fn run_world(
     let (results, usage_written, writer_error) = std::thread::scope(|scope| {
         let refreshers: Vec<_> = (0..shape.refreshers)
             .map(|index| {
-                let (scheduler, disk, provider) =
-                    (scheduler.clone(), disk.clone(), provider.clone());
+                let (scheduler, disk, provider, unlocked) = (
+                    scheduler.clone(),
+                    disk.clone(),
+                    provider.clone(),
+                    unlocked.clone(),
+                );
                 scope.spawn(move || {
                     scheduler.enter(index);
                     let _leave = Leave(&scheduler);
-                    let pid = refresher_pid(index);
+                    let pid = shape.pid_of(index);
                     let process = Arc::new(disk.process(pid));
                     let rotor =
                         Rotor::open_on(make_io(process.clone()), STATE_DIR).map_err(Run::from)?;
-                    let mut endpoint = SharedProvider {
+                    let mut endpoint = Wrapped(wrap_endpoint(WorldEndpoint {
                         endpoint: provider,
                         disk: process,
                         pid,
                         index: index as u16,
-                    };
+                        unlocked,
+                    }));
                     rotor
                         .token_via(&mut endpoint, &agent_name(index), PROVIDER, PROFILE)
                         .map_err(Run::from)
@@ -324,6 +406,7 @@ pub fn run_world(
         usage_written,
         writer_error,
         fault,
+        unlocked,
     };
     judge(seed, shape, &disk, &provider, &outcome, test_name)
 }
@@ -359,6 +442,8 @@ struct Ended {
     usage_written: u32,
     writer_error: Option<String>,
     fault: WorldFault,
+    /// Requests that reached the provider outside the refresh lock (G8).
+    unlocked: Arc<Mutex<Vec<String>>>,
 }
 
 fn judge(
@@ -386,7 +471,10 @@ fn judge(
         Err(error) => format!("error: {error}"),
     };
     // The ground truth the excuses rest on.
-    let killed = (0..shape.refreshers).find(|&i| disk.is_dead(refresher_pid(i)));
+    // A kill takes a whole process: every agent in it.
+    let killed: Vec<usize> = (0..shape.refreshers)
+        .filter(|&i| disk.is_dead(shape.pid_of(i)))
+        .collect();
     let (presented, rotations, presenters) = {
         let provider = provider.lock().unwrap_or_else(|p| p.into_inner());
         let presented: Vec<u16> = provider
@@ -408,6 +496,14 @@ fn judge(
             Guarantee::G2,
             format!("{rotations} rotations for one expiry"),
         );
+    }
+    for unlocked in ended
+        .unlocked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        find(Guarantee::G8, unlocked.clone());
     }
     if power_lost {
         judge_after_power_loss(disk, provider, ended, &presented, &mut find);
@@ -438,19 +534,20 @@ fn judge(
     // sub-agent killed between its own commit and its mirror leaves the
     // rotation in its own store only, and main's fence sends everyone else
     // to NeedsReauth (ARCHITECTURE.md, step 8).
-    let excuse = killed.filter(|&c| presenters.contains(&c) || in_doubt_left(&main));
-    if rotations == 0 && excuse.is_none() {
+    let excuse = !killed.is_empty()
+        && (killed.iter().any(|c| presenters.contains(c)) || in_doubt_left(&main));
+    if rotations == 0 && !excuse {
         find(
             Guarantee::G2,
             "no rotation although the credential expired".into(),
         );
     }
-    for index in (0..shape.refreshers).filter(|&i| Some(i) != killed) {
+    for index in (0..shape.refreshers).filter(|i| !killed.contains(i)) {
         let in_doubt = matches!(
             &ended.results[index],
             Err(Run::Failed(Failure::NeedsReauth(_)))
         );
-        if got(index) != rotated && !(in_doubt && excuse.is_some()) {
+        if got(index) != rotated && !(in_doubt && excuse) {
             find(
                 Guarantee::G2,
                 format!(
@@ -479,7 +576,7 @@ fn judge(
         .get(PROFILE)
         .and_then(|c| c.access.as_ref())
         .map(|a| a.expose().to_owned());
-    if held.as_deref() != Some(rotated.as_str()) && excuse.is_none() {
+    if held.as_deref() != Some(rotated.as_str()) && !excuse {
         find(
             Guarantee::G4,
             format!("main's store holds {held:?} at the end, not the rotation {rotated}: a stale write put it back"),
@@ -525,14 +622,16 @@ fn judge_after_power_loss(
         .filter_map(|r| r.as_ref().ok().map(|g| g.access.expose().to_owned()))
         .collect();
     let fresh_pid = 7;
+    let fresh_unlocked = Arc::new(Mutex::new(Vec::new()));
     let fresh = Rotor::open_on(Arc::new(disk.process(fresh_pid)), STATE_DIR).and_then(|rotor| {
-        let mut endpoint = SharedProvider {
+        let mut endpoint = WorldEndpoint {
             endpoint: Arc::new(Mutex::new(
                 provider.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             )),
             disk: disk.clone(),
             pid: fresh_pid,
             index: u16::MAX,
+            unlocked: fresh_unlocked.clone(),
         };
         let granted = rotor.token_via(&mut endpoint, "main", PROVIDER, PROFILE);
         let after = endpoint
@@ -542,6 +641,13 @@ fn judge_after_power_loss(
             .clone();
         granted.map(|g| (g, after))
     });
+    for unlocked in fresh_unlocked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        find(Guarantee::G8, format!("after the power loss, {unlocked}"));
+    }
     let presented_any = presented_before.iter().any(|&c| c > 0);
     match fresh {
         Ok((granted, after)) => {
