@@ -1,16 +1,24 @@
 //! The shipped fs host in a world of processes on one simulated disk,
 //! interleaved at every I/O call by a seeded scheduler
-//! (`rotor_sim::disk::world`): G1, G2 and G4 on the code users run.
+//! (`rotor_sim::disk::world`): G1, G2, G4 and G8 on the code users run.
 //!
 //! Each seed also draws one fault: none, a refreshing process killed at one
 //! of its disk calls, or a power loss of the whole machine (then a fresh
 //! process asks after the reboot: G6, G1, liveness).
 //!
-//! The shipped host must pass every seed. A host without its store locks
-//! (B4's family: read-modify-writes interleave and one is lost) and a host
-//! without the cross-process refresh lock (B1's family: two processes
-//! present the same refresh token) are the real host code over a broken I/O
-//! wrapper (test code only), and each must be found within the seeds.
+//! The shipped host must pass every seed, with one agent per process and
+//! with two. Each broken host is the real host code over a broken I/O or
+//! endpoint wrapper (test code only, `broken_io`), and each must be found
+//! within the seeds, named by its guarantee:
+//!
+//! | host | bug | found as |
+//! | --- | --- | --- |
+//! | no store locks | B4: read-modify-writes interleave, one is lost | G4 |
+//! | no refresh lock | B1: two processes present the same refresh token | G1 |
+//! | refresh lock held per process (fcntl), two agents per process | B3: the second `Rotor` of the holder's process walks through | G1 |
+//! | a sub-agent's mirror made after its release | B6: the next holder finds main fenced, not rotated, and misses the rotation | G2 |
+//! | an endpoint that times out while its request goes on | B9: the request reaches the provider after the release | G8 |
+//! | no directory fsyncs | a rename lost to power loss | G1 or G6 |
 //!
 //! Replay: `ROTOR_DISK_WORLD_SEED=<seed> cargo test -p rotor-sim --test disk_world <test> -- --exact --nocapture`.
 
@@ -73,11 +81,11 @@ fn report(findings: &[WorldFinding]) -> String {
 }
 
 #[test]
-fn the_shipped_host_keeps_g1_g2_g4_in_every_world() {
+fn the_shipped_host_keeps_g1_g2_g4_g8_in_every_world() {
     let findings = sweep(
         &shipped,
         WorldShape::default(),
-        "the_shipped_host_keeps_g1_g2_g4_in_every_world",
+        "the_shipped_host_keeps_g1_g2_g4_g8_in_every_world",
     );
     assert!(findings.is_empty(), "{}", report(&findings));
 }
@@ -211,6 +219,26 @@ fn the_same_seed_gives_the_same_world() {
         let a = run_world(seed, shape, &broken(Broken::NoStoreLock), "determinism");
         let b = run_world(seed, shape, &broken(Broken::NoStoreLock), "determinism");
         assert_eq!(a, b, "seed {seed}");
+    }
+    // The newer broken hosts too (their details name wall-clock times, so
+    // only what was found is compared).
+    let found = |seed, shape, which| -> Vec<Guarantee> {
+        run_world(seed, shape, &broken(which), "determinism")
+            .into_iter()
+            .map(|f| f.guarantee)
+            .collect()
+    };
+    for seed in [2, 17] {
+        for (shape, which) in [
+            (two_agents_per_process(), Broken::ReentrantRefreshLock),
+            (WorldShape::default(), Broken::MirrorAfterRelease),
+        ] {
+            assert_eq!(
+                found(seed, shape, which),
+                found(seed, shape, which),
+                "{which:?} seed {seed}"
+            );
+        }
     }
 }
 

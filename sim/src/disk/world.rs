@@ -1,12 +1,14 @@
 //! A world of processes running the shipped fs host on one simulated disk,
 //! interleaved at every I/O call by a seeded [`Scheduler`].
 //!
-//! Each process is a thread with its own `rotor_fs::Rotor` (its own
+//! Each agent is a thread with its own `rotor_fs::Rotor` (its own
 //! in-process single-flight, as separate processes have): refreshing agents
 //! (main and sub-agents) that all find the shared credential expired, and a
 //! background writer (usage statistics) that updates main's store through
-//! `StoreFile::update`, the door every writer must use. They share the
-//! simulator's strict provider. Nothing of the host is re-stated here: the
+//! `StoreFile::update`, the door every writer must use. Each agent runs in
+//! its own process, or two share one ([`WorldShape::agents_per_process`]:
+//! then only the refresh lock file excludes them, B3's shape). They share
+//! the simulator's strict provider. Nothing of the host is re-stated here: the
 //! refresh lock, the store locks, the driver loop, fence, commit and mirror
 //! are `rotor-fs` and `rotor-kernel` as shipped; only the disk and the
 //! network beneath them are simulated, and the scheduler decides, call by
@@ -20,6 +22,9 @@
 //!
 //! Checked after every run:
 //! - **G1**: no refresh token presented twice;
+//! - **G8**: every request reaches the provider while its process holds
+//!   the refresh lock (one that arrives later was in flight when the lock
+//!   was released; checked by the provider as each request arrives);
 //! - **G2**: one rotation for the one expiry, and every live agent returns
 //!   the new access token, unless a killed process took the rotation with
 //!   it (it presented and died before its resolve ended: then `NeedsReauth`
@@ -32,7 +37,10 @@
 //!   that returned; the fresh process fails only with `NeedsReauth`, and
 //!   only when a presentation happened.
 //!
-//! A finding prints the seed and the command that replays it.
+//! Broken hosts are test code: an `Io` wrapper passed as `make_io`, and
+//! for endpoint bugs a wrapper around [`WorldEndpoint`] passed to
+//! [`run_world_with`]. A finding prints the seed and the command that
+//! replays it.
 
 use core::fmt;
 use std::path::PathBuf;

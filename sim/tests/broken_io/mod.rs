@@ -1,6 +1,7 @@
 //! Broken hosts for the disk checks: the real disk with one rule of its
-//! use dropped, as a wrapper over the I/O seam (test code only; the
-//! shipped code has no switch that turns a bug on).
+//! use dropped, as a wrapper over the I/O seam, and one broken endpoint
+//! (B9) for the disk world (test code only; the shipped code has no switch
+//! that turns a bug on).
 // Each test binary that includes this module uses some of the hosts.
 #![allow(dead_code)]
 
