@@ -322,23 +322,23 @@ impl BrokenIo {
         meta: &HolderMeta,
     ) -> Result<Box<dyn HeldFileLock>, LockWait> {
         let key = (path.to_path_buf(), self.disk.pid());
-        let grant = |per_process: &mut PerProcess| ProcessLockGrant {
-            per_process: self.per_process.clone(),
-            key: key.clone(),
-            generation: per_process.held[&key].0,
+        let grant = |generation| {
+            Box::new(ProcessLockGrant {
+                per_process: self.per_process.clone(),
+                key: key.clone(),
+                generation,
+            })
         };
-        {
-            let mut per_process = self.per_process.lock().unwrap();
-            if per_process.held.contains_key(&key) {
-                return Ok(Box::new(grant(&mut per_process)));
-            }
+        let held = self.per_process.lock().unwrap().held.get(&key).map(|h| h.0);
+        if let Some(generation) = held {
+            return Ok(grant(generation));
         }
         let inner = self.disk.lock_exclusive(path, wait_ms_max, meta)?;
         let mut per_process = self.per_process.lock().unwrap();
         per_process.generation += 1;
         let generation = per_process.generation;
         per_process.held.insert(key.clone(), (generation, inner));
-        Ok(Box::new(grant(&mut per_process)))
+        Ok(grant(generation))
     }
 }
 
