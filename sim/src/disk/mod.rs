@@ -264,6 +264,17 @@ impl SimDisk {
         lock(&self.state).dead.contains(&pid)
     }
 
+    /// The lock files process `pid` holds now (a checker's view: G8 asks
+    /// that a refresh token is presented only under the refresh lock).
+    pub fn locks_held_by(&self, pid: u32) -> Vec<PathBuf> {
+        lock(&self.state)
+            .locks
+            .iter()
+            .filter(|(_, (_, owner))| *owner == pid)
+            .map(|(path, _)| path.clone())
+            .collect()
+    }
+
     /// Lets the scheduler run another thread first (no-op without one).
     pub fn switch(&self) {
         if let Some(scheduler) = &self.scheduler {

@@ -1,12 +1,14 @@
 //! A world of processes running the shipped fs host on one simulated disk,
 //! interleaved at every I/O call by a seeded [`Scheduler`].
 //!
-//! Each process is a thread with its own `rotor_fs::Rotor` (its own
+//! Each agent is a thread with its own `rotor_fs::Rotor` (its own
 //! in-process single-flight, as separate processes have): refreshing agents
 //! (main and sub-agents) that all find the shared credential expired, and a
 //! background writer (usage statistics) that updates main's store through
-//! `StoreFile::update`, the door every writer must use. They share the
-//! simulator's strict provider. Nothing of the host is re-stated here: the
+//! `StoreFile::update`, the door every writer must use. Each agent runs in
+//! its own process, or two share one ([`WorldShape::agents_per_process`]:
+//! then only the refresh lock file excludes them, B3's shape). They share
+//! the simulator's strict provider. Nothing of the host is re-stated here: the
 //! refresh lock, the store locks, the driver loop, fence, commit and mirror
 //! are `rotor-fs` and `rotor-kernel` as shipped; only the disk and the
 //! network beneath them are simulated, and the scheduler decides, call by
@@ -20,6 +22,9 @@
 //!
 //! Checked after every run:
 //! - **G1**: no refresh token presented twice;
+//! - **G8**: every request reaches the provider while its process holds
+//!   the refresh lock (one that arrives later was in flight when the lock
+//!   was released; checked by the provider as each request arrives);
 //! - **G2**: one rotation for the one expiry, and every live agent returns
 //!   the new access token, unless a killed process took the rotation with
 //!   it (it presented and died before its resolve ended: then `NeedsReauth`
@@ -32,7 +37,10 @@
 //!   that returned; the fresh process fails only with `NeedsReauth`, and
 //!   only when a presentation happened.
 //!
-//! A finding prints the seed and the command that replays it.
+//! Broken hosts are test code: an `Io` wrapper passed as `make_io`, and
+//! for endpoint bugs a wrapper around [`WorldEndpoint`] passed to
+//! [`run_world_with`]. A finding prints the seed and the command that
+//! replays it.
 
 use core::fmt;
 use std::path::PathBuf;
@@ -62,8 +70,15 @@ const STORE_LOCK_WAIT_MS: u64 = 10_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorldShape {
     /// Refreshing agents; even ones are the main agent, odd ones sub-agents
-    /// (`worker-<i>`), each in its own process.
+    /// (`worker-<i>`).
     pub refreshers: usize,
+    /// Refreshing agents per process: 1 puts each in its own process; 2 puts
+    /// agents 0 and 1 in one process, 2 and 3 in the next, and so on. Every
+    /// agent is a thread with its own `Rotor` (separate instances in one
+    /// process are supported, `tests/threads.rs`): between two agents of one
+    /// process only the refresh lock file excludes, which holds because
+    /// `flock` is per open file description, not per process (B3).
+    pub agents_per_process: usize,
     /// Read-modify-writes of the background usage writer.
     pub usage_writes: u32,
 }
@@ -72,8 +87,16 @@ impl Default for WorldShape {
     fn default() -> Self {
         WorldShape {
             refreshers: 4,
+            agents_per_process: 1,
             usage_writes: 3,
         }
+    }
+}
+
+impl WorldShape {
+    /// Refresher `index`'s process id.
+    pub fn pid_of(&self, index: usize) -> u32 {
+        100 + (index / self.agents_per_process.max(1)) as u32
     }
 }
 
@@ -145,17 +168,33 @@ impl fmt::Display for WorldFinding {
     }
 }
 
-/// The strict provider shared by every process; the call is in flight
-/// between two switch points, so others run while it is.
-struct SharedProvider {
+/// One process's connection to the strict provider every process shares;
+/// the call is in flight between two switch points, so others run while it
+/// is. Tests may wrap it in a broken endpoint ([`run_world_with`]).
+///
+/// The provider also checks G8 where it can be seen: a request that arrives
+/// while its process holds no refresh lock was sent, or is still in flight,
+/// after the lock was released.
+pub struct WorldEndpoint {
     endpoint: Arc<Mutex<Endpoint>>,
     disk: Arc<SimDisk>,
     /// The presenting process and its index (recorded with each request).
     pid: u32,
     index: u16,
+    /// Requests that arrived outside the refresh lock (G8).
+    unlocked: Arc<Mutex<Vec<String>>>,
 }
 
-impl TokenEndpoint for SharedProvider {
+impl fmt::Debug for WorldEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorldEndpoint")
+            .field("pid", &self.pid)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenEndpoint for WorldEndpoint {
     fn refresh(
         &mut self,
         credential: &Credential,
@@ -165,6 +204,21 @@ impl TokenEndpoint for SharedProvider {
         // A dead process (killed, or the machine is down) sends nothing.
         if self.disk.is_dead(self.pid) || self.disk.is_down() {
             return Err(EndpointError::transport(Transport::ConnectRefused));
+        }
+        let lock_dir = layout().lock_dir();
+        if !self
+            .disk
+            .locks_held_by(self.pid)
+            .iter()
+            .any(|path| path.starts_with(&lock_dir))
+        {
+            self.unlocked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "a request of process {} (agent index {}) reached the provider while the process held no refresh lock",
+                    self.pid, self.index
+                ));
         }
         let reply = {
             let mut provider = self.endpoint.lock().unwrap_or_else(|p| p.into_inner());
@@ -196,10 +250,6 @@ fn agent_name(index: usize) -> String {
     }
 }
 
-fn refresher_pid(index: usize) -> u32 {
-    100 + index as u32
-}
-
 const WRITER_PID: u32 = 99;
 
 fn usage_count(doc_state: Option<&Value>) -> u64 {
@@ -210,6 +260,10 @@ fn usage_count(doc_state: Option<&Value>) -> u64 {
         .unwrap_or(0)
 }
 
+/// How a world's refreshers reach the provider: [`WorldEndpoint`] itself
+/// for the shipped host, or a broken endpoint around it (test code).
+pub type WrapEndpoint = dyn Fn(WorldEndpoint) -> Box<dyn TokenEndpoint> + Sync;
+
 /// Runs the world of `seed` over the I/O `make_io` builds on its disk and
 /// returns what it broke (nothing, for the shipped host).
 pub fn run_world(
@@ -219,16 +273,40 @@ pub fn run_world(
     test_name: &str,
 ) -> Vec<WorldFinding> {
     let fault = WorldFault::draw(seed, shape);
-    run_world_with(seed, shape, fault, make_io, test_name)
+    run_world_with(
+        seed,
+        shape,
+        fault,
+        make_io,
+        &|endpoint| Box::new(endpoint),
+        test_name,
+    )
+}
+
+/// A boxed endpoint, as `Rotor::token_via` takes it.
+struct Wrapped(Box<dyn TokenEndpoint>);
+
+impl TokenEndpoint for Wrapped {
+    fn refresh(
+        &mut self,
+        credential: &Credential,
+        deadline_ms: u64,
+    ) -> Result<TokenGrant, EndpointError> {
+        self.0.refresh(credential, deadline_ms)
+    }
 }
 
 /// [`run_world`] with the fault chosen by the caller instead of drawn from
-/// the seed (a sweep over every kill point of one process, say).
+/// the seed (a sweep over every kill point of one process, say) and every
+/// refresher's endpoint passed through `wrap_endpoint` (a broken endpoint,
+/// in tests). The fresh process after a power loss is the checker's own and
+/// talks to the provider directly.
 pub fn run_world_with(
     seed: u64,
     shape: WorldShape,
     fault: WorldFault,
     make_io: &(dyn Fn(Arc<SimDisk>) -> Arc<dyn Io> + Sync),
+    wrap_endpoint: &WrapEndpoint,
     test_name: &str,
 ) -> Vec<WorldFinding> {
     let threads = shape.refreshers + 1;
@@ -259,11 +337,10 @@ pub fn run_world_with(
     .expect("preparing main's store");
     disk.sync_everything();
     let provider = Arc::new(Mutex::new(provider));
+    let unlocked = Arc::new(Mutex::new(Vec::new()));
     match fault {
         WorldFault::None => {}
-        WorldFault::Kill { refresher, at_call } => {
-            disk.plan_kill(refresher_pid(refresher), at_call)
-        }
+        WorldFault::Kill { refresher, at_call } => disk.plan_kill(shape.pid_of(refresher), at_call),
         WorldFault::PowerLoss { at_call, torn } => disk.plan(FaultPlan {
             at_call: disk.calls() + at_call,
             fault: if torn {
@@ -277,21 +354,26 @@ pub fn run_world_with(
     let (results, usage_written, writer_error) = std::thread::scope(|scope| {
         let refreshers: Vec<_> = (0..shape.refreshers)
             .map(|index| {
-                let (scheduler, disk, provider) =
-                    (scheduler.clone(), disk.clone(), provider.clone());
+                let (scheduler, disk, provider, unlocked) = (
+                    scheduler.clone(),
+                    disk.clone(),
+                    provider.clone(),
+                    unlocked.clone(),
+                );
                 scope.spawn(move || {
                     scheduler.enter(index);
                     let _leave = Leave(&scheduler);
-                    let pid = refresher_pid(index);
+                    let pid = shape.pid_of(index);
                     let process = Arc::new(disk.process(pid));
                     let rotor =
                         Rotor::open_on(make_io(process.clone()), STATE_DIR).map_err(Run::from)?;
-                    let mut endpoint = SharedProvider {
+                    let mut endpoint = Wrapped(wrap_endpoint(WorldEndpoint {
                         endpoint: provider,
                         disk: process,
                         pid,
                         index: index as u16,
-                    };
+                        unlocked,
+                    }));
                     rotor
                         .token_via(&mut endpoint, &agent_name(index), PROVIDER, PROFILE)
                         .map_err(Run::from)
@@ -336,6 +418,7 @@ pub fn run_world_with(
         usage_written,
         writer_error,
         fault,
+        unlocked,
     };
     judge(seed, shape, &disk, &provider, &outcome, test_name)
 }
@@ -371,6 +454,8 @@ struct Ended {
     usage_written: u32,
     writer_error: Option<String>,
     fault: WorldFault,
+    /// Requests that reached the provider outside the refresh lock (G8).
+    unlocked: Arc<Mutex<Vec<String>>>,
 }
 
 fn judge(
@@ -398,7 +483,10 @@ fn judge(
         Err(error) => format!("error: {error}"),
     };
     // The ground truth the excuses rest on.
-    let killed = (0..shape.refreshers).find(|&i| disk.is_dead(refresher_pid(i)));
+    // A kill takes a whole process: every agent in it.
+    let killed: Vec<usize> = (0..shape.refreshers)
+        .filter(|&i| disk.is_dead(shape.pid_of(i)))
+        .collect();
     let (presented, rotations, presenters) = {
         let provider = provider.lock().unwrap_or_else(|p| p.into_inner());
         let presented: Vec<u16> = provider
@@ -420,6 +508,14 @@ fn judge(
             Guarantee::G2,
             format!("{rotations} rotations for one expiry"),
         );
+    }
+    for unlocked in ended
+        .unlocked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        find(Guarantee::G8, unlocked.clone());
     }
     if power_lost {
         judge_after_power_loss(disk, provider, ended, &presented, &mut find);
@@ -457,21 +553,21 @@ fn judge(
         || (0..shape.refreshers)
             .filter(|&i| agent_name(i) != "main")
             .any(|i| own_store_holds(disk, i, &rotated));
-    let excuse = killed
-        .filter(|&c| presenters.contains(&c) || in_doubt_left(&main))
-        .filter(|_| !stored_anywhere);
-    if rotations == 0 && excuse.is_none() {
+    let excuse = !killed.is_empty()
+        && (killed.iter().any(|c| presenters.contains(c)) || in_doubt_left(&main))
+        && !stored_anywhere;
+    if rotations == 0 && !excuse {
         find(
             Guarantee::G2,
             "no rotation although the credential expired".into(),
         );
     }
-    for index in (0..shape.refreshers).filter(|&i| Some(i) != killed) {
+    for index in (0..shape.refreshers).filter(|i| !killed.contains(i)) {
         let in_doubt = matches!(
             &ended.results[index],
             Err(Run::Failed(Failure::NeedsReauth(_)))
         );
-        if got(index) != rotated && !(in_doubt && excuse.is_some()) {
+        if got(index) != rotated && !(in_doubt && excuse) {
             find(
                 Guarantee::G2,
                 format!(
@@ -500,7 +596,11 @@ fn judge(
         .get(PROFILE)
         .and_then(|c| c.access.as_ref())
         .map(|a| a.expose().to_owned());
-    if held.as_deref() != Some(rotated.as_str()) && excuse.is_none() {
+    // Only a rotation that was stored can be put back by a stale write: when
+    // no agent returned it (its reply lost, say), the G2 findings above
+    // already say that the agents missed it.
+    let stored = (0..shape.refreshers).any(|i| got(i) == rotated);
+    if held.as_deref() != Some(rotated.as_str()) && stored && !excuse {
         find(
             Guarantee::G4,
             format!("main's store holds {held:?} at the end, not the rotation {rotated}: a stale write put it back"),
@@ -561,14 +661,16 @@ fn judge_after_power_loss(
         .filter_map(|r| r.as_ref().ok().map(|g| g.access.expose().to_owned()))
         .collect();
     let fresh_pid = 7;
+    let fresh_unlocked = Arc::new(Mutex::new(Vec::new()));
     let fresh = Rotor::open_on(Arc::new(disk.process(fresh_pid)), STATE_DIR).and_then(|rotor| {
-        let mut endpoint = SharedProvider {
+        let mut endpoint = WorldEndpoint {
             endpoint: Arc::new(Mutex::new(
                 provider.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             )),
             disk: disk.clone(),
             pid: fresh_pid,
             index: u16::MAX,
+            unlocked: fresh_unlocked.clone(),
         };
         let granted = rotor.token_via(&mut endpoint, "main", PROVIDER, PROFILE);
         let after = endpoint
@@ -578,6 +680,13 @@ fn judge_after_power_loss(
             .clone();
         granted.map(|g| (g, after))
     });
+    for unlocked in fresh_unlocked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        find(Guarantee::G8, format!("after the power loss, {unlocked}"));
+    }
     let presented_any = presented_before.iter().any(|&c| c > 0);
     match fresh {
         Ok((granted, after)) => {
