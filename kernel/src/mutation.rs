@@ -75,6 +75,10 @@ pub enum Mutation {
         fence: Fence,
     },
     /// Store a freshly rotated credential and drop its fence (step 8, own store).
+    /// A compare-and-swap against the entry as read, except that an entry
+    /// holding the presented credential (a peer's lock-free adopt of it) or
+    /// the rotation itself (a peer's adopt of the mirror in main) does not
+    /// block it.
     Commit {
         /// The entry as read.
         expect: Expect,
@@ -307,7 +311,21 @@ impl StoreDoc {
                         && c.refresh_fingerprint() == Some(*presented_fp)
                         && c.generation.saturating_add(1) == credential.generation
                 });
-                if !expect.matches(current) && !holds_presented {
+                // A sub-agent mirrors into main before it commits (SPEC §3
+                // step 8): a peer sharing this store may have adopted that
+                // very rotation from main in between. The entry already is
+                // the rotation; failing the commit would fail a resolve
+                // that holds a good token (G2; found by the shuttle and
+                // loom identity models when the mirror moved first).
+                let holds_rotation = current.is_some_and(|c| {
+                    c.is_oauth()
+                        && c.refresh_fingerprint().is_some()
+                        && c.refresh_fingerprint() == credential.refresh_fingerprint()
+                        && c.access == credential.access
+                        && c.expires_at_ms == credential.expires_at_ms
+                        && c.generation == credential.generation
+                });
+                if !expect.matches(current) && !holds_presented && !holds_rotation {
                     return conflict(expect);
                 }
                 let installed = keeping_fields_of(current, credential);

@@ -34,7 +34,10 @@ fn not_fresh_5() -> Vec<(&'static str, Option<Credential>)> {
     vec![
         ("absent", None),
         ("older generation", Some(fresh(4))),
-        ("newer generation", Some(fresh(6))),
+        // Another rotation than the one a commit of `fresh(6)` installs
+        // (that one itself is the commit's exception, see
+        // g2_commit_applies_when_a_peer_adopted_the_rotation_itself).
+        ("newer generation", Some(cred("6b", 6, NOW_MS + HOUR_MS))),
         ("same generation, other refresh token", Some(other_token)),
         ("same generation, other kind", Some(other_kind)),
         ("tombstone (G11)", Some(Credential::tombstone(PROVIDER, 5))),
@@ -428,6 +431,35 @@ fn g7_commit_applies_when_a_peer_copied_the_presented_credential_meanwhile() {
     let mut other = expired(5);
     other.refresh = Some(Secret::new("rt-other"));
     for entry in [other, expired(6)] {
+        let (_, outcome) = apply(&store(entry.clone()), commit.clone());
+        assert!(
+            matches!(outcome, WriteOutcome::Conflict(_)),
+            "{entry:?} accepted"
+        );
+    }
+}
+
+/// A sub-agent mirrors into main before it commits: a peer sharing its
+/// store may adopt that very rotation from main in between. The entry then
+/// already is the rotation (same tokens, expiry, generation), and the commit
+/// applies instead of failing a resolve that holds a good token (G2). An
+/// entry that differs in anything the rotation set still conflicts.
+#[test]
+fn g2_commit_applies_when_a_peer_adopted_the_rotation_itself() {
+    let commit = Mutation::Commit {
+        expect: Expect::of(Some(&expired(5))),
+        credential: fresh(6),
+        presented_fp: fp("5"),
+    };
+    let (after, outcome) = apply(
+        &fenced(store(fresh(6)), fence("5", 5, 0, NOW_MS)),
+        commit.clone(),
+    );
+    assert_eq!(outcome, WriteOutcome::Applied);
+    assert_eq!(after, store(fresh(6)), "G7: rt-5's fence dropped");
+    let mut other_access = fresh(6);
+    other_access.access = Some(Secret::new("at-other"));
+    for entry in [expired(6), other_access, fresh(7)] {
         let (_, outcome) = apply(&store(entry.clone()), commit.clone());
         assert!(
             matches!(outcome, WriteOutcome::Conflict(_)),

@@ -378,3 +378,33 @@ fn g4_a_field_another_program_edits_during_the_call_survives_the_commit() {
         "G4: the edited field survives"
     );
 }
+
+/// A peer sharing the sub-agent's own store adopts the rotation from main
+/// between the mirror and the commit (the mirror goes first, SPEC §3 step
+/// 8): the entry already is the rotation, so the commit lands and the
+/// resolve hands out the token instead of failing `Superseded` (G2; found
+/// by the shuttle identity models).
+#[test]
+fn g2_a_peer_adopting_the_mirrored_rotation_before_the_commit_does_not_fail_it() {
+    let run = both_expired()
+        .during("write own Commit", |own, main| {
+            let adopted = main.profiles[PROFILE].clone();
+            own.profiles.insert(PROFILE.into(), adopted);
+        })
+        .reply(Ok(grant("6")))
+        .run();
+    run.assert_lines(&then(
+        &SUB_FENCED_CALL,
+        &[
+            "write main Mirror gen=6",
+            "write own Commit gen=6",
+            "release",
+            "done Refreshed gen=6",
+        ],
+    ));
+    assert_eq!(run.own.profiles[PROFILE].generation, 6);
+    assert!(
+        run.own.fences.is_empty(),
+        "G7: the commit dropped own's fence"
+    );
+}
