@@ -23,6 +23,8 @@ pub enum Guarantee {
     G7,
     /// Locks: no steal, no wedge.
     G8,
+    /// Typed, actionable failure; a corrupt store kept aside.
+    G10,
     /// Logout and re-login stick.
     G11,
     /// With faults off, every agent's resolve finishes within the step
@@ -33,7 +35,7 @@ pub enum Guarantee {
 
 impl Guarantee {
     /// Every checked guarantee, in report order.
-    pub const ALL: [Guarantee; 10] = [
+    pub const ALL: [Guarantee; 11] = [
         Guarantee::G1,
         Guarantee::G2,
         Guarantee::G3,
@@ -42,6 +44,7 @@ impl Guarantee {
         Guarantee::G6,
         Guarantee::G7,
         Guarantee::G8,
+        Guarantee::G10,
         Guarantee::G11,
         Guarantee::Liveness,
     ];
@@ -57,6 +60,7 @@ impl Guarantee {
             Guarantee::G6 => "durable before visible",
             Guarantee::G7 => "no silent loss of a rotation",
             Guarantee::G8 => "locks: no steal, no wedge",
+            Guarantee::G10 => "typed, actionable failure",
             Guarantee::G11 => "logout and re-login stick",
             Guarantee::Liveness => "liveness with faults off",
         }

@@ -98,6 +98,16 @@ pub trait HostHooks: fmt::Debug + Send + Sync {
     fn apply(&self, doc: &mut StoreDoc, profile: &str, mutation: &Mutation) -> WriteOutcome {
         doc.apply(profile, mutation)
     }
+
+    /// The I/O beneath the shipped fs store code when the world runs it as
+    /// its twin (`--shipped-stores`, `world/twin.rs`): the simulated disk
+    /// itself, or, in a test, a disk with one rule of a real one broken.
+    fn twin_io(
+        &self,
+        disk: std::sync::Arc<crate::disk::SimDisk>,
+    ) -> std::sync::Arc<dyn rotor_fs::io::Io> {
+        disk
+    }
 }
 
 /// The shipped host: every hook at its default.

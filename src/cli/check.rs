@@ -49,6 +49,11 @@ pub struct WorldArgs {
     /// Drawn faults to skip, by index, as a bit mask (set by the shrinker).
     #[arg(long, value_parser = parse_mask)]
     pub fault_mask: Option<u64>,
+    /// Also make every store read and write with the shipped fs store code
+    /// over a simulated disk, and fail where it disagrees with the
+    /// simulator's store model (slower; CI runs a sweep of it).
+    #[arg(long)]
+    pub shipped_stores: bool,
 }
 
 impl WorldArgs {
@@ -62,6 +67,7 @@ impl WorldArgs {
             actors: self.actors,
             requests: self.requests,
             fault_mask: self.fault_mask,
+            shipped_stores: self.shipped_stores,
         }
     }
 }

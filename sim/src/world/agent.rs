@@ -177,6 +177,12 @@ impl World {
         let i = index as usize;
         let s = self.store_index(index, store);
         let result = self.stores[s].read(PROFILE, &self.store_names[s]);
+        if let Some(twin) = self.twin.as_mut() {
+            // The shipped fs store code reads the same contents (`twin.rs`).
+            if let Some((guarantee, detail)) = twin.check_read(s, &self.stores[s], &result) {
+                self.violate(guarantee, || detail);
+            }
+        }
         // The oracle judges the outcome against what the file held, not
         // against what the host told the kernel (`oracle.rs`).
         let seen = Some(self.stores[s].visible.clone());

@@ -24,6 +24,7 @@ mod check;
 mod faults;
 mod oracle;
 mod setup;
+mod twin;
 mod write;
 
 use std::cmp::Reverse;
@@ -247,6 +248,9 @@ pub struct World {
     pub(crate) logins: Vec<u32>,
     /// Injected store write faults applied so far.
     pub(crate) write_faults: u32,
+    /// The shipped fs store code run beside the store model
+    /// (`--shipped-stores`, `twin.rs`).
+    pub(crate) twin: Option<twin::Twin>,
     /// Events of paused processes, in arrival order, until they resume.
     parked: Vec<(u8, Ev)>,
     stop: StopOn,

@@ -265,6 +265,10 @@ pub(super) fn build(
 
     let locks = vec![RefreshLock::default(); store_count];
     let agent_count = agents.len();
+    let twin = config.shipped_stores.then(|| {
+        let io = hooks.twin_io(Arc::new(crate::disk::SimDisk::new()));
+        super::twin::Twin::over(io, &stores)
+    });
     let mut world = World {
         hooks,
         policy,
@@ -297,6 +301,7 @@ pub(super) fn build(
         pauses: Vec::new(),
         crashes: Vec::new(),
         write_faults: 0,
+        twin,
         logins: Vec::new(),
         parked: Vec::new(),
         stop,

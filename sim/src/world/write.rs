@@ -21,6 +21,30 @@ impl World {
         s: usize,
         mutation: &Mutation,
     ) -> (Result<WriteOutcome, StoreFault>, bool) {
+        let Some(mut twin) = self.twin.take() else {
+            return self.model_write(process, s, mutation);
+        };
+        // The shipped fs store code makes the same write on the same
+        // contents and must come to the same (`twin.rs`).
+        twin.before_write(s, &self.stores[s]);
+        let faults_before = self.write_faults;
+        let (result, synced) = self.model_write(process, s, mutation);
+        let injected = self.write_faults > faults_before;
+        let disagreement = twin.check_write(s, mutation, injected, &result, &self.stores[s]);
+        self.twin = Some(twin);
+        if let Some((guarantee, detail)) = disagreement {
+            self.violate(guarantee, || detail);
+        }
+        (result, synced)
+    }
+
+    /// The store model's write.
+    fn model_write(
+        &mut self,
+        process: u8,
+        s: usize,
+        mutation: &Mutation,
+    ) -> (Result<WriteOutcome, StoreFault>, bool) {
         if let Some(kind) = self.draw_write_fault(process) {
             let disk_full = kind == FaultKind::DiskFull;
             return (Err(io_fault(&self.store_names[s], disk_full)), true);

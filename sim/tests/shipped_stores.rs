@@ -1,0 +1,191 @@
+//! The simulator with the shipped fs store code as its twin
+//! (`--shipped-stores`, `sim/src/world/twin.rs`): every store read and
+//! write of the world's agents is made again by `rotor_fs::StoreFile` over a
+//! simulated disk, and the two must agree.
+//!
+//! - The shipped code agrees with the store model over a swarm of seeds,
+//!   faults and actors included (no violation).
+//! - The twin changes nothing: every run's trace is the same with and
+//!   without it.
+//! - The twin is not blind: under a disk that serves a store's bytes from
+//!   before its last replacement (a host that reads a stale copy, B4's
+//!   family) the shipped code's answers differ from the model's, and the
+//!   run reports G4 with its replay command.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
+use rotor_fs::lock::{HolderMeta, LockWait};
+use rotor_sim::disk::SimDisk;
+use rotor_sim::{run_seed, sweep, Guarantee, HostHooks, Overrides, RunOptions, StopOn, TraceMode};
+
+fn twin() -> Overrides {
+    Overrides {
+        shipped_stores: true,
+        ..Overrides::default()
+    }
+}
+
+#[test]
+fn the_shipped_store_code_agrees_with_the_store_model_over_a_swarm_g4_g5_g10() {
+    let report = sweep(0..1_500, &twin(), &RunOptions::default(), 8, |_| {});
+    for failure in &report.failures {
+        eprintln!(
+            "{}\nreplay: {}",
+            failure.first().map(|v| v.to_string()).unwrap_or_default(),
+            failure.config.replay_command()
+        );
+    }
+    assert!(report.failures.is_empty());
+    assert!(report.stats.rotations > 0);
+}
+
+#[test]
+fn the_twin_changes_no_draw_and_no_outcome() {
+    let hash = RunOptions::default().with_trace(TraceMode::Hash);
+    for seed in 0..200u64 {
+        let model = run_seed(seed, &Overrides::default(), &hash);
+        let both = run_seed(seed, &twin(), &hash);
+        assert_eq!(model.trace.hash(), both.trace.hash(), "seed {seed:#x}");
+        assert!(
+            both.violations.is_empty(),
+            "seed {seed:#x}: {:?}",
+            both.violations
+        );
+    }
+}
+
+#[test]
+fn the_replay_command_names_the_twin() {
+    let outcome = run_seed(5, &twin(), &RunOptions::default());
+    assert!(outcome.config.shipped_stores);
+    assert!(
+        outcome
+            .config
+            .replay_command()
+            .ends_with(" --shipped-stores"),
+        "{}",
+        outcome.config.replay_command()
+    );
+}
+
+/// The shipped host's stores over a disk that serves each file as it was
+/// before its last replacement.
+#[derive(Debug)]
+struct StaleReads;
+
+impl HostHooks for StaleReads {
+    fn name(&self) -> &'static str {
+        "stale-reads"
+    }
+
+    fn twin_io(&self, disk: Arc<SimDisk>) -> Arc<dyn Io> {
+        Arc::new(StaleIo {
+            disk,
+            before: Mutex::default(),
+        })
+    }
+}
+
+#[test]
+fn a_store_read_from_a_stale_copy_is_found_g4() {
+    let options = RunOptions {
+        hooks: Arc::new(StaleReads),
+        stop: StopOn::First,
+        ..RunOptions::default()
+    };
+    let found = (0..500).find_map(|seed| {
+        let outcome = run_seed(seed, &twin(), &options);
+        outcome
+            .violations
+            .iter()
+            .find(|v| v.guarantee == Guarantee::G4)
+            .map(|v| (v.clone(), outcome.config.replay_command()))
+    });
+    let (violation, replay) = found.expect("no G4 in 500 seeds: the twin is blind");
+    assert!(violation.detail.contains("shipped fs store"), "{violation}");
+    assert!(replay.contains("--shipped-stores"), "{replay}");
+    eprintln!("{violation}\nreplay: {replay} (with this host)");
+}
+
+/// Remembers, for each path the shipped code renamed over, the bytes it
+/// held before, and serves those: the shipped store's next read-modify-write
+/// starts from a stale document.
+#[derive(Debug)]
+struct StaleIo {
+    disk: Arc<SimDisk>,
+    before: Mutex<HashMap<PathBuf, Option<Opened>>>,
+}
+
+impl Io for StaleIo {
+    fn lstat(&self, path: &Path) -> io::Result<Meta> {
+        self.disk.lstat(path)
+    }
+
+    fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
+        self.disk.mkdir(path, mode)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
+        if let Some(stale) = self.before.lock().unwrap().get(path) {
+            return Ok(stale.clone());
+        }
+        self.disk.read(path)
+    }
+
+    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
+        self.disk.create_new(path, mode)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // Only the shipped code's own replacements go stale (the twin puts
+        // other programs' writes in place with `.twin-tmp` files).
+        if from.to_string_lossy().ends_with(".twin-tmp") {
+            self.before.lock().unwrap().remove(to);
+            return self.disk.rename(from, to);
+        }
+        let previous = self.disk.read(to)?;
+        self.disk.rename(from, to)?;
+        self.before
+            .lock()
+            .unwrap()
+            .insert(to.to_path_buf(), previous);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.disk.sync_dir(dir)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.disk.remove(path)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+        self.disk.list_dir(dir)
+    }
+
+    fn lock_exclusive(
+        &self,
+        path: &Path,
+        wait_ms_max: u64,
+        meta: &HolderMeta,
+    ) -> Result<Box<dyn HeldFileLock>, LockWait> {
+        self.disk.lock_exclusive(path, wait_ms_max, meta)
+    }
+
+    fn process_exists(&self, pid: u32) -> bool {
+        self.disk.process_exists(pid)
+    }
+
+    fn pid(&self) -> u32 {
+        self.disk.pid()
+    }
+
+    fn euid(&self) -> u32 {
+        self.disk.euid()
+    }
+}
