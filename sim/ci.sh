@@ -59,12 +59,13 @@ done
 # while the lock is still held): the same stalls, and nothing is excused; a
 # double presentation here fails. About 1 s.
 "$ROTOR" check --seeds 20000 --backend fenced-lease --trace-dir "$TRACE_DIR"
-# The shipped fs store code as the simulator's twin (sim/src/world/twin.rs):
-# every store read and write of these worlds is made again by
-# rotor_fs::StoreFile over a simulated disk and must agree with the store
-# model (G4, G5, G10). About 15 s.
-"$ROTOR" check --seeds 50000 --shipped-stores --trace-dir "$TRACE_DIR"
-"$ROTOR" check --seeds 10000 --shipped-stores --actors usage,foreign-login,foreign-logout \
+# The shipped fs host's store and refresh-lock code as the simulator's twins
+# (sim/src/world/twin.rs, twin_lock.rs): every store read and write of these
+# worlds is made again by rotor_fs::StoreFile over a simulated disk, and the
+# shipped FsRefreshLock is held as the lock model says; both must agree
+# with the models (G4, G5, G8, G10). About 15 s.
+"$ROTOR" check --seeds 50000 --shipped-host --trace-dir "$TRACE_DIR"
+"$ROTOR" check --seeds 10000 --shipped-host --actors usage,foreign-login,foreign-logout \
   --trace-dir "$TRACE_DIR"
 # Fresh seeds for at most two minutes (the start seed is printed). A failure
 # here is a new finding: it prints the shrunk trace and the exact replay

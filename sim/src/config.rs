@@ -267,10 +267,10 @@ pub struct Config {
     /// Step bound of the liveness phase.
     pub liveness_steps_max: u32,
     /// Every store read and write is also made by the shipped fs store code
-    /// over a simulated disk, and the two must agree (`--shipped-stores`,
+    /// over a simulated disk, and the two must agree (`--shipped-host`,
     /// `world/twin.rs`).
     #[serde(default)]
-    pub shipped_stores: bool,
+    pub shipped_host: bool,
 }
 
 /// Fields a person may set; everything else comes from the seed.
@@ -290,8 +290,8 @@ pub struct Overrides {
     pub requests: Option<u8>,
     /// `--fault-mask`.
     pub fault_mask: Option<u64>,
-    /// `--shipped-stores`.
-    pub shipped_stores: bool,
+    /// `--shipped-host`.
+    pub shipped_host: bool,
 }
 
 /// A bad configuration from the command line or a trace file.
@@ -493,7 +493,7 @@ impl Config {
             knobs,
             steps_max: 4_000,
             liveness_steps_max: 400,
-            shipped_stores: false,
+            shipped_host: false,
         };
         config.apply(overrides);
         config
@@ -522,7 +522,7 @@ impl Config {
         if let Some(mask) = overrides.fault_mask {
             self.fault_mask = mask;
         }
-        self.shipped_stores |= overrides.shipped_stores;
+        self.shipped_host |= overrides.shipped_host;
     }
 
     /// The overrides that rebuild this configuration from its seed.
@@ -535,7 +535,7 @@ impl Config {
             actors: Some(self.actors),
             requests: Some(self.requests),
             fault_mask: (self.fault_mask != 0).then_some(self.fault_mask),
-            shipped_stores: self.shipped_stores,
+            shipped_host: self.shipped_host,
         }
     }
 
@@ -554,8 +554,8 @@ impl Config {
         if self.fault_mask != 0 {
             command.push_str(&format!(" --fault-mask {:#x}", self.fault_mask));
         }
-        if self.shipped_stores {
-            command.push_str(" --shipped-stores");
+        if self.shipped_host {
+            command.push_str(" --shipped-host");
         }
         command
     }

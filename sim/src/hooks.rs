@@ -100,7 +100,7 @@ pub trait HostHooks: fmt::Debug + Send + Sync {
     }
 
     /// The I/O beneath the shipped fs store code when the world runs it as
-    /// its twin (`--shipped-stores`, `world/twin.rs`): the simulated disk
+    /// its twin (`--shipped-host`, `world/twin.rs`): the simulated disk
     /// itself, or, in a test, a disk with one rule of a real one broken.
     fn twin_io(
         &self,

@@ -49,11 +49,12 @@ pub struct WorldArgs {
     /// Drawn faults to skip, by index, as a bit mask (set by the shrinker).
     #[arg(long, value_parser = parse_mask)]
     pub fault_mask: Option<u64>,
-    /// Also make every store read and write with the shipped fs store code
-    /// over a simulated disk, and fail where it disagrees with the
-    /// simulator's store model (slower; CI runs a sweep of it).
+    /// Also make every store read and write, and hold the refresh lock,
+    /// with the shipped fs host code over a simulated disk, and fail where
+    /// it disagrees with the simulator's store and lock models (slower; CI
+    /// runs a sweep of it).
     #[arg(long)]
-    pub shipped_stores: bool,
+    pub shipped_host: bool,
 }
 
 impl WorldArgs {
@@ -67,7 +68,7 @@ impl WorldArgs {
             actors: self.actors,
             requests: self.requests,
             fault_mask: self.fault_mask,
-            shipped_stores: self.shipped_stores,
+            shipped_host: self.shipped_host,
         }
     }
 }

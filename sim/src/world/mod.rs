@@ -25,6 +25,7 @@ mod faults;
 mod oracle;
 mod setup;
 mod twin;
+mod twin_lock;
 mod write;
 
 use std::cmp::Reverse;
@@ -249,8 +250,11 @@ pub struct World {
     /// Injected store write faults applied so far.
     pub(crate) write_faults: u32,
     /// The shipped fs store code run beside the store model
-    /// (`--shipped-stores`, `twin.rs`).
+    /// (`--shipped-host`, `twin.rs`).
     pub(crate) twin: Option<twin::Twin>,
+    /// The shipped refresh lock held as the lock model says
+    /// (`--shipped-host`, advisory backend, `twin_lock.rs`).
+    pub(crate) twin_lock: Option<twin_lock::TwinLock>,
     /// Events of paused processes, in arrival order, until they resume.
     parked: Vec<(u8, Ev)>,
     stop: StopOn,
@@ -279,6 +283,7 @@ impl World {
             self.step += 1;
             self.maybe_inject_fault();
             self.dispatch(event);
+            self.check_twin_lock();
         }
         if !self.stopped {
             self.run_liveness();
@@ -339,6 +344,7 @@ impl World {
             self.now_ms = self.now_ms.max(at_ms);
             self.step += 1;
             self.dispatch(event);
+            self.check_twin_lock();
         }
         if !self.stopped {
             self.check_liveness();
@@ -426,6 +432,17 @@ impl World {
     #[inline]
     pub(crate) fn record(&mut self, what: What) {
         self.trace.record(self.step, self.now_ms, what);
+    }
+
+    /// With `--shipped-host`: the shipped refresh lock follows the lock
+    /// model's change in this step, and must agree with it (`twin_lock.rs`).
+    fn check_twin_lock(&mut self) {
+        let Some(twin) = self.twin_lock.as_mut() else {
+            return;
+        };
+        if let Some((guarantee, detail)) = twin.sync(&self.locks[0]) {
+            self.violate(guarantee, || detail);
+        }
     }
 
     /// Records a violation (the first of each guarantee) and stops the run

@@ -265,10 +265,19 @@ pub(super) fn build(
 
     let locks = vec![RefreshLock::default(); store_count];
     let agent_count = agents.len();
-    let twin = config.shipped_stores.then(|| {
-        let io = hooks.twin_io(Arc::new(crate::disk::SimDisk::new()));
-        super::twin::Twin::over(io, &stores)
-    });
+    // The shipped fs host's store and lock code beside the models
+    // (`--shipped-host`): the lock on the advisory backend with one lock for
+    // the profile, as the shipped host has.
+    let twin_io = config
+        .shipped_host
+        .then(|| hooks.twin_io(Arc::new(crate::disk::SimDisk::new())));
+    let twin = twin_io
+        .as_ref()
+        .map(|io| super::twin::Twin::over(io.clone(), &stores));
+    let one_lock = agents.iter().all(|agent| agent.lock_slot == 0);
+    let twin_lock = twin_io
+        .filter(|_| config.backend == Backend::Advisory && one_lock)
+        .map(|io| super::twin_lock::TwinLock::new(config.processes as usize, io));
     let mut world = World {
         hooks,
         policy,
@@ -302,6 +311,7 @@ pub(super) fn build(
         crashes: Vec::new(),
         write_faults: 0,
         twin,
+        twin_lock,
         logins: Vec::new(),
         parked: Vec::new(),
         stop,

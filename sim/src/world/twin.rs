@@ -1,5 +1,5 @@
 //! The shipped fs store code as the world's twin (`rotor check
-//! --shipped-stores`).
+//! --shipped-host`).
 //!
 //! The world keeps its stores in a fast in-memory model (`store.rs`,
 //! `write.rs`): that is what lets it run 100,000 seeds in seconds. The model
@@ -39,7 +39,7 @@ use crate::guarantee::Guarantee;
 use crate::store::{Content, SimStore};
 
 /// Where the twin's state directory lives on its disk.
-const STATE_DIR: &str = "/srv/rotor-twin";
+pub(crate) const STATE_DIR: &str = "/srv/rotor-twin";
 /// The twin's store locks are never contended (the world holds its own
 /// store lock around every checked write): any budget will do.
 const STORE_LOCK_WAIT_MS: u64 = 1_000;

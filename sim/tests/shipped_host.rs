@@ -1,5 +1,5 @@
 //! The simulator with the shipped fs store code as its twin
-//! (`--shipped-stores`, `sim/src/world/twin.rs`): every store read and
+//! (`--shipped-host`, `sim/src/world/twin.rs`): every store read and
 //! write of the world's agents is made again by `rotor_fs::StoreFile` over a
 //! simulated disk, and the two must agree.
 //!
@@ -10,7 +10,9 @@
 //! - The twin is not blind: under a disk that serves a store's bytes from
 //!   before its last replacement (a host that reads a stale copy, B4's
 //!   family) the shipped code's answers differ from the model's, and the
-//!   run reports G4 with its replay command.
+//!   run reports G4 with its replay command; under a disk without `flock`
+//!   the shipped refresh lock lets in an agent the lock model makes wait,
+//!   reported as G8.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,7 +26,7 @@ use rotor_sim::{run_seed, sweep, Guarantee, HostHooks, Overrides, RunOptions, St
 
 fn twin() -> Overrides {
     Overrides {
-        shipped_stores: true,
+        shipped_host: true,
         ..Overrides::default()
     }
 }
@@ -61,39 +63,50 @@ fn the_twin_changes_no_draw_and_no_outcome() {
 #[test]
 fn the_replay_command_names_the_twin() {
     let outcome = run_seed(5, &twin(), &RunOptions::default());
-    assert!(outcome.config.shipped_stores);
+    assert!(outcome.config.shipped_host);
     assert!(
-        outcome
-            .config
-            .replay_command()
-            .ends_with(" --shipped-stores"),
+        outcome.config.replay_command().ends_with(" --shipped-host"),
         "{}",
         outcome.config.replay_command()
     );
 }
 
-/// The shipped host's stores over a disk that serves each file as it was
-/// before its last replacement.
-#[derive(Debug)]
-struct StaleReads;
+/// The shipped host's code over a disk with one rule broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Broken {
+    /// Each file is served as it was before its last replacement.
+    StaleReads,
+    /// Every lock is granted at once, held or not (no `flock`).
+    NoFlock,
+}
 
-impl HostHooks for StaleReads {
+impl HostHooks for Broken {
     fn name(&self) -> &'static str {
-        "stale-reads"
+        match self {
+            Broken::StaleReads => "stale-reads",
+            Broken::NoFlock => "no-flock",
+        }
     }
 
     fn twin_io(&self, disk: Arc<SimDisk>) -> Arc<dyn Io> {
-        Arc::new(StaleIo {
+        Arc::new(BrokenIo {
             disk,
+            broken: *self,
             before: Mutex::default(),
         })
     }
 }
 
+/// A lock that was never taken.
+#[derive(Debug)]
+struct NotLocked;
+
+impl HeldFileLock for NotLocked {}
+
 #[test]
 fn a_store_read_from_a_stale_copy_is_found_g4() {
     let options = RunOptions {
-        hooks: Arc::new(StaleReads),
+        hooks: Arc::new(Broken::StaleReads),
         stop: StopOn::First,
         ..RunOptions::default()
     };
@@ -107,20 +120,48 @@ fn a_store_read_from_a_stale_copy_is_found_g4() {
     });
     let (violation, replay) = found.expect("no G4 in 500 seeds: the twin is blind");
     assert!(violation.detail.contains("shipped fs store"), "{violation}");
-    assert!(replay.contains("--shipped-stores"), "{replay}");
+    assert!(replay.contains("--shipped-host"), "{replay}");
     eprintln!("{violation}\nreplay: {replay} (with this host)");
 }
 
-/// Remembers, for each path the shipped code renamed over, the bytes it
+/// Without `flock` the shipped refresh lock lets an agent of another
+/// process in beside the holder: the lock model's waiter is not waiting in
+/// the shipped host, reported as G8.
+#[test]
+fn a_refresh_lock_without_flock_is_found_g8() {
+    let options = RunOptions {
+        hooks: Arc::new(Broken::NoFlock),
+        stop: StopOn::First,
+        ..RunOptions::default()
+    };
+    let overrides = Overrides {
+        processes: Some(2),
+        ..twin()
+    };
+    let found = (0..500).find_map(|seed| {
+        let outcome = run_seed(seed, &overrides, &options);
+        outcome
+            .violations
+            .iter()
+            .find(|v| v.guarantee == Guarantee::G8)
+            .map(|v| (v.clone(), outcome.config.replay_command()))
+    });
+    let (violation, replay) = found.expect("no G8 in 500 seeds: the lock twin is blind");
+    assert!(violation.detail.contains("shipped fs lock"), "{violation}");
+    eprintln!("{violation}\nreplay: {replay} (with this host)");
+}
+
+/// `StaleReads`: remembers, for each path the shipped code renamed over, the bytes it
 /// held before, and serves those: the shipped store's next read-modify-write
 /// starts from a stale document.
 #[derive(Debug)]
-struct StaleIo {
+struct BrokenIo {
     disk: Arc<SimDisk>,
+    broken: Broken,
     before: Mutex<HashMap<PathBuf, Option<Opened>>>,
 }
 
-impl Io for StaleIo {
+impl Io for BrokenIo {
     fn lstat(&self, path: &Path) -> io::Result<Meta> {
         self.disk.lstat(path)
     }
@@ -130,6 +171,9 @@ impl Io for StaleIo {
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
+        if self.broken != Broken::StaleReads {
+            return self.disk.read(path);
+        }
         if let Some(stale) = self.before.lock().unwrap().get(path) {
             return Ok(stale.clone());
         }
@@ -174,6 +218,9 @@ impl Io for StaleIo {
         wait_ms_max: u64,
         meta: &HolderMeta,
     ) -> Result<Box<dyn HeldFileLock>, LockWait> {
+        if self.broken == Broken::NoFlock {
+            return Ok(Box::new(NotLocked));
+        }
         self.disk.lock_exclusive(path, wait_ms_max, meta)
     }
 
