@@ -21,8 +21,12 @@ use std::sync::{Arc, Mutex};
 
 use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
 use rotor_fs::lock::{HolderMeta, LockWait};
+use rotor_kernel::{Mutation, StoreDoc, WriteOutcome};
 use rotor_sim::disk::SimDisk;
-use rotor_sim::{run_seed, sweep, Guarantee, HostHooks, Overrides, RunOptions, StopOn, TraceMode};
+use rotor_sim::explore::{explore, ExploreConfig};
+use rotor_sim::{
+    run_seed, sweep, Guarantee, HostHooks, Overrides, RunOptions, Shipped, StopOn, TraceMode,
+};
 
 fn twin() -> Overrides {
     Overrides {
@@ -235,4 +239,64 @@ impl Io for BrokenIo {
     fn euid(&self) -> u32 {
         self.disk.euid()
     }
+}
+
+/// A store model that forgets the fence it was asked to write (the
+/// explorer's and the simulator's rule for `PutFence`, broken).
+#[derive(Debug)]
+struct ForgetsFences;
+
+impl HostHooks for ForgetsFences {
+    fn name(&self) -> &'static str {
+        "forgets fences"
+    }
+
+    fn apply(&self, doc: &mut StoreDoc, profile: &str, mutation: &Mutation) -> WriteOutcome {
+        if let Mutation::PutFence { .. } = mutation {
+            return WriteOutcome::Applied;
+        }
+        doc.apply(profile, mutation)
+    }
+}
+
+fn small_world(shipped_host: bool) -> ExploreConfig {
+    ExploreConfig {
+        agents_per_process: vec![1, 1],
+        shipped_host,
+        ..ExploreConfig::default()
+    }
+}
+
+/// The explorer with `--shipped-host`: every store read and write of every
+/// reachable state is made again by the shipped fs store code; the shipped
+/// host's small world agrees everywhere.
+#[test]
+fn the_explorer_agrees_with_the_shipped_store_code_in_every_state() {
+    let report = explore(&small_world(true), Arc::new(Shipped));
+    assert!(!report.truncated);
+    assert!(report.distinct_states > 100, "{report}");
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
+
+/// A store model that differs from the shipped code (it drops the fence a
+/// refresh writes) is caught by the explorer's twin at that write, as G4
+/// with the shipped code named; without `--shipped-host` the same model is
+/// caught only later, by what the lost fence breaks.
+#[test]
+fn the_explorer_twin_catches_a_store_model_that_differs_from_the_shipped_code_g4() {
+    let report = explore(&small_world(true), Arc::new(ForgetsFences));
+    let twin = report.violations.iter().find(|c| {
+        c.found.guarantee == Guarantee::G4 && c.found.detail.contains("shipped fs store")
+    });
+    let twin =
+        twin.unwrap_or_else(|| panic!("the explorer's twin is blind: {:?}", report.violations));
+    eprintln!("{twin}");
+    let without = explore(&small_world(false), Arc::new(ForgetsFences));
+    assert!(
+        !without
+            .violations
+            .iter()
+            .any(|c| c.found.detail.contains("shipped fs store")),
+        "only the twin names the shipped code"
+    );
 }

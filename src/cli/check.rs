@@ -199,11 +199,15 @@ pub(crate) fn parse_path(text: &str) -> Result<StepPath, String> {
 /// `rotor check --exhaustive <world> --path ...` and `rotor replay
 /// --exhaustive <world> --path ...`: replays one path of a named world with
 /// the shipped host and prints its lines and what the checkers found.
-pub(crate) fn replay_path(world: &str, choices: &[u32]) -> ExitCode {
+pub(crate) fn replay_path(world: &str, choices: &[u32], shipped_host: bool) -> ExitCode {
     use rotor_sim::explore::{replay, ExploreConfig};
-    let Some(config) = ExploreConfig::preset(world) else {
+    let Some(preset) = ExploreConfig::preset(world) else {
         eprintln!("rotor check: unknown world {world:?}");
         return ExitCode::from(2);
+    };
+    let config = ExploreConfig {
+        shipped_host,
+        ..preset
     };
     match replay(&config, std::sync::Arc::new(rotor_sim::Shipped), choices) {
         Ok((lines, found)) => {
@@ -230,13 +234,17 @@ pub(crate) fn replay_path(world: &str, choices: &[u32]) -> ExitCode {
 /// shipped host (with symmetry reduction unless `--no-symmetry`); prints
 /// TLC-style figures, the symmetry used, and the shortest counterexample
 /// per violated guarantee, each written as an explorer trace in `trace_dir`.
-fn run_exhaustive(world: &str, trace_dir: &Path, symmetry: bool) -> ExitCode {
+fn run_exhaustive(world: &str, trace_dir: &Path, symmetry: bool, shipped_host: bool) -> ExitCode {
     use rotor_sim::explore::{explore, ExploreConfig};
     let Some(preset) = ExploreConfig::preset(world) else {
         eprintln!("rotor check: unknown world {world:?}");
         return ExitCode::from(2);
     };
-    let config = ExploreConfig { symmetry, ..preset };
+    let config = ExploreConfig {
+        symmetry,
+        shipped_host,
+        ..preset
+    };
     let hooks: Arc<dyn HostHooks> = Arc::new(rotor_sim::Shipped);
     let report = explore(&config, hooks.clone());
     println!("rotor check --exhaustive {world}: {report}");
@@ -277,8 +285,13 @@ pub(crate) fn report_counterexample(
 pub fn run(args: CheckArgs) -> ExitCode {
     if let Some(world) = args.exhaustive.as_deref() {
         return match &args.path {
-            Some(path) => replay_path(world, &path.0),
-            None => run_exhaustive(world, &args.trace_dir, !args.no_symmetry),
+            Some(path) => replay_path(world, &path.0, args.world.shipped_host),
+            None => run_exhaustive(
+                world,
+                &args.trace_dir,
+                !args.no_symmetry,
+                args.world.shipped_host,
+            ),
         };
     }
     let start = match (args.seed, args.fresh) {

@@ -56,7 +56,7 @@ pub struct ReplayArgs {
 /// Runs `rotor replay`.
 pub fn run(args: ReplayArgs) -> ExitCode {
     if let (Some(world), Some(path)) = (&args.exhaustive, &args.path) {
-        return replay_path(world, &path.0);
+        return replay_path(world, &path.0, args.world.shipped_host);
     }
     let (config, stop, expected) = match (&args.trace, args.seed) {
         (Some(path), _) => {

@@ -196,8 +196,13 @@ impl ExploreTraceFile {
             path: counterexample.choices.clone(),
             lines,
             replay: format!(
-                "rotor replay --exhaustive {world} --path {}",
-                counterexample.path_arg()
+                "rotor replay --exhaustive {world} --path {}{}",
+                counterexample.path_arg(),
+                if config.shipped_host {
+                    " --shipped-host"
+                } else {
+                    ""
+                }
             ),
         }
     }

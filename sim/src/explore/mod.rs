@@ -126,6 +126,11 @@ pub struct ExploreConfig {
     /// as on.
     #[serde(default = "symmetry_default")]
     pub symmetry: bool,
+    /// Every store read and write is also made by the shipped fs store code
+    /// (`rotor_fs::StoreFile` over a simulated disk holding the state's
+    /// document), and the two must agree (`--shipped-host`).
+    #[serde(default)]
+    pub shipped_host: bool,
 }
 
 fn symmetry_default() -> bool {
@@ -151,6 +156,7 @@ impl Default for ExploreConfig {
             provider_reports_identity: false,
             states_max: 5_000_000,
             symmetry: true,
+            shipped_host: false,
         }
     }
 }

@@ -258,6 +258,13 @@ impl State {
             Effect::ReadStore { id, store } => {
                 let s = self.store_of(a, store);
                 let view = self.stores[s].view(PROFILE);
+                if ctx.config.shipped_host {
+                    if let Some((guarantee, detail)) =
+                        crate::world::twin::check_read_of(&self.stores[s], &view)
+                    {
+                        found.push(Found::new(guarantee, format!("store {s}: {detail}")));
+                    }
+                }
                 let own = self.agents[a].own_store as usize;
                 let context = ReadContext {
                     role: self.agents[a].role,
@@ -390,6 +397,18 @@ impl State {
     ) -> WriteOutcome {
         let mut doc = self.stores[s].clone();
         let outcome = ctx.hooks.apply(&mut doc, PROFILE, mutation);
+        if ctx.config.shipped_host {
+            let after = if matches!(outcome, WriteOutcome::Conflict(_)) {
+                &self.stores[s]
+            } else {
+                &doc
+            };
+            if let Some((guarantee, detail)) =
+                crate::world::twin::check_write_of(&self.stores[s], mutation, &outcome, after)
+            {
+                found.push(Found::new(guarantee, format!("store {s}: {detail}")));
+            }
+        }
         if !matches!(outcome, WriteOutcome::Conflict(_)) {
             let before = std::mem::replace(&mut self.stores[s], doc);
             self.check_write(a, s, before.profiles.get(PROFILE), mutation, found);

@@ -19,12 +19,12 @@
 //! oracle (`oracle.rs`).
 
 mod actors;
-mod agent;
+pub(crate) mod agent;
 mod check;
 mod faults;
 mod oracle;
 mod setup;
-mod twin;
+pub(crate) mod twin;
 mod twin_lock;
 mod write;
 

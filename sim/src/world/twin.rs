@@ -290,3 +290,61 @@ impl Io for Faulty {
         self.inner.euid()
     }
 }
+
+/// One store file holding `doc`, alone on a fresh simulated disk, for a
+/// checker whose states branch (the explorer): every check starts from the
+/// state's document.
+fn file_holding(doc: &rotor_kernel::StoreDoc) -> StoreFile {
+    let io: Arc<dyn Io> = Arc::new(crate::disk::SimDisk::new());
+    let layout = Layout::new(PathBuf::from(STATE_DIR));
+    let file = StoreFile::with_io(io.clone(), &layout, &AgentId::main(), STORE_LOCK_WAIT_MS);
+    file.update("twin-dirs", |_| ((), false))
+        .expect("a fresh disk takes the state directory");
+    put(io.as_ref(), file.path(), &doc.to_json()).expect("a fresh disk takes a plain write");
+    file
+}
+
+/// The shipped fs store code reads `doc`'s profile: the view must be
+/// `model`'s (the explorer's read of the same document).
+pub(crate) fn check_read_of(
+    doc: &rotor_kernel::StoreDoc,
+    model: &ProfileView,
+) -> Option<Disagreement> {
+    match file_holding(doc).read_view(PROFILE) {
+        Ok(shipped) if shipped == *model => None,
+        shipped => Some((
+            Guarantee::G4,
+            format!(
+                "the shipped fs store read {shipped:?}, the explorer's store model read {model:?}"
+            ),
+        )),
+    }
+}
+
+/// The shipped fs store code makes `mutation` on `before`: its outcome and
+/// document must be the explorer's `model` outcome and `after`.
+pub(crate) fn check_write_of(
+    before: &rotor_kernel::StoreDoc,
+    mutation: &Mutation,
+    model: &WriteOutcome,
+    after: &rotor_kernel::StoreDoc,
+) -> Option<Disagreement> {
+    let file = file_holding(before);
+    let what = format!("{:?}", crate::world::agent::write_kind(mutation));
+    match file.apply(PROFILE, mutation) {
+        Ok(shipped) if shipped == *model => {}
+        shipped => {
+            return Some((
+                Guarantee::G5,
+                format!("{what}: the shipped fs store answered {shipped:?}, the explorer's store model {model:?}"),
+            ))
+        }
+    }
+    match file.read_doc() {
+        Ok(Some(shipped)) if shipped == *after => None,
+        shipped => Some((
+            Guarantee::G4,
+            format!("{what}: after the write the shipped fs store holds {shipped:?}, the explorer's store model {after:?}"),
+        )),
+    }
+}
