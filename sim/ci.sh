@@ -42,6 +42,10 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x3a87398ed5460de8 --processes 2 --agents 2 --backend advisory \
   --faults lost-fsync,torn-write,clock-jump,not-sent,server-error --actors usage,edit,foreign-login \
   --requests 3 >/dev/null
+# A re-login into main with the other account rebinds main's agents (G3).
+"$ROTOR" replay --seed 0x413484ce2c5fd989 --processes 2 --agents 2 --backend advisory \
+  --faults crash,pause,disk-full,torn-write,clock-jump,timeout,lost-response --actors usage,relogin,edit \
+  --requests 3 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

@@ -337,6 +337,18 @@ impl World {
         if result.is_ok() && logout {
             self.logged_out = true;
         }
+        if result.is_ok() && !logout {
+            // A login into main is the person choosing main's account: the
+            // agents whose own store is main now hold that account's token
+            // by their own store, not by a copy, and are bound to it (G3
+            // judges copies; found by a fresh seed, 0x413484ce2c5fd989, where
+            // a torn main had been refilled with the other account's family).
+            for agent in &mut self.agents {
+                if agent.own_store == 0 {
+                    agent.binding = Some(0);
+                }
+            }
+        }
         if result.is_ok() && synced {
             self.stores[0].banned_below_durable = banned_below;
         } else if result.is_err() {
