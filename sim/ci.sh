@@ -46,6 +46,14 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x413484ce2c5fd989 --processes 2 --agents 2 --backend advisory \
   --faults crash,pause,disk-full,torn-write,clock-jump,timeout,lost-response --actors usage,relogin,edit \
   --requests 3 >/dev/null
+# A login or logout whose write failed after the provider revoked families
+# for it: nothing better is stored anywhere (the oracle's excuse).
+"$ROTOR" replay --seed 0x413484ce2961e6ff --processes 3 --agents 2 --backend advisory \
+  --faults pause,write-error,torn-write,clock-jump,not-sent,timeout --actors relogin,foreign-logout \
+  --requests 2 >/dev/null
+"$ROTOR" replay --seed 0x413484ce297e0bd4 --processes 2 --agents 3 --backend advisory \
+  --faults crash,write-error,disk-full,lost-fsync,torn-write,clock-jump --actors foreign-logout \
+  --requests 3 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

@@ -337,6 +337,23 @@ impl World {
         if result.is_ok() && logout {
             self.logged_out = true;
         }
+        if result.is_err() {
+            // Ground truth: this login's family reached no store, and the
+            // families the provider revoked for this login or logout (a
+            // single-session login, a sign-out) have no successor anywhere.
+            if !logout {
+                if let Some(&family) = self.logins.last() {
+                    self.lost_logins.push(family);
+                }
+            }
+            let now_ms = self.now_ms;
+            let revoked = self.endpoint.families.iter().enumerate().filter(|(_, f)| {
+                matches!(f.revoked, Some(Revocation::Logout | Revocation::NewLogin))
+                    && f.revoked_at_ms == now_ms
+            });
+            let revoked: Vec<u32> = revoked.map(|(family, _)| family as u32).collect();
+            self.revoked_unstored.extend(revoked);
+        }
         if result.is_ok() && !logout {
             // A login into main is the person choosing main's account: the
             // agents whose own store is main now hold that account's token

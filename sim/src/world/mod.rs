@@ -247,6 +247,12 @@ pub struct World {
     /// Ground truth: the families logins installed (rotor's or another
     /// program's), in order.
     pub(crate) logins: Vec<u32>,
+    /// Ground truth: the families of logins whose write failed (stored
+    /// nowhere).
+    pub(crate) lost_logins: Vec<u32>,
+    /// Ground truth: families the provider revoked for a login or logout
+    /// whose write then failed (nothing newer was stored for them).
+    pub(crate) revoked_unstored: Vec<u32>,
     /// Injected store write faults applied so far.
     pub(crate) write_faults: u32,
     /// The shipped fs store code run beside the store model

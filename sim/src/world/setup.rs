@@ -313,6 +313,8 @@ pub(super) fn build(
         twin,
         twin_lock,
         logins: Vec::new(),
+        lost_logins: Vec::new(),
+        revoked_unstored: Vec::new(),
         parked: Vec::new(),
         stop,
         stopped: false,
