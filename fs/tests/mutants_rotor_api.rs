@@ -45,7 +45,10 @@ fn login_and_logout_return_the_generation_they_stored_g5() {
             Credential::oauth("acme", "at-2", "rt-2", far_future_ms()),
         )
         .unwrap();
-    assert!(second > first, "G5: a re-login moved back: {first} -> {second}");
+    assert!(
+        second > first,
+        "G5: a re-login moved back: {first} -> {second}"
+    );
     assert_eq!(second, stored_generation(&rotor, "main", "p"));
     // The token handed out belongs to the generation login reported.
     let granted = rotor.token("main", "acme", "p").unwrap();
@@ -124,7 +127,10 @@ fn the_system_clock_reads_epoch_milliseconds_g7() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    assert!(before <= clock && clock <= after, "{before} {clock} {after}");
+    assert!(
+        before <= clock && clock <= after,
+        "{before} {clock} {after}"
+    );
     assert!(
         before <= lock_clock && lock_clock <= after,
         "{before} {lock_clock} {after}"
