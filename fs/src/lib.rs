@@ -259,7 +259,7 @@ impl Rotor {
                 .read_view(profile)
                 .map_err(Error::Store)?;
             if let Some(credential) = view.credential {
-                return Ok(Some(credential.provider));
+                return Ok(Some(credential.provider.to_string()));
             }
         }
         Ok(None)
@@ -271,7 +271,14 @@ impl Rotor {
     /// the installed generation.
     pub fn login(&self, agent: &str, profile: &str, credential: Credential) -> Result<u64, Error> {
         let provider = credential.provider.clone();
-        self.locked_write(agent, &provider, profile, Mutation::Login { credential })
+        self.locked_write(
+            agent,
+            &provider,
+            profile,
+            Mutation::Login {
+                credential: credential.into(),
+            },
+        )
     }
 
     /// Leaves a logout tombstone for `profile` in `agent`'s store (G11).

@@ -10,6 +10,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
@@ -153,7 +154,7 @@ impl StoreDoc {
     /// What the kernel needs to know about one profile.
     pub fn view(&self, profile: &str) -> ProfileView {
         ProfileView {
-            credential: self.profiles.get(profile).cloned(),
+            credential: self.profiles.get(profile).cloned().map(Arc::new),
             fences: self.fences.get(profile).cloned().unwrap_or_default(),
         }
     }
@@ -162,8 +163,10 @@ impl StoreDoc {
 /// One profile as read from one store: its credential and its fences.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProfileView {
-    /// The credential, if the store has an entry for the profile.
-    pub credential: Option<Credential>,
+    /// The credential, if the store has an entry for the profile. Shared:
+    /// the resolver keeps the views it read while it works, and hands the
+    /// credential on in effects, without copying it.
+    pub credential: Option<Arc<Credential>>,
     /// The in-doubt fences recorded for the profile.
     pub fences: Vec<Fence>,
 }

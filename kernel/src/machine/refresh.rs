@@ -136,7 +136,7 @@ impl Resolver {
         let mut queue = VecDeque::new();
         let holds = |view: &ProfileView| {
             view.credential
-                .as_ref()
+                .as_deref()
                 .and_then(Credential::refresh_fingerprint)
                 == Some(presented_fp)
         };
@@ -147,7 +147,7 @@ impl Resolver {
         ];
         for (store, view) in targets {
             if let Some(view) = view {
-                let expect = Expect::of(view.credential.as_ref());
+                let expect = Expect::of(view.credential.as_deref());
                 queue.push_back((
                     store,
                     Mutation::PutFence {
@@ -188,7 +188,7 @@ impl Resolver {
         let id = self.next_id();
         let effect = Effect::CallEndpoint {
             id,
-            credential: plan.subject.clone(),
+            credential: plan.subject.clone().into(),
             deadline_ms: self.policy.call_deadline_ms(),
         };
         self.emit(effect, refreshing(Phase::ExpectReply { plan }));
@@ -213,8 +213,8 @@ impl Resolver {
                 Ok(grant) => {
                     let rotated = rotated(&plan.subject, &grant, now_ms);
                     let mutation = Mutation::Commit {
-                        expect: Expect::of(plan.own.credential.as_ref()),
-                        credential: rotated.clone(),
+                        expect: Expect::of(plan.own.credential.as_deref()),
+                        credential: rotated.clone().into(),
                         presented_fp: plan.presented_fp,
                     };
                     let phase = refreshing(Phase::ExpectCommit { plan, rotated });
@@ -300,11 +300,11 @@ impl Resolver {
         let Some(main) = plan.main else {
             return self.release(Ok(granted));
         };
-        match mirror_refusal(main.credential.as_ref(), &rotated) {
+        match mirror_refusal(main.credential.as_deref(), &rotated) {
             None => {
                 let mutation = Mutation::Mirror {
-                    expect: Expect::of(main.credential.as_ref()),
-                    credential: rotated,
+                    expect: Expect::of(main.credential.as_deref()),
+                    credential: rotated.into(),
                     presented_fp: plan.presented_fp,
                 };
                 self.write(
@@ -343,21 +343,21 @@ impl Resolver {
         };
         let own_credential = own
             .credential
-            .as_ref()
+            .as_deref()
             .filter(|c| c.provider == self.request.provider);
         if let Some(credential) = own_credential.filter(fresh) {
             let granted = granted(Outcome::Adopted { from: Source::Peer }, credential);
             return self.release(Ok(granted));
         }
-        let main_credential = main.as_ref().and_then(|view| view.credential.as_ref());
+        let main_credential = main.as_ref().and_then(|view| view.credential.as_deref());
         let own_oauth = own_credential.filter(|c| c.is_oauth());
         if let Ok(candidate) = main_may_replace(own_oauth, main_credential, &self.request.provider)
         {
             if fresh(&candidate) {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
-                    expect: Expect::of(own.credential.as_ref()),
-                    credential: candidate.clone(),
+                    expect: Expect::of(own.credential.as_deref()),
+                    credential: candidate.clone().into(),
                 };
                 let phase = Outer::ExpectAdopt {
                     granted,
@@ -395,7 +395,7 @@ impl Resolver {
         let mut queue = VecDeque::new();
         for (store, view) in [(StoreRef::Own, Some(&own)), (StoreRef::Main, main.as_ref())] {
             let holds = view
-                .and_then(|view| view.credential.as_ref())
+                .and_then(|view| view.credential.as_deref())
                 .and_then(Credential::refresh_fingerprint)
                 == presented;
             if holds || plan.fenced.contains(&store) {

@@ -240,7 +240,7 @@ pub fn run_world(
     .apply(
         PROFILE,
         &Mutation::Login {
-            credential: expired,
+            credential: expired.into(),
         },
     )
     .expect("preparing main's store");

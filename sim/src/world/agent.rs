@@ -584,7 +584,7 @@ impl World {
         &mut self,
         index: u16,
         _id: EffectId,
-        credential: rotor_kernel::Credential,
+        credential: std::sync::Arc<rotor_kernel::Credential>,
         deadline_ms: u64,
     ) {
         let i = index as usize;
