@@ -172,8 +172,8 @@ impl Rotor {
     fn holder(agent: &AgentId) -> Holder {
         Holder {
             pid: std::process::id(),
-            host: lock::host_name(),
-            agent: agent.as_str().to_owned(),
+            host: lock::host_name().into(),
+            agent: agent.as_str().into(),
         }
     }
 
@@ -220,8 +220,8 @@ impl Rotor {
             } else {
                 Role::Sub
             },
-            provider: provider.to_owned(),
-            profile: profile.to_owned(),
+            provider: provider.into(),
+            profile: profile.into(),
             holder: Rotor::holder(&agent),
         };
         let span = tracing::debug_span!("resolve", agent = %agent, provider, profile);

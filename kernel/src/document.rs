@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::credential::Credential;
 use crate::secret::Fingerprint;
+use crate::shared_str::SharedStr;
 
 /// The store format version this kernel writes.
 pub const STORE_VERSION: u32 = 1;
@@ -29,9 +30,9 @@ pub struct Holder {
     /// Process id of the holder.
     pub pid: u32,
     /// Host name of the holder.
-    pub host: String,
+    pub host: SharedStr,
     /// Agent id of the holder.
-    pub agent: String,
+    pub agent: SharedStr,
 }
 
 impl fmt::Display for Holder {

@@ -64,9 +64,9 @@ pub struct Request {
     /// Main agent or sub-agent.
     pub role: Role,
     /// Provider id; with `profile`, names the credential and the lock.
-    pub provider: String,
+    pub provider: SharedStr,
     /// Profile id within the stores.
-    pub profile: String,
+    pub profile: SharedStr,
     /// Who is asking, recorded in fences.
     pub holder: Holder,
 }

@@ -127,8 +127,8 @@ impl PgRotor {
     fn holder(agent: &AgentId) -> Holder {
         Holder {
             pid: std::process::id(),
-            host: rotor_fs::lock::host_name(),
-            agent: agent.as_str().to_owned(),
+            host: rotor_fs::lock::host_name().into(),
+            agent: agent.as_str().into(),
         }
     }
 
@@ -144,8 +144,8 @@ impl PgRotor {
             } else {
                 Role::Sub
             },
-            provider: provider.to_owned(),
-            profile: profile.to_owned(),
+            provider: provider.into(),
+            profile: profile.into(),
             holder: PgRotor::holder(&agent),
         };
         let span = tracing::debug_span!("resolve", agent = %agent, provider, profile, store = %self.target.url);

@@ -138,7 +138,7 @@ fn request(agent: Agent) -> Request {
         holder: rotor_kernel::Holder {
             pid: 1,
             host: "conformance".into(),
-            agent: format!("{agent:?}"),
+            agent: format!("{agent:?}").into(),
         },
     }
 }

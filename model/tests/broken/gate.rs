@@ -123,7 +123,11 @@ impl BrokenGate {
             }
             BrokenGate::AccountIdsCaseInsensitive => {
                 let lower = |id: &Identity| Identity {
-                    account_id: id.account_id.as_ref().map(|a| a.to_lowercase()),
+                    account_id: id
+                        .account_id
+                        .as_ref()
+                        .map(|a| a.to_lowercase())
+                        .map(Into::into),
                     ..id.clone()
                 };
                 may_copy(&lower(&e), &lower(&i))

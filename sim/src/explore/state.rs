@@ -112,7 +112,7 @@ impl Agent {
         Holder {
             pid: 100 + u32::from(self.process),
             host: "sim".into(),
-            agent: self.name.clone(),
+            agent: self.name.clone().into(),
         }
     }
 }

@@ -218,7 +218,7 @@ pub(super) fn build(
                     holder: Holder {
                         pid: 1000 + p as u32,
                         host: "sim".into(),
-                        agent: format!("a{a}"),
+                        agent: format!("a{a}").into(),
                     },
                 },
                 resolver: None,
