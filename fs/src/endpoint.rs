@@ -325,8 +325,8 @@ pub fn parse_grant(text: &str) -> Result<TokenGrant, String> {
         access: Secret::new(access),
         refresh,
         expires_in_ms: expires_in_s.map(|s| (s.min(1e12) * 1000.0) as u64),
-        account_id: text_field("account_id"),
-        email: text_field("email"),
+        account_id: text_field("account_id").map(Into::into),
+        email: text_field("email").map(Into::into),
     })
 }
 

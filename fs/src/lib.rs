@@ -172,8 +172,8 @@ impl Rotor {
     fn holder(agent: &AgentId) -> Holder {
         Holder {
             pid: std::process::id(),
-            host: lock::host_name(),
-            agent: agent.as_str().to_owned(),
+            host: lock::host_name().into(),
+            agent: agent.as_str().into(),
         }
     }
 
@@ -220,8 +220,8 @@ impl Rotor {
             } else {
                 Role::Sub
             },
-            provider: provider.to_owned(),
-            profile: profile.to_owned(),
+            provider: provider.into(),
+            profile: profile.into(),
             holder: Rotor::holder(&agent),
         };
         let span = tracing::debug_span!("resolve", agent = %agent, provider, profile);
@@ -259,7 +259,7 @@ impl Rotor {
                 .read_view(profile)
                 .map_err(Error::Store)?;
             if let Some(credential) = view.credential {
-                return Ok(Some(credential.provider));
+                return Ok(Some(credential.provider.to_string()));
             }
         }
         Ok(None)
@@ -271,7 +271,14 @@ impl Rotor {
     /// the installed generation.
     pub fn login(&self, agent: &str, profile: &str, credential: Credential) -> Result<u64, Error> {
         let provider = credential.provider.clone();
-        self.locked_write(agent, &provider, profile, Mutation::Login { credential })
+        self.locked_write(
+            agent,
+            &provider,
+            profile,
+            Mutation::Login {
+                credential: credential.into(),
+            },
+        )
     }
 
     /// Leaves a logout tombstone for `profile` in `agent`'s store (G11).

@@ -87,7 +87,7 @@ pub fn gather(layout: &Layout) -> Result<Report, rotor_kernel::StoreFault> {
                 let key = LockKey::new(&credential.provider, profile);
                 keys.insert(
                     key.file_name(),
-                    (credential.provider.clone(), profile.clone()),
+                    (credential.provider.to_string(), profile.clone()),
                 );
             }
         }

@@ -269,7 +269,7 @@ mod tests {
         let file = store(&temp);
         assert_eq!(file.read_view("p").unwrap(), ProfileView::default());
         let login = Mutation::Login {
-            credential: Credential::oauth("prov", "a", "r", 5),
+            credential: Credential::oauth("prov", "a", "r", 5).into(),
         };
         assert_eq!(file.apply("p", &login).unwrap(), WriteOutcome::Applied);
         let view = file.read_view("p").unwrap();
@@ -289,7 +289,7 @@ mod tests {
         })
         .unwrap();
         let login = Mutation::Login {
-            credential: Credential::oauth("prov", "a", "r", 5),
+            credential: Credential::oauth("prov", "a", "r", 5).into(),
         };
         file.apply("p", &login).unwrap();
         let doc = file.read_doc().unwrap().unwrap();
@@ -319,7 +319,7 @@ mod tests {
         );
         assert_eq!(std::fs::read(&backup).unwrap(), b"{\"profiles\": [1,");
         let login = Mutation::Login {
-            credential: Credential::oauth("prov", "a", "r", 5),
+            credential: Credential::oauth("prov", "a", "r", 5).into(),
         };
         assert_eq!(
             file.apply("p", &login).unwrap_err().kind,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::secret::Secret;
+use crate::shared_str::SharedStr;
 
 /// The `type` discriminator of a credential.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,7 +68,7 @@ pub struct Credential {
     pub kind: CredentialKind,
     /// Provider id (part of the lock key).
     #[serde(default)]
-    pub provider: String,
+    pub provider: SharedStr,
     /// Current access token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<Secret>,
@@ -83,13 +84,13 @@ pub struct Credential {
     pub expires_at_ms: Option<i64>,
     /// Account id: the strongest identity marker; compared exactly after trim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    pub account_id: Option<SharedStr>,
     /// Email: compared case-insensitively after trim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<SharedStr>,
     /// Tenant (enterprise URL, organisation id); compared exactly after trim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<SharedStr>,
     /// Bumped by every successful refresh, import, login and logout (G5).
     #[serde(default)]
     pub generation: u64,
@@ -98,7 +99,7 @@ pub struct Credential {
     /// writes one family over another (G11: a re-login sticks even when a
     /// sub-agent's store is generations ahead of main).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family: Option<String>,
+    pub family: Option<SharedStr>,
     /// Set when the provider refused this generation's refresh token for good
     /// (SPEC §3 step 9): the profile needs a new login. The credential is kept
     /// so that a re-login can propagate.
@@ -139,7 +140,7 @@ impl Credential {
     ) -> Self {
         Credential {
             kind: CredentialKind::OAuth,
-            provider: provider.into(),
+            provider: SharedStr::from(provider.into()),
             access: Some(Secret::new(access)),
             refresh: Some(Secret::new(refresh)),
             expires_at_ms: Some(expires_at_ms),
@@ -157,7 +158,7 @@ impl Credential {
     pub fn tombstone(provider: impl Into<String>, generation: u64) -> Self {
         Credential {
             kind: CredentialKind::LoggedOut,
-            provider: provider.into(),
+            provider: SharedStr::from(provider.into()),
             access: None,
             refresh: None,
             expires_at_ms: None,
@@ -173,19 +174,19 @@ impl Credential {
 
     /// Builder: sets the account id.
     pub fn with_account(mut self, account_id: impl Into<String>) -> Self {
-        self.account_id = Some(account_id.into());
+        self.account_id = Some(SharedStr::from(account_id.into()));
         self
     }
 
     /// Builder: sets the email.
     pub fn with_email(mut self, email: impl Into<String>) -> Self {
-        self.email = Some(email.into());
+        self.email = Some(SharedStr::from(email.into()));
         self
     }
 
     /// Builder: sets the tenant.
     pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.tenant = Some(SharedStr::from(tenant.into()));
         self
     }
 

@@ -10,6 +10,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use serde_json::Value;
 
 use crate::credential::Credential;
 use crate::secret::Fingerprint;
+use crate::shared_str::SharedStr;
 
 /// The store format version this kernel writes.
 pub const STORE_VERSION: u32 = 1;
@@ -28,9 +30,9 @@ pub struct Holder {
     /// Process id of the holder.
     pub pid: u32,
     /// Host name of the holder.
-    pub host: String,
+    pub host: SharedStr,
     /// Agent id of the holder.
-    pub agent: String,
+    pub agent: SharedStr,
 }
 
 impl fmt::Display for Holder {
@@ -153,7 +155,7 @@ impl StoreDoc {
     /// What the kernel needs to know about one profile.
     pub fn view(&self, profile: &str) -> ProfileView {
         ProfileView {
-            credential: self.profiles.get(profile).cloned(),
+            credential: self.profiles.get(profile).cloned().map(Arc::new),
             fences: self.fences.get(profile).cloned().unwrap_or_default(),
         }
     }
@@ -162,8 +164,10 @@ impl StoreDoc {
 /// One profile as read from one store: its credential and its fences.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProfileView {
-    /// The credential, if the store has an entry for the profile.
-    pub credential: Option<Credential>,
+    /// The credential, if the store has an entry for the profile. Shared:
+    /// the resolver keeps the views it read while it works, and hands the
+    /// credential on in effects, without copying it.
+    pub credential: Option<Arc<Credential>>,
     /// The in-doubt fences recorded for the profile.
     pub fences: Vec<Fence>,
 }

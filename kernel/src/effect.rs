@@ -7,6 +7,7 @@
 //! [`ApiMisuse`](crate::ApiMisuse) instead of silent corruption.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use core::fmt;
 
 use crate::classify::EndpointError;
@@ -16,6 +17,7 @@ use crate::lock_key::LockKey;
 use crate::mutation::{Mutation, WriteOutcome};
 use crate::outcome::Resolution;
 use crate::secret::Secret;
+use crate::shared_str::SharedStr;
 
 /// Names one effect; its completion echoes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,9 +64,9 @@ pub struct Request {
     /// Main agent or sub-agent.
     pub role: Role,
     /// Provider id; with `profile`, names the credential and the lock.
-    pub provider: String,
+    pub provider: SharedStr,
     /// Profile id within the stores.
-    pub profile: String,
+    pub profile: SharedStr,
     /// Who is asking, recorded in fences.
     pub holder: Holder,
 }
@@ -110,7 +112,7 @@ pub enum Effect {
         id: EffectId,
         /// The credential whose refresh token to present (its unknown fields
         /// may carry endpoint settings).
-        credential: Credential,
+        credential: Arc<Credential>,
         /// The call's hard deadline.
         deadline_ms: u64,
     },
@@ -183,9 +185,9 @@ pub struct TokenGrant {
     /// `expires_in`, in milliseconds. When absent the kernel assumes one hour.
     pub expires_in_ms: Option<u64>,
     /// Account id, when the provider reports one.
-    pub account_id: Option<String>,
+    pub account_id: Option<SharedStr>,
     /// Email, when the provider reports one.
-    pub email: Option<String>,
+    pub email: Option<SharedStr>,
 }
 
 /// The completion of an [`Effect`].

@@ -19,36 +19,47 @@ use alloc::string::String;
 use core::fmt;
 
 use crate::credential::Credential;
+use crate::shared_str::SharedStr;
 
 /// The identity fields of a credential, normalized: trimmed with the
 /// JavaScript whitespace set, blank values absent, emails lowercased.
+///
+/// A resolve builds the identities of the credentials it compares at every
+/// step; a stored value that is already normalized (the usual case) is
+/// shared with the credential ([`SharedStr`]), not copied.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Identity {
     /// Account id, exact after trim.
-    pub account_id: Option<String>,
+    pub account_id: Option<SharedStr>,
     /// Email, lowercased after trim.
-    pub email: Option<String>,
+    pub email: Option<SharedStr>,
     /// Tenant (enterprise URL, organisation id), exact after trim.
-    pub tenant: Option<String>,
+    pub tenant: Option<SharedStr>,
 }
 
 impl Identity {
     /// Builds a normalized identity from raw field values.
     pub fn new(account_id: Option<&str>, email: Option<&str>, tenant: Option<&str>) -> Self {
         Identity {
-            account_id: normalize_exact(account_id),
-            email: normalize_email(email),
-            tenant: normalize_exact(tenant),
+            account_id: normalize_exact(account_id).map(SharedStr::from),
+            email: normalize_email(email).map(SharedStr::from),
+            tenant: normalize_exact(tenant).map(SharedStr::from),
         }
     }
 
     /// The normalized identity of a stored credential.
     pub fn of(credential: &Credential) -> Self {
-        Identity::new(
-            credential.account_id.as_deref(),
-            credential.email.as_deref(),
-            credential.tenant.as_deref(),
-        )
+        let account_id = credential.account_id.as_ref();
+        let email = credential.email.as_ref();
+        let tenant = credential.tenant.as_ref();
+        Identity {
+            account_id: normalize_exact(account_id.map(|v| v.as_str()))
+                .map(|normal| shared_or_copied(account_id, normal)),
+            email: normalize_email(email.map(|v| v.as_str()))
+                .map(|normal| shared_or_copied(email, normal)),
+            tenant: normalize_exact(tenant.map(|v| v.as_str()))
+                .map(|normal| shared_or_copied(tenant, normal)),
+        }
     }
 
     /// True when no identity field is present.
@@ -83,15 +94,39 @@ fn is_js_whitespace(c: char) -> bool {
     )
 }
 
+/// A normalized value: borrowed from the raw one when normalizing only
+/// trimmed it (or left it as it was), owned when it had to be lowercased.
+enum Normal<'a> {
+    Borrowed(&'a str),
+    Lowercased(String),
+}
+
+impl From<Normal<'_>> for SharedStr {
+    fn from(normal: Normal<'_>) -> Self {
+        match normal {
+            Normal::Borrowed(text) => SharedStr::from(text),
+            Normal::Lowercased(text) => SharedStr::from(text),
+        }
+    }
+}
+
+/// `raw` itself when normalizing changed nothing, else a new string.
+fn shared_or_copied(raw: Option<&SharedStr>, normal: Normal<'_>) -> SharedStr {
+    match (raw, normal) {
+        (Some(raw), Normal::Borrowed(text)) if text.len() == raw.len() => raw.clone(),
+        (_, normal) => SharedStr::from(normal),
+    }
+}
+
 /// Trims with the JavaScript set; blank means absent; case is kept.
-fn normalize_exact(value: Option<&str>) -> Option<String> {
+fn normalize_exact(value: Option<&str>) -> Option<Normal<'_>> {
     let trimmed = value?.trim_matches(is_js_whitespace);
-    (!trimmed.is_empty()).then(|| String::from(trimmed))
+    (!trimmed.is_empty()).then_some(Normal::Borrowed(trimmed))
 }
 
 /// Trimmed and lowercased; an ASCII email without capitals (the usual case)
-/// is copied once, not lowercased into a second string.
-fn normalize_email(value: Option<&str>) -> Option<String> {
+/// is not lowercased into a second string.
+fn normalize_email(value: Option<&str>) -> Option<Normal<'_>> {
     let trimmed = value?.trim_matches(is_js_whitespace);
     if trimmed.is_empty() {
         return None;
@@ -100,9 +135,9 @@ fn normalize_email(value: Option<&str>) -> Option<String> {
         .bytes()
         .all(|b| b.is_ascii() && !b.is_ascii_uppercase());
     Some(if unchanged {
-        String::from(trimmed)
+        Normal::Borrowed(trimmed)
     } else {
-        trimmed.to_lowercase()
+        Normal::Lowercased(trimmed.to_lowercase())
     })
 }
 
@@ -174,8 +209,8 @@ pub fn copy_refusal(existing: &Identity, incoming: &Identity) -> Option<Identity
     if let Some(tenant) = &existing.tenant {
         if incoming.tenant.as_ref() != Some(tenant) {
             return Some(IdentityRefusal::TenantMismatch {
-                existing: tenant.clone(),
-                incoming: incoming.tenant.clone(),
+                existing: tenant.into(),
+                incoming: incoming.tenant.as_ref().map(String::from),
             });
         }
     }
@@ -183,24 +218,24 @@ pub fn copy_refusal(existing: &Identity, incoming: &Identity) -> Option<Identity
         (Some(mine), Some(theirs)) if mine == theirs => return None,
         (Some(mine), Some(theirs)) => {
             return Some(IdentityRefusal::AccountMismatch {
-                existing: mine.clone(),
-                incoming: theirs.clone(),
+                existing: mine.into(),
+                incoming: theirs.into(),
             })
         }
         (Some(mine), None) => {
             return Some(IdentityRefusal::AccountDropped {
-                existing: mine.clone(),
+                existing: mine.into(),
             })
         }
         (None, _) => {}
     }
     match (&existing.email, &incoming.email) {
         (Some(mine), Some(theirs)) if mine != theirs => Some(IdentityRefusal::EmailMismatch {
-            existing: mine.clone(),
-            incoming: theirs.clone(),
+            existing: mine.into(),
+            incoming: theirs.into(),
         }),
         (Some(mine), None) => Some(IdentityRefusal::EmailDropped {
-            existing: mine.clone(),
+            existing: mine.into(),
         }),
         _ => None,
     }
@@ -437,8 +472,9 @@ mod tests {
     #[test]
     fn g3_property_never_drops_or_changes_existing_account_or_tenant() {
         let relevant = for_pairs(|existing, incoming| {
-            let keeps =
-                |mine: &Option<String>, theirs: &Option<String>| mine.is_none() || mine == theirs;
+            let keeps = |mine: &Option<SharedStr>, theirs: &Option<SharedStr>| {
+                mine.is_none() || mine == theirs
+            };
             may_copy(existing, incoming).then(|| {
                 keeps(&existing.account_id, &incoming.account_id)
                     && keeps(&existing.tenant, &incoming.tenant)

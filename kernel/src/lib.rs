@@ -88,6 +88,7 @@ pub mod mutation;
 pub mod outcome;
 pub mod policy;
 pub mod secret;
+pub mod shared_str;
 
 pub use classify::{classify, is_reuse_message, EndpointError, ErrorClass, Transport};
 pub use credential::{Credential, CredentialKind};
@@ -109,3 +110,4 @@ pub use policy::{
     LeaseConfig, LongestHold, Policy, PolicyConfig, PolicyError, STORE_WRITES_PER_REFRESH,
 };
 pub use secret::{Fingerprint, Secret};
+pub use shared_str::SharedStr;

@@ -18,9 +18,13 @@ use alloc::string::String;
 use core::fmt;
 use sha2::{Digest, Sha256};
 
-/// The name of the refresh lock for one (provider, profile).
+use crate::shared_str::SharedStr;
+
+/// The name of the refresh lock for one (provider, profile). Derived once
+/// per resolve and then named by every lock effect: a clone is a
+/// reference-count increment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct LockKey(String);
+pub struct LockKey(SharedStr);
 
 impl LockKey {
     /// Derives the key of `(provider, profile)`.
@@ -37,7 +41,7 @@ impl LockKey {
             key.push(char::from(HEX[usize::from(byte >> 4)]));
             key.push(char::from(HEX[usize::from(byte & 0x0f)]));
         }
-        LockKey(key)
+        LockKey(SharedStr::from(key))
     }
 
     /// The key: `sha256-` and 64 lowercase hex digits.
@@ -47,7 +51,7 @@ impl LockKey {
 
     /// The lock file's name inside the lock directory: the key plus `.lock`.
     pub fn file_name(&self) -> String {
-        let mut name = self.0.clone();
+        let mut name = String::from(self.0.as_str());
         name.push_str(".lock");
         name
     }

@@ -13,6 +13,7 @@
 //! [`Conflict`] and nothing is applied (G5, G11).
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -20,6 +21,7 @@ use crate::credential::{Credential, CredentialKind};
 use crate::document::{Fence, StoreDoc, FENCES_PER_PROFILE_MAX};
 use crate::identity::{copy_refusal, Identity, IdentityRefusal};
 use crate::secret::Fingerprint;
+use crate::shared_str::SharedStr;
 
 /// The state of an entry a write expects to find: absent, or a credential of
 /// this kind, generation and refresh token.
@@ -65,7 +67,7 @@ pub enum Mutation {
         /// The entry as read.
         expect: Expect,
         /// The credential to store.
-        credential: Credential,
+        credential: Arc<Credential>,
     },
     /// Record an in-doubt fence before presenting a refresh token (step 6, G7).
     PutFence {
@@ -83,7 +85,7 @@ pub enum Mutation {
         /// The entry as read.
         expect: Expect,
         /// The rotated credential (generation already bumped).
-        credential: Credential,
+        credential: Arc<Credential>,
         /// Fingerprint of the refresh token that was presented.
         presented_fp: Fingerprint,
     },
@@ -96,7 +98,7 @@ pub enum Mutation {
         /// Main's entry as read.
         expect: Expect,
         /// The rotated credential.
-        credential: Credential,
+        credential: Arc<Credential>,
         /// Fingerprint of the refresh token that was presented.
         presented_fp: Fingerprint,
     },
@@ -127,7 +129,7 @@ pub enum Mutation {
     /// refresh lock first (SPEC §3).
     Login {
         /// The credential to install; its generation is replaced.
-        credential: Credential,
+        credential: Arc<Credential>,
     },
     /// A logout leaves a tombstone one generation past the entry (G11); like a
     /// login, it keeps in-doubt fences (G7).
@@ -155,14 +157,14 @@ pub enum MirrorRefusal {
     /// Main holds a credential that is not `oauth` (an operator's key).
     NotOAuth(CredentialKind),
     /// Main holds another provider's credential under this profile id.
-    OtherProvider(String),
+    OtherProvider(SharedStr),
     /// The identity gate refused (G3).
     Identity(IdentityRefusal),
     /// Main holds another token family: a login replaced the one this
     /// rotation belongs to (G11).
     OtherFamily {
         /// Main's family.
-        main_family: String,
+        main_family: SharedStr,
     },
     /// Main is already at this generation or newer (G5).
     NotNewer {
@@ -288,7 +290,8 @@ impl StoreDoc {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                self.profiles.insert(profile.into(), credential.clone());
+                self.profiles
+                    .insert(profile.into(), Credential::clone(credential));
             }
             Mutation::PutFence { expect, fence } => {
                 if !expect.matches(current) {
@@ -359,13 +362,13 @@ impl StoreDoc {
                 self.clear_fence(profile, *presented_fp);
             }
             Mutation::Login { credential } => {
-                let mut installed = credential.clone();
+                let mut installed = Credential::clone(credential);
                 installed.generation = self.login_generation(profile).max(credential.generation);
                 installed.needs_reauth = false;
                 if installed.family.is_none() {
                     installed.family = installed
                         .refresh_fingerprint()
-                        .map(|fp| String::from(fp.as_str()));
+                        .map(|fp| SharedStr::from(fp.as_str()));
                 }
                 self.profiles.insert(profile.into(), installed);
             }

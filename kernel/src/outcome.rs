@@ -13,6 +13,7 @@ use crate::identity::IdentityRefusal;
 use crate::lock_key::LockKey;
 use crate::mutation::{Conflict, MirrorRefusal};
 use crate::secret::Secret;
+use crate::shared_str::SharedStr;
 
 /// The end of a resolve.
 pub type Resolution = Result<Granted, Failure>;
@@ -97,7 +98,7 @@ pub enum Failure {
     /// The stored entry is for another provider.
     ProviderMismatch {
         /// The provider the stored entry names.
-        stored: String,
+        stored: SharedStr,
     },
     /// The entry is not an `oauth` credential and has no usable token.
     NotRefreshable {

@@ -325,7 +325,9 @@ fn g11_a_login_goes_through_the_refresh_lock_and_releases_it() {
     let before = world.borrow().entry(MAIN_STORE).unwrap().generation;
     let fresh = Credential::oauth("acme", "at-new", "rt-new", NOW_MS + 3_600_000);
     let mut host = AgentHost::new(&world, "main");
-    let login = Mutation::Login { credential: fresh };
+    let login = Mutation::Login {
+        credential: fresh.into(),
+    };
     let generation = locked_write(
         &mut AgentHost::new(&world, "main"),
         &mut host,
@@ -351,7 +353,7 @@ fn g11_a_login_goes_through_the_refresh_lock_and_releases_it() {
         .lock_holders
         .insert(key.clone(), "sub-a".into());
     let again = Mutation::Login {
-        credential: Credential::oauth("acme", "at-3", "rt-3", NOW_MS + 3_600_000),
+        credential: Credential::oauth("acme", "at-3", "rt-3", NOW_MS + 3_600_000).into(),
     };
     let failure = locked_write(
         &mut AgentHost::new(&world, "main"),

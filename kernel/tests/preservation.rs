@@ -98,14 +98,14 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "adopt",
             Mutation::Adopt {
                 expect: as_read.clone(),
-                credential: rotated.clone(),
+                credential: rotated.clone().into(),
             },
         ),
         (
             "adopt (conflict)",
             Mutation::Adopt {
                 expect: stale.clone(),
-                credential: fresh(6),
+                credential: fresh(6).into(),
             },
         ),
         (
@@ -126,7 +126,7 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "commit",
             Mutation::Commit {
                 expect: as_read.clone(),
-                credential: rotated.clone(),
+                credential: rotated.clone().into(),
                 presented_fp: presented,
             },
         ),
@@ -134,7 +134,7 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "commit (conflict)",
             Mutation::Commit {
                 expect: stale.clone(),
-                credential: fresh(6),
+                credential: fresh(6).into(),
                 presented_fp: presented,
             },
         ),
@@ -142,7 +142,7 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "mirror",
             Mutation::Mirror {
                 expect: as_read.clone(),
-                credential: rotated.clone(),
+                credential: rotated.clone().into(),
                 presented_fp: presented,
             },
         ),
@@ -150,7 +150,11 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "mirror (refused)",
             Mutation::Mirror {
                 expect: as_read,
-                credential: rotated.clone().with_account("acct-y").with_generation(4),
+                credential: rotated
+                    .clone()
+                    .with_account("acct-y")
+                    .with_generation(4)
+                    .into(),
                 presented_fp: presented,
             },
         ),
@@ -158,7 +162,7 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "mirror (conflict)",
             Mutation::Mirror {
                 expect: stale,
-                credential: fresh(6),
+                credential: fresh(6).into(),
                 presented_fp: presented,
             },
         ),
@@ -177,7 +181,7 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
         (
             "login",
             Mutation::Login {
-                credential: rotated,
+                credential: rotated.into(),
             },
         ),
         (

@@ -54,7 +54,7 @@ fn g5_every_cas_mutation_conflicts_unless_the_entry_is_as_read() {
     let mutations = [
         Mutation::Adopt {
             expect: expect.clone(),
-            credential: fresh(6),
+            credential: fresh(6).into(),
         },
         Mutation::PutFence {
             expect: expect.clone(),
@@ -62,12 +62,12 @@ fn g5_every_cas_mutation_conflicts_unless_the_entry_is_as_read() {
         },
         Mutation::Commit {
             expect: expect.clone(),
-            credential: fresh(6),
+            credential: fresh(6).into(),
             presented_fp: fp("5"),
         },
         Mutation::Mirror {
             expect: expect.clone(),
-            credential: fresh(6),
+            credential: fresh(6).into(),
             presented_fp: fp("5"),
         },
     ];
@@ -103,7 +103,7 @@ fn g5_adopt_installs_the_credential_and_keeps_the_fence() {
         &doc,
         Mutation::Adopt {
             expect,
-            credential: fresh(6),
+            credential: fresh(6).into(),
         },
     );
     assert_eq!(outcome, WriteOutcome::Applied);
@@ -112,7 +112,7 @@ fn g5_adopt_installs_the_credential_and_keeps_the_fence() {
         &empty(),
         Mutation::Adopt {
             expect: Expect::of(None),
-            credential: fresh(6),
+            credential: fresh(6).into(),
         },
     );
     assert_eq!(outcome, WriteOutcome::Applied);
@@ -138,7 +138,7 @@ fn g7_commit_replaces_the_entry_and_clears_only_its_own_fence() {
     let expect = Expect::of(Some(&expired(5)));
     let commit = Mutation::Commit {
         expect,
-        credential: fresh(6),
+        credential: fresh(6).into(),
         presented_fp: fp("5"),
     };
     let (after, outcome) = apply(
@@ -157,7 +157,7 @@ fn g3_g5_mirror_rules() {
     let presented = fp("5");
     let mirror = |main: Option<&Credential>, credential: Credential| Mutation::Mirror {
         expect: Expect::of(main),
-        credential,
+        credential: credential.into(),
         presented_fp: presented,
     };
     // Absent: created.
@@ -286,7 +286,7 @@ fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks() {
     let (after, outcome) = apply(
         &doc,
         Mutation::Login {
-            credential: cred("new", 0, NOW_MS + HOUR_MS),
+            credential: cred("new", 0, NOW_MS + HOUR_MS).into(),
         },
     );
     assert_eq!(outcome, WriteOutcome::Applied);
@@ -304,14 +304,14 @@ fn g5_g11_login_moves_past_every_generation_seen_and_clears_marks() {
     let (after, _) = apply(
         &store(expired(5)),
         Mutation::Login {
-            credential: fresh(20),
+            credential: fresh(20).into(),
         },
     );
     assert_eq!(after.profiles[PROFILE].generation, 20);
     let (after, _) = apply(
         &empty(),
         Mutation::Login {
-            credential: fresh(0),
+            credential: fresh(0).into(),
         },
     );
     assert_eq!(after.profiles[PROFILE].generation, 1);
@@ -392,7 +392,7 @@ fn g7_login_and_logout_keep_the_fence_of_an_in_doubt_token_of_the_old_family() {
     let in_doubt = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS));
     for mutation in [
         Mutation::Login {
-            credential: cred("new", 0, NOW_MS + HOUR_MS),
+            credential: cred("new", 0, NOW_MS + HOUR_MS).into(),
         },
         Mutation::Logout {
             provider: PROVIDER.into(),
@@ -417,7 +417,7 @@ fn g7_login_and_logout_keep_the_fence_of_an_in_doubt_token_of_the_old_family() {
 fn g7_commit_applies_when_a_peer_copied_the_presented_credential_meanwhile() {
     let commit = Mutation::Commit {
         expect: Expect::of(Some(&expired(4))),
-        credential: fresh(6),
+        credential: fresh(6).into(),
         presented_fp: fp("5"),
     };
     let (after, outcome) = apply(
@@ -448,7 +448,7 @@ fn g7_commit_applies_when_a_peer_copied_the_presented_credential_meanwhile() {
 fn g2_commit_applies_when_a_peer_adopted_the_rotation_itself() {
     let commit = Mutation::Commit {
         expect: Expect::of(Some(&expired(5))),
-        credential: fresh(6),
+        credential: fresh(6).into(),
         presented_fp: fp("5"),
     };
     let (after, outcome) = apply(
@@ -476,19 +476,19 @@ fn g2_commit_applies_when_a_peer_adopted_the_rotation_itself() {
 fn g11_a_mirror_never_writes_another_family_over_a_login() {
     let mut doc = store(expired(1));
     let login = Mutation::Login {
-        credential: cred("new", 0, NOW_MS - MINUTE_MS),
+        credential: cred("new", 0, NOW_MS - MINUTE_MS).into(),
     };
     assert_eq!(doc.apply(PROFILE, &login), WriteOutcome::Applied);
     let logged_in = doc.clone();
     // The old family, far ahead in a sub-agent store, unnamed or named.
     for family in [None, Some("old-family".to_string())] {
         let mut old = cred("old-9", 9, NOW_MS + HOUR_MS);
-        old.family = family;
+        old.family = family.map(Into::into);
         let (after, outcome) = apply(
             &logged_in,
             Mutation::Mirror {
                 expect: Expect::of(logged_in.profiles.get(PROFILE)),
-                credential: old,
+                credential: old.into(),
                 presented_fp: fp("old-8"),
             },
         );
@@ -508,7 +508,7 @@ fn g11_a_mirror_never_writes_another_family_over_a_login() {
         &logged_in,
         Mutation::Mirror {
             expect: Expect::of(logged_in.profiles.get(PROFILE)),
-            credential: next.clone(),
+            credential: next.clone().into(),
             presented_fp: fp("new"),
         },
     );

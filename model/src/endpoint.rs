@@ -119,8 +119,8 @@ impl StrictProvider {
                     access: Secret::new(access),
                     refresh: Some(Secret::new(new_refresh)),
                     expires_in_ms: Some(EXPIRES_IN_MS),
-                    account_id: state.families[family].reports.0.clone(),
-                    email: state.families[family].reports.1.clone(),
+                    account_id: state.families[family].reports.0.clone().map(Into::into),
+                    email: state.families[family].reports.1.clone().map(Into::into),
                 })
             }
             Some((family, consumed)) => {

@@ -259,8 +259,8 @@ mod tests {
 
     fn credential(account_id: Option<&str>, email: Option<&str>) -> Credential {
         let mut credential = Credential::oauth(PROVIDER, "at", "rt", 0);
-        credential.account_id = account_id.map(str::to_string);
-        credential.email = email.map(str::to_string);
+        credential.account_id = account_id.map(Into::into);
+        credential.email = email.map(Into::into);
         credential
     }
 
@@ -285,7 +285,7 @@ mod tests {
         let before = credential(Some("acct-x"), Some("e@x"));
         assert!(judged(WriteKind::Tool, before, respelled).is_empty());
         let mut other_provider = x.clone();
-        other_provider.provider = "other".to_string();
+        other_provider.provider = "other".into();
         assert_eq!(
             judged(WriteKind::Kernel, x, other_provider),
             [Guarantee::G3]

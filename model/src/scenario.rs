@@ -466,12 +466,12 @@ fn run_agent<V: HostVariant>(world: &Arc<World>, variant: &V, agent: &AgentSpec)
     );
     let request = Request {
         role: agent.role,
-        provider: agent.provider.clone(),
-        profile: PROFILE.to_string(),
+        provider: agent.provider.clone().into(),
+        profile: PROFILE.into(),
         holder: Holder {
             pid: agent.pid,
-            host: "model".to_string(),
-            agent: agent.name.clone(),
+            host: "model".into(),
+            agent: agent.name.clone().into(),
         },
     };
     let host = Host {

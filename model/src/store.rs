@@ -93,7 +93,7 @@ impl AgentStores {
     /// Records the generation read from `store` and checks it did not go
     /// down since this agent's last read there (G5).
     pub fn observe(&mut self, store: StoreRef, view: &ProfileView) {
-        let witness = view.credential.clone();
+        let witness = view.credential.as_deref().cloned();
         self.world.witnesses.read(&self.agent, store, witness);
         let index = self.index(store);
         let Some(generation) = view.credential.as_ref().map(|c| c.generation) else {
@@ -130,7 +130,7 @@ impl Stores for AgentStores {
     ) -> Result<WriteOutcome, StoreFault> {
         if let Mutation::Commit { credential, .. } = mutation {
             let witnesses = &self.world.witnesses;
-            witnesses.committed(&self.agent, credential.clone());
+            witnesses.committed(&self.agent, rotor_kernel::Credential::clone(credential));
         }
         self.inner.write(store, profile, mutation)
     }

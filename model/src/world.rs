@@ -196,9 +196,9 @@ impl World {
 /// `credential` with the identity fields of `shape`.
 fn shaped(credential: &Credential, shape: &Shape) -> Credential {
     let mut credential = credential.clone();
-    credential.account_id = shape.account_id.clone();
-    credential.email = shape.email.clone();
-    credential.tenant = shape.tenant.clone();
+    credential.account_id = shape.account_id.clone().map(Into::into);
+    credential.email = shape.email.clone().map(Into::into);
+    credential.tenant = shape.tenant.clone().map(Into::into);
     credential
 }
 

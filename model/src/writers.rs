@@ -49,16 +49,16 @@ pub fn run_writer(world: &World, writer: &WriterSpec, index: usize) {
 fn rewrite(credential: &mut Credential) {
     if let Some(email) = &mut credential.email {
         *email = if email.chars().any(char::is_lowercase) {
-            email.to_uppercase()
+            email.to_uppercase().into()
         } else {
-            email.to_lowercase()
+            email.to_lowercase().into()
         };
     }
     if let Some(account_id) = &mut credential.account_id {
         *account_id = if account_id.starts_with(' ') {
-            account_id.trim().to_string()
+            account_id.trim().to_string().into()
         } else {
-            format!(" {account_id} ")
+            format!(" {account_id} ").into()
         };
     }
     credential
@@ -82,7 +82,12 @@ pub fn run_login(world: &Arc<World>, login: &LoginSpec, index: usize) {
         return;
     }
     let main = world.store_file(io, MAIN_STORE);
-    if let Err(fault) = main.apply(PROFILE, &Mutation::Login { credential }) {
+    if let Err(fault) = main.apply(
+        PROFILE,
+        &Mutation::Login {
+            credential: credential.into(),
+        },
+    ) {
         panic!(
             "{}: the login's store write failed: {}",
             login.name, fault.detail

@@ -218,9 +218,9 @@ fn credential(request: &LoginRequest) -> std::result::Result<Credential, Failed>
         request.refresh_token.as_str(),
         expires_at_ms,
     );
-    credential.account_id = request.account_id.clone();
-    credential.email = request.email.clone();
-    credential.tenant = request.tenant.clone();
+    credential.account_id = request.account_id.clone().map(Into::into);
+    credential.email = request.email.clone().map(Into::into);
+    credential.tenant = request.tenant.clone().map(Into::into);
     let settings = match (&request.refresh_command, &request.token_url) {
         (Some(_), Some(_)) => {
             return Err(Failed::usage(

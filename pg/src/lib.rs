@@ -127,8 +127,8 @@ impl PgRotor {
     fn holder(agent: &AgentId) -> Holder {
         Holder {
             pid: std::process::id(),
-            host: rotor_fs::lock::host_name(),
-            agent: agent.as_str().to_owned(),
+            host: rotor_fs::lock::host_name().into(),
+            agent: agent.as_str().into(),
         }
     }
 
@@ -144,8 +144,8 @@ impl PgRotor {
             } else {
                 Role::Sub
             },
-            provider: provider.to_owned(),
-            profile: profile.to_owned(),
+            provider: provider.into(),
+            profile: profile.into(),
             holder: PgRotor::holder(&agent),
         };
         let span = tracing::debug_span!("resolve", agent = %agent, provider, profile, store = %self.target.url);
@@ -183,7 +183,7 @@ impl PgRotor {
             let doc =
                 StoreRow::new(&link, store, self.policy.store_lock_wait_ms_max()).read_doc()?;
             if let Some(credential) = doc.and_then(|doc| doc.view(profile).credential) {
-                return Ok(Some(credential.provider));
+                return Ok(Some(credential.provider.to_string()));
             }
         }
         Ok(None)
@@ -214,7 +214,14 @@ impl PgRotor {
     /// under the refresh lock, then the row lock). Returns the generation.
     pub fn login(&self, agent: &str, profile: &str, credential: Credential) -> Result<u64, Error> {
         let provider = credential.provider.clone();
-        self.locked_write(agent, &provider, profile, Mutation::Login { credential })
+        self.locked_write(
+            agent,
+            &provider,
+            profile,
+            Mutation::Login {
+                credential: credential.into(),
+            },
+        )
     }
 
     /// Leaves a logout tombstone for `profile` in `agent`'s store (G11).

@@ -87,7 +87,7 @@ pub fn gather(target: &Target, client: &mut postgres::Client) -> Result<PgReport
                 let key = LockKey::new(&credential.provider, profile);
                 keys.insert(
                     key.as_str().to_owned(),
-                    (credential.provider.clone(), profile.clone()),
+                    (credential.provider.to_string(), profile.clone()),
                 );
             }
         }

@@ -33,8 +33,8 @@ fn four_processes_of_four_threads_present_once_g1_g2() {
             threads.push(std::thread::spawn(move || {
                 let holder = Holder {
                     pid: 1000 + process,
-                    host: format!("machine-{process}"),
-                    agent: format!("t{thread}"),
+                    host: format!("machine-{process}").into(),
+                    agent: format!("t{thread}").into(),
                 };
                 let link = rotor.link();
                 let mut lock = PgRefreshLock::new(link.clone(), flight, holder.clone());

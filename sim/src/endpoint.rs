@@ -248,8 +248,8 @@ impl Endpoint {
             access: Secret::new(access_token(family, n)),
             refresh: Some(Secret::new(refresh_token(family, n))),
             expires_in_ms: Some(self.access_lifetime_ms),
-            account_id,
-            email,
+            account_id: account_id.map(Into::into),
+            email: email.map(Into::into),
         }
     }
 

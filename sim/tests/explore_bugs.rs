@@ -243,7 +243,8 @@ impl HostHooks for MirrorWithoutCas {
         mutation: &rotor_kernel::Mutation,
     ) -> rotor_kernel::WriteOutcome {
         if let rotor_kernel::Mutation::Mirror { credential, .. } = mutation {
-            doc.profiles.insert(profile.into(), credential.clone());
+            doc.profiles
+                .insert(profile.into(), rotor_kernel::Credential::clone(credential));
             return rotor_kernel::WriteOutcome::Applied;
         }
         doc.apply(profile, mutation)

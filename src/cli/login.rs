@@ -119,9 +119,9 @@ fn build(args: &LoginArgs, tokens: &Value, now_ms: i64) -> Result<Credential, St
         }
     };
     let mut credential = Credential::oauth(&args.provider, access, refresh, expires_at_ms);
-    credential.account_id = args.account_id.clone();
-    credential.email = args.email.clone();
-    credential.tenant = args.tenant.clone();
+    credential.account_id = args.account_id.clone().map(Into::into);
+    credential.email = args.email.clone().map(Into::into);
+    credential.tenant = args.tenant.clone().map(Into::into);
     let settings = if let Some(argv) = &args.endpoint.refresh_command {
         Some(EndpointSettings::Command(argv.clone()))
     } else if let Some(token_url) = &args.endpoint.token_url {

@@ -138,7 +138,7 @@ fn request(agent: Agent) -> Request {
         holder: rotor_kernel::Holder {
             pid: 1,
             host: "conformance".into(),
-            agent: format!("{agent:?}"),
+            agent: format!("{agent:?}").into(),
         },
     }
 }
@@ -182,7 +182,7 @@ fn read_of_a_missing_store_is_empty<F: HostFactory>(factory: &mut F) {
 fn write_is_visible_to_the_next_read_g6<F: HostFactory>(factory: &mut F) {
     let mut stores = factory.stores(Agent::Main);
     let login = Mutation::Login {
-        credential: expired(0),
+        credential: expired(0).into(),
     };
     let outcome = stores
         .write(StoreRef::Own, PROFILE, &login)
@@ -207,7 +207,7 @@ fn conflicting_write_changes_nothing_g5<F: HostFactory>(factory: &mut F) {
     let mut stores = factory.stores(Agent::Main);
     let stale = Mutation::Adopt {
         expect: Expect::of(Some(&expired(4))),
-        credential: fresh(6),
+        credential: fresh(6).into(),
     };
     let outcome = stores.write(StoreRef::Own, PROFILE, &stale).unwrap();
     assert!(
@@ -232,7 +232,7 @@ fn write_preserves_state_and_other_profiles_g4<F: HostFactory>(factory: &mut F) 
     let mut stores = factory.stores(Agent::Main);
     let adopt = Mutation::Adopt {
         expect: Expect::of(Some(&expired(1))),
-        credential: fresh(2),
+        credential: fresh(2).into(),
     };
     assert_eq!(
         stores.write(StoreRef::Own, PROFILE, &adopt).unwrap(),
@@ -251,7 +251,7 @@ fn write_preserves_state_and_other_profiles_g4<F: HostFactory>(factory: &mut F) 
 fn own_and_main_are_distinct_stores<F: HostFactory>(factory: &mut F) {
     let mut stores = factory.stores(Agent::Worker);
     let login = Mutation::Login {
-        credential: expired(0),
+        credential: expired(0).into(),
     };
     stores.write(StoreRef::Own, PROFILE, &login).unwrap();
     assert!(

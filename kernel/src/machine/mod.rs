@@ -333,7 +333,7 @@ impl Resolver {
     /// Step 1.
     fn on_own(&mut self, own: ProfileView, now_ms: i64) {
         let margin_ms = self.policy.refresh_margin_ms();
-        match check_own(own.credential.as_ref(), &self.request.provider) {
+        match check_own(own.credential.as_deref(), &self.request.provider) {
             Err(failure) => self.done(Err(failure)),
             Ok(Some(credential)) if credential.is_usable(now_ms, margin_ms) => {
                 let granted = granted(Outcome::Cached, credential);
@@ -351,20 +351,20 @@ impl Resolver {
     /// main without taking the refresh lock.
     fn on_main(&mut self, own: ProfileView, main: ProfileView, now_ms: i64) {
         let margin_ms = self.policy.refresh_margin_ms();
-        let own_credential = own.credential.as_ref();
-        if let Some(failure) = logged_out_in_main(own_credential, main.credential.as_ref()) {
+        let own_credential = own.credential.as_deref();
+        if let Some(failure) = logged_out_in_main(own_credential, main.credential.as_deref()) {
             return self.done(Err(failure));
         }
         match main_may_replace(
             own_credential,
-            main.credential.as_ref(),
+            main.credential.as_deref(),
             &self.request.provider,
         ) {
             Ok(candidate) if candidate.is_usable(now_ms, margin_ms) => {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own_credential),
-                    credential: candidate.clone(),
+                    credential: candidate.clone().into(),
                 };
                 self.write(
                     StoreRef::Own,
@@ -378,7 +378,7 @@ impl Resolver {
             }
             Ok(_) => self.acquire(),
             Err(_) if own_credential.is_none() => {
-                let failure = nothing_in(main.credential.as_ref(), &self.request.provider);
+                let failure = nothing_in(main.credential.as_deref(), &self.request.provider);
                 self.done(Err(failure))
             }
             Err(_) => self.acquire(),
@@ -389,7 +389,7 @@ impl Resolver {
     fn on_locked(&mut self, own: ProfileView, main: Option<ProfileView>, rereads: u8, now_ms: i64) {
         let margin_ms = self.policy.refresh_margin_ms();
         let provider = self.request.provider.clone();
-        let own_credential = match check_own(own.credential.as_ref(), &provider) {
+        let own_credential = match check_own(own.credential.as_deref(), &provider) {
             Err(failure) => return self.release(Err(failure)),
             Ok(credential) => credential,
         };
@@ -397,7 +397,7 @@ impl Resolver {
             let granted = granted(Outcome::Adopted { from: Source::Peer }, credential);
             return self.release(Ok(granted));
         }
-        let main_credential = main.as_ref().and_then(|view| view.credential.as_ref());
+        let main_credential = main.as_ref().and_then(|view| view.credential.as_deref());
         if let Some(failure) = logged_out_in_main(own_credential, main_credential) {
             return self.release(Err(failure));
         }
@@ -407,7 +407,7 @@ impl Resolver {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own_credential),
-                    credential: candidate.clone(),
+                    credential: candidate.clone().into(),
                 };
                 let phase = Phase::ExpectAdopt {
                     granted,

@@ -143,7 +143,7 @@ impl Resolver {
         let mut queue = VecDeque::new();
         let holds = |view: &ProfileView| {
             view.credential
-                .as_ref()
+                .as_deref()
                 .and_then(Credential::refresh_fingerprint)
                 == Some(presented_fp)
         };
@@ -154,7 +154,7 @@ impl Resolver {
         ];
         for (store, view) in targets {
             if let Some(view) = view {
-                let expect = Expect::of(view.credential.as_ref());
+                let expect = Expect::of(view.credential.as_deref());
                 queue.push_back((
                     store,
                     Mutation::PutFence {
@@ -195,7 +195,7 @@ impl Resolver {
         let id = self.next_id();
         let effect = Effect::CallEndpoint {
             id,
-            credential: plan.subject.clone(),
+            credential: plan.subject.clone().into(),
             deadline_ms: self.policy.call_deadline_ms(),
         };
         self.emit(effect, refreshing(Phase::ExpectReply { plan }));
@@ -325,12 +325,12 @@ impl Resolver {
         let mirror_first = plan
             .main
             .as_ref()
-            .filter(|main| mirror_refusal(main.credential.as_ref(), &rotated).is_none());
+            .filter(|main| mirror_refusal(main.credential.as_deref(), &rotated).is_none());
         match mirror_first {
             Some(main) => {
                 let mutation = Mutation::Mirror {
-                    expect: Expect::of(main.credential.as_ref()),
-                    credential: rotated.clone(),
+                    expect: Expect::of(main.credential.as_deref()),
+                    credential: rotated.clone().into(),
                     presented_fp: plan.presented_fp,
                 };
                 let phase = refreshing(Phase::ExpectMirrorFirst { plan, rotated });
@@ -344,8 +344,8 @@ impl Resolver {
     /// token's fence dropped with it).
     fn commit(&mut self, plan: Plan, rotated: Credential, mirrored: Option<bool>) {
         let mutation = Mutation::Commit {
-            expect: Expect::of(plan.own.credential.as_ref()),
-            credential: rotated.clone(),
+            expect: Expect::of(plan.own.credential.as_deref()),
+            credential: rotated.clone().into(),
             presented_fp: plan.presented_fp,
         };
         let phase = refreshing(Phase::ExpectCommit {
@@ -364,7 +364,7 @@ impl Resolver {
         let refusal = plan
             .main
             .as_ref()
-            .and_then(|main| mirror_refusal(main.credential.as_ref(), &rotated));
+            .and_then(|main| mirror_refusal(main.credential.as_deref(), &rotated));
         let fenced_main = plan.fenced.contains(&StoreRef::Main);
         let presented_fp = plan.presented_fp;
         let mut granted = granted_with(plan, &rotated);
@@ -394,21 +394,21 @@ impl Resolver {
         };
         let own_credential = own
             .credential
-            .as_ref()
+            .as_deref()
             .filter(|c| c.provider == self.request.provider);
         if let Some(credential) = own_credential.filter(fresh) {
             let granted = granted(Outcome::Adopted { from: Source::Peer }, credential);
             return self.release(Ok(granted));
         }
-        let main_credential = main.as_ref().and_then(|view| view.credential.as_ref());
+        let main_credential = main.as_ref().and_then(|view| view.credential.as_deref());
         let own_oauth = own_credential.filter(|c| c.is_oauth());
         if let Ok(candidate) = main_may_replace(own_oauth, main_credential, &self.request.provider)
         {
             if fresh(&candidate) {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
-                    expect: Expect::of(own.credential.as_ref()),
-                    credential: candidate.clone(),
+                    expect: Expect::of(own.credential.as_deref()),
+                    credential: candidate.clone().into(),
                 };
                 let phase = Outer::ExpectAdopt {
                     granted,
@@ -446,7 +446,7 @@ impl Resolver {
         let mut queue = VecDeque::new();
         for (store, view) in [(StoreRef::Own, Some(&own)), (StoreRef::Main, main.as_ref())] {
             let holds = view
-                .and_then(|view| view.credential.as_ref())
+                .and_then(|view| view.credential.as_deref())
                 .and_then(Credential::refresh_fingerprint)
                 == presented;
             if holds || plan.fenced.contains(&store) {

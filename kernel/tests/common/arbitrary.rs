@@ -81,9 +81,9 @@ pub fn credential(rng: &mut ChaCha8Rng) -> Credential {
     });
     credential.refresh = maybe(rng, 0.9, token);
     credential.expires_at_ms = maybe(rng, 0.9, time_ms);
-    credential.account_id = maybe(rng, 0.4, |rng| pick(rng, &ACCOUNTS).to_string());
-    credential.email = maybe(rng, 0.3, |rng| pick(rng, &EMAILS).to_string());
-    credential.tenant = maybe(rng, 0.15, |rng| pick(rng, &TENANTS).to_string());
+    credential.account_id = maybe(rng, 0.4, |rng| pick(rng, &ACCOUNTS).to_string()).map(Into::into);
+    credential.email = maybe(rng, 0.3, |rng| pick(rng, &EMAILS).to_string()).map(Into::into);
+    credential.tenant = maybe(rng, 0.15, |rng| pick(rng, &TENANTS).to_string()).map(Into::into);
     credential.generation = generation(rng);
     credential.needs_reauth = rng.random_bool(0.1);
     if rng.random_bool(0.2) {
@@ -188,8 +188,8 @@ pub fn grant(rng: &mut ChaCha8Rng) -> TokenGrant {
             2 => Some(0),
             _ => Some(rng.random_range(0..2 * HOUR_MS as u64)),
         },
-        account_id: maybe(rng, 0.2, |rng| pick(rng, &ACCOUNTS).to_string()),
-        email: maybe(rng, 0.1, |rng| pick(rng, &EMAILS).to_string()),
+        account_id: maybe(rng, 0.2, |rng| pick(rng, &ACCOUNTS).to_string()).map(Into::into),
+        email: maybe(rng, 0.1, |rng| pick(rng, &EMAILS).to_string()).map(Into::into),
     }
 }
 

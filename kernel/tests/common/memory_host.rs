@@ -188,7 +188,7 @@ impl Provider {
             access: next.access.clone().expect("issued with an access token"),
             refresh: next.refresh.clone(),
             expires_in_ms: Some(HOUR_MS as u64),
-            account_id: self.families[family].account_id.clone(),
+            account_id: self.families[family].account_id.clone().map(Into::into),
             email: None,
         };
         if std::mem::take(&mut self.lose_next_answer) {

@@ -96,7 +96,12 @@ pub fn log_out(doc: &mut StoreDoc) {
 
 /// A concurrent `rotor login` of `credential` on `doc`.
 pub fn log_in(doc: &mut StoreDoc, credential: Credential) {
-    doc.apply(PROFILE, &Mutation::Login { credential });
+    doc.apply(
+        PROFILE,
+        &Mutation::Login {
+            credential: credential.into(),
+        },
+    );
 }
 
 /// What (own, main) looked like while the endpoint call was in flight, once
@@ -367,7 +372,7 @@ impl Transcript {
                         let view = self.doc(store).view(PROFILE);
                         let holds = view
                             .credential
-                            .as_ref()
+                            .as_deref()
                             .and_then(Credential::refresh_fingerprint)
                             == Some(fp);
                         let has_fence = view.fences.iter().any(|f| f.refresh_fp == fp);
@@ -383,7 +388,7 @@ impl Transcript {
                         hook(&mut self.own, &mut self.main);
                     }
                     lines.push(line);
-                    calls.push(credential);
+                    calls.push(Credential::clone(&credential));
                     let result = self.replies.pop_front().unwrap_or_else(|| {
                         fail(&lines, "the endpoint was called more often than scripted")
                     });

@@ -94,7 +94,7 @@ fn without_email(identity: &Identity) -> Identity {
     }
 }
 
-fn trimmed(value: &Option<String>) -> Option<&str> {
+fn trimmed(value: &Option<rotor_kernel::SharedStr>) -> Option<&str> {
     value.as_deref().map(str::trim)
 }
 
@@ -102,7 +102,9 @@ impl BrokenGate {
     /// May `incoming` replace `existing`, by this gate?
     pub fn allows(self, existing: &Credential, incoming: &Credential) -> bool {
         let (e, i) = (Identity::of(existing), Identity::of(incoming));
-        let both = |a: &Option<String>, b: &Option<String>| a.is_some() && b.is_some();
+        fn both<A, B>(a: &Option<A>, b: &Option<B>) -> bool {
+            a.is_some() && b.is_some()
+        }
         match self {
             BrokenGate::Shipped | BrokenGate::ProviderIgnored => may_copy(&e, &i),
             BrokenGate::TenantIgnored => {
@@ -121,7 +123,11 @@ impl BrokenGate {
             }
             BrokenGate::AccountIdsCaseInsensitive => {
                 let lower = |id: &Identity| Identity {
-                    account_id: id.account_id.as_ref().map(|a| a.to_lowercase()),
+                    account_id: id
+                        .account_id
+                        .as_ref()
+                        .map(|a| a.to_lowercase())
+                        .map(Into::into),
                     ..id.clone()
                 };
                 may_copy(&lower(&e), &lower(&i))
@@ -295,7 +301,7 @@ impl Stores for GateStores {
     fn read(&mut self, store: StoreRef, profile: &str) -> Result<ProfileView, StoreFault> {
         let view = self.inner.read(store, profile)?;
         match store {
-            StoreRef::Own => self.own_read = Some(view.credential.clone()),
+            StoreRef::Own => self.own_read = Some(view.credential.as_deref().cloned()),
             StoreRef::Main if self.role == Role::Sub => self.adopt_if_broken_gate_allows(&view),
             StoreRef::Main => {}
         }
@@ -323,7 +329,9 @@ impl Stores for GateStores {
                 credential,
                 presented_fp,
                 ..
-            } => self.committed = Some((credential.clone(), *presented_fp)),
+            } => {
+                self.committed = Some((rotor_kernel::Credential::clone(credential), *presented_fp))
+            }
             Mutation::Mirror {
                 credential,
                 presented_fp,

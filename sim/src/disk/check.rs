@@ -137,7 +137,7 @@ fn prepare(scenario: Scenario) -> Arc<SimDisk> {
     let seed = |agent: &AgentId, access: &str| {
         let store = StoreFile::with_io(disk.clone(), &layout(), agent, STORE_LOCK_WAIT_MS);
         let login = Mutation::Login {
-            credential: credential(access),
+            credential: credential(access).into(),
         };
         store.apply(PROFILE, &login).expect("preparing the disk");
     };
@@ -158,7 +158,7 @@ fn write(scenario: Scenario, io: Arc<dyn Io>) -> Result<WriteOutcome, rotor_kern
     store.apply(
         PROFILE,
         &Mutation::Login {
-            credential: credential("at-new"),
+            credential: credential("at-new").into(),
         },
     )
 }

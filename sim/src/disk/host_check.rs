@@ -180,7 +180,12 @@ fn prepare() -> (Arc<SimDisk>, Endpoint) {
     rotor
         .store("main")
         .expect("main's store")
-        .apply(PROFILE, &Mutation::Login { credential })
+        .apply(
+            PROFILE,
+            &Mutation::Login {
+                credential: credential.into(),
+            },
+        )
         .expect("preparing the disk");
     disk.sync_everything();
     (disk, provider)

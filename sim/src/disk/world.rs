@@ -331,7 +331,7 @@ pub fn run_world_with(
     .apply(
         PROFILE,
         &Mutation::Login {
-            credential: expired,
+            credential: expired.into(),
         },
     )
     .expect("preparing main's store");

@@ -112,7 +112,7 @@ impl Agent {
         Holder {
             pid: 100 + u32::from(self.process),
             host: "sim".into(),
-            agent: self.name.clone(),
+            agent: self.name.clone().into(),
         }
     }
 }
@@ -201,10 +201,10 @@ fn credential(
     )
     .with_generation(generation);
     let (id, email) = account_fields(config, account);
-    c.account_id = id;
-    c.email = email;
+    c.account_id = id.map(Into::into);
+    c.email = email.map(Into::into);
     if !config.legacy_identity {
-        c.family = Some(format!("family-{family}"));
+        c.family = Some(format!("family-{family}").into());
     }
     c
 }
@@ -518,7 +518,7 @@ impl State {
             refresh: Some(rotor_kernel::Secret::new(token('r', family, n))),
             expires_in_ms: Some(PHASE_MS as u64),
             account_id: (config.provider_reports_identity || !config.legacy_identity)
-                .then(|| id.to_string()),
+                .then(|| id.into()),
             email: None,
         }
     }

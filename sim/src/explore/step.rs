@@ -192,9 +192,14 @@ impl State {
                 );
                 if !ctx.config.legacy_identity {
                     credential.account_id = Some("acct-x".into());
-                    credential.family = Some(format!("family-{family}"));
+                    credential.family = Some(format!("family-{family}").into());
                 }
-                self.stores[0].apply(PROFILE, &Mutation::Login { credential });
+                self.stores[0].apply(
+                    PROFILE,
+                    &Mutation::Login {
+                        credential: credential.into(),
+                    },
+                );
                 self.main_banned_below = family;
                 format!("a re-login installs family {family} in main")
             }

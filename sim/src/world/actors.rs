@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use rotor_kernel::{Mutation, StoreDoc};
+use rotor_kernel::{Mutation, SharedStr, StoreDoc};
 use serde_json::{json, Value};
 
 use super::{Ev, World};
@@ -315,11 +315,11 @@ impl World {
             if self.config.knobs.provider_reports_identity {
                 // A login learns the account from the provider, as a refresh does.
                 let (account_id, email) = reported_identity(shape, 0);
-                installed.account_id = account_id.map(String::from).or(installed.account_id);
-                installed.email = email.map(String::from).or(installed.email);
+                installed.account_id = account_id.map(SharedStr::from).or(installed.account_id);
+                installed.email = email.map(SharedStr::from).or(installed.email);
             }
             Mutation::Login {
-                credential: installed,
+                credential: installed.into(),
             }
         };
         // The ban takes effect with the write (and reverts with it). G11

@@ -184,8 +184,14 @@ impl World {
             }
         }
         // The oracle judges the outcome against what the file held, not
-        // against what the host told the kernel (`oracle.rs`).
-        let seen = Some(self.stores[s].visible.clone());
+        // against what the host told the kernel (`oracle.rs`): the entry as
+        // read, before the hooks filter it (a torn file holds none). Shared
+        // with the view, not a hold on the whole document, which would make
+        // the next write of the store copy it.
+        let seen = result
+            .as_ref()
+            .ok()
+            .and_then(|view| view.credential.clone());
         let own_store = self.agents[i].own_store as usize;
         let notes = &mut self.agents[i].notes;
         if s == 0 {
@@ -590,7 +596,7 @@ impl World {
         &mut self,
         index: u16,
         _id: EffectId,
-        credential: rotor_kernel::Credential,
+        credential: std::sync::Arc<rotor_kernel::Credential>,
         deadline_ms: u64,
     ) {
         let i = index as usize;

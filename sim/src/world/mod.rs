@@ -40,7 +40,7 @@ use crate::endpoint::Endpoint;
 use crate::guarantee::{Guarantee, Violation};
 use crate::hooks::HostHooks;
 use crate::lock::RefreshLock;
-use crate::store::{Content, SimStore};
+use crate::store::SimStore;
 use crate::trace::{AgentRef, Trace, TraceMode, What};
 
 pub use setup::{BASE_EPOCH_MS, PROFILE, PROVIDER};
@@ -113,11 +113,12 @@ pub(crate) struct ResolveNotes {
     pub lost_lease: bool,
     /// Generation of a rotation the host reported mirrored into main.
     pub mirrored: Option<u64>,
-    /// What the own store really held (unfiltered) at this resolve's last
-    /// read of it: the outcome oracle's view of what the agent could see.
-    pub seen_own: Option<Content>,
+    /// The profile's entry the own store really held (unfiltered) at this
+    /// resolve's last read of it (`None`: no entry, a torn file, or not
+    /// read): the outcome oracle's view of what the agent could see.
+    pub seen_own: Option<Arc<rotor_kernel::Credential>>,
     /// The same for main.
-    pub seen_main: Option<Content>,
+    pub seen_main: Option<Arc<rotor_kernel::Credential>>,
     /// The token this resolve fenced (family, rank).
     pub fenced: Option<(u32, u32)>,
     /// An injected store fault (write error, disk full, a torn file, a

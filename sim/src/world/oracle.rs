@@ -24,14 +24,15 @@
 //! `crashes`, the requests' injected faults, `write_faults`) and the
 //! `in_doubt` set the world fills when a fault hits a presentation.
 
+use std::sync::Arc;
+
 use rotor_kernel::{Credential, CredentialKind, Failure, Resolution};
 
 use super::World;
 use crate::endpoint::{parse_token, ServerFault};
 use crate::guarantee::Guarantee;
 use crate::identity_table::{self, Fields};
-use crate::store::Content;
-use crate::world::setup::{PROFILE, PROVIDER};
+use crate::world::setup::PROVIDER;
 
 /// SPEC §5 `may_copy(existing, incoming)` as the checkers state it
 /// (`identity_table`, the table the explorer and the loom and shuttle models
@@ -69,11 +70,9 @@ impl Stamp {
     }
 }
 
-pub(crate) fn entry(content: Option<&Content>) -> Option<&Credential> {
-    match content? {
-        Content::Doc(doc) => doc.profiles.get(PROFILE),
-        Content::Torn(_) => None,
-    }
+/// The entry a resolve saw (`ResolveNotes::seen_own`, `seen_main`).
+pub(crate) fn entry(seen: Option<&Arc<Credential>>) -> Option<&Credential> {
+    seen.map(|credential| &**credential)
 }
 
 impl World {

@@ -3,7 +3,7 @@
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use rotor_kernel::{Credential, Holder, Request, Role, StoreDoc};
+use rotor_kernel::{Credential, Holder, Request, Role, SharedStr, StoreDoc};
 use serde_json::json;
 
 use super::actors::Actor;
@@ -79,13 +79,13 @@ pub(crate) fn credential(
     )
     .with_generation(generation);
     let (id, email, tenant) = identity(shape, account);
-    credential.account_id = id.map(String::from);
-    credential.email = email.map(String::from);
-    credential.tenant = tenant.map(String::from);
+    credential.account_id = id.map(SharedStr::from);
+    credential.email = email.map(SharedStr::from);
+    credential.tenant = tenant.map(SharedStr::from);
     // Stores written by rotor's login name their family; legacy stores
     // (written before rotor) do not.
     if !matches!(shape, IdentityShape::Legacy) {
-        credential.family = Some(format!("family-{family}"));
+        credential.family = Some(format!("family-{family}").into());
     }
     credential
 }
@@ -218,7 +218,7 @@ pub(super) fn build(
                     holder: Holder {
                         pid: 1000 + p as u32,
                         host: "sim".into(),
-                        agent: format!("a{a}"),
+                        agent: format!("a{a}").into(),
                     },
                 },
                 resolver: None,

@@ -76,7 +76,7 @@ impl HostHooks for PermissiveGate {
     }
     fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
         if reader.role == Role::Sub {
-            if let Some(credential) = view.credential.as_mut() {
+            if let Some(credential) = view.credential.as_mut().map(std::sync::Arc::make_mut) {
                 credential.account_id = None;
                 credential.email = None;
                 credential.tenant = None;
@@ -98,7 +98,7 @@ impl HostHooks for StrictGate {
     }
     fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
         if reader.role == Role::Sub && reader.store == StoreRef::Own {
-            if let Some(credential) = view.credential.as_mut() {
+            if let Some(credential) = view.credential.as_mut().map(std::sync::Arc::make_mut) {
                 let legacy = credential.account_id.is_none() && credential.email.is_none();
                 if legacy {
                     credential.email = Some("legacy@strict-gate.invalid".into());
