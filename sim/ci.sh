@@ -54,6 +54,10 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x413484ce297e0bd4 --processes 2 --agents 3 --backend advisory \
   --faults crash,write-error,disk-full,lost-fsync,torn-write,clock-jump --actors foreign-logout \
   --requests 3 >/dev/null
+# A store-lock holder that stalled and crashed at the instant the wait ran out.
+"$ROTOR" replay --seed 0x4b135482a1e8284a --processes 2 --agents 3 --backend advisory \
+  --faults crash,pause,write-error,lost-fsync,server-error --actors usage,relogin,edit,foreign-login \
+  --requests 2 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

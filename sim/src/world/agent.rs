@@ -463,9 +463,19 @@ impl World {
         });
         // A paused waiter's own timer fires late, after the pause.
         let waiter = Some(self.agents[i].process);
+        // A holder that crashed at the instant the wait ran out is gone
+        // from the lock already (the crash fault is drawn before the timer
+        // fires in the same step); it held past its bound only if it
+        // stalled (fresh seed 0x4b135482a1e8284a).
+        let crashed_now = self
+            .crashes
+            .iter()
+            .filter(|&&(_, at_ms)| at_ms == self.now_ms)
+            .map(|&(process, _)| process);
         let stalled = [holder, waiter]
             .into_iter()
             .flatten()
+            .chain(crashed_now.filter(|_| holder.is_none()))
             .any(|p| self.paused_during(Some(p), since_ms, self.now_ms));
         let notes = &mut self.agents[i].notes;
         match stalled {
