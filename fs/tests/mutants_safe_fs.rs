@@ -170,8 +170,15 @@ fn an_ancestor_made_by_a_racing_process_is_fine_and_a_failed_one_is_an_error_g10
         ..Faulty::default()
     };
     let fault = check_root_on(&failing, &other.join("state"), true).unwrap_err();
-    assert!(fault.detail.contains("creating"), "{}", fault.detail);
-    assert!(!other.join("state").exists());
+    // The error names the ancestor and its cause, not a later, misleading
+    // "no such file" about the state directory itself (G10).
+    let expected = format!(
+        "creating {}: {}",
+        other.display(),
+        io::Error::from(io::ErrorKind::StorageFull)
+    );
+    assert_eq!(fault.detail, expected);
+    assert!(!other.exists());
 }
 
 #[test]
