@@ -23,6 +23,9 @@ use std::path::Path;
 
 use crate::lock::{self, HolderMeta, LockWait};
 
+mod forward;
+pub use forward::ForwardIo;
+
 /// What a path names, as `lstat` sees it (links are not followed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

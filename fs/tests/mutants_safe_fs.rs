@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
-use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened, OsIo};
-use rotor_fs::lock::{HolderMeta, LockWait};
+use rotor_fs::io::{ForwardIo, Io, Meta, OsIo};
 use rotor_fs::paths::check_id;
 use rotor_fs::safe_fs::{check_root_on, dir_chain_on, open_read, remove_stale_temps, sync_dir};
 use rotor_fs::AgentId;
@@ -34,7 +33,11 @@ struct Faulty {
     mkdirs: Mutex<Vec<PathBuf>>,
 }
 
-impl Io for Faulty {
+impl ForwardIo for Faulty {
+    fn inner(&self) -> &dyn Io {
+        &OsIo
+    }
+
     fn lstat(&self, path: &Path) -> io::Result<Meta> {
         match &self.lstat_fails {
             Some((failing, kind)) if failing == path => Err(io::Error::from(*kind)),
@@ -53,51 +56,6 @@ impl Io for Faulty {
             }
             _ => OsIo.mkdir(path, mode),
         }
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
-        OsIo.read(path)
-    }
-
-    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        OsIo.create_new(path, mode)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        OsIo.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        OsIo.sync_dir(dir)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        OsIo.remove(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        OsIo.list_dir(dir)
-    }
-
-    fn lock_exclusive(
-        &self,
-        path: &Path,
-        wait_ms_max: u64,
-        meta: &HolderMeta,
-    ) -> Result<Box<dyn HeldFileLock>, LockWait> {
-        OsIo.lock_exclusive(path, wait_ms_max, meta)
-    }
-
-    fn process_exists(&self, pid: u32) -> bool {
-        OsIo.process_exists(pid)
-    }
-
-    fn pid(&self) -> u32 {
-        OsIo.pid()
-    }
-
-    fn euid(&self) -> u32 {
-        OsIo.euid()
     }
 }
 

@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
+use rotor_fs::io::{ForwardIo, HeldFileLock, Io, Opened};
 use rotor_fs::lock::{HolderMeta, LockWait};
 use rotor_kernel::{Mutation, StoreDoc, WriteOutcome};
 use rotor_sim::disk::SimDisk;
@@ -165,13 +165,9 @@ struct BrokenIo {
     before: Mutex<HashMap<PathBuf, Option<Opened>>>,
 }
 
-impl Io for BrokenIo {
-    fn lstat(&self, path: &Path) -> io::Result<Meta> {
-        self.disk.lstat(path)
-    }
-
-    fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
-        self.disk.mkdir(path, mode)
+impl ForwardIo for BrokenIo {
+    fn inner(&self) -> &dyn Io {
+        &*self.disk
     }
 
     fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
@@ -182,10 +178,6 @@ impl Io for BrokenIo {
             return Ok(stale.clone());
         }
         self.disk.read(path)
-    }
-
-    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        self.disk.create_new(path, mode)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -204,18 +196,6 @@ impl Io for BrokenIo {
         Ok(())
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.disk.sync_dir(dir)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.disk.remove(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        self.disk.list_dir(dir)
-    }
-
     fn lock_exclusive(
         &self,
         path: &Path,
@@ -226,18 +206,6 @@ impl Io for BrokenIo {
             return Ok(Box::new(NotLocked));
         }
         self.disk.lock_exclusive(path, wait_ms_max, meta)
-    }
-
-    fn process_exists(&self, pid: u32) -> bool {
-        self.disk.process_exists(pid)
-    }
-
-    fn pid(&self) -> u32 {
-        self.disk.pid()
-    }
-
-    fn euid(&self) -> u32 {
-        self.disk.euid()
     }
 }
 

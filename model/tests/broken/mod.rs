@@ -11,12 +11,11 @@
 pub mod gate;
 
 use std::cell::RefCell;
-use std::io;
 use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::rc::Rc;
 
-use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
+use rotor_fs::io::{ForwardIo, HeldFileLock, Io};
 use rotor_fs::lock::{HolderMeta, LockWait};
 use rotor_fs::single_flight::SingleFlight;
 use rotor_fs::sync::Arc;
@@ -79,37 +78,9 @@ struct NoLock;
 
 impl HeldFileLock for NoLock {}
 
-impl Io for BrokenIo {
-    fn lstat(&self, path: &Path) -> io::Result<Meta> {
-        self.inner.lstat(path)
-    }
-
-    fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
-        self.inner.mkdir(path, mode)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
-        self.inner.read(path)
-    }
-
-    fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
-        self.inner.create_new(path, mode)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.list_dir(dir)
+impl ForwardIo for BrokenIo {
+    fn inner(&self) -> &dyn Io {
+        &*self.inner
     }
 
     fn lock_exclusive(
@@ -129,18 +100,6 @@ impl Io for BrokenIo {
                 Ok(Box::new(NoLock))
             }
         }
-    }
-
-    fn process_exists(&self, pid: u32) -> bool {
-        self.inner.process_exists(pid)
-    }
-
-    fn pid(&self) -> u32 {
-        self.inner.pid()
-    }
-
-    fn euid(&self) -> u32 {
-        self.inner.euid()
     }
 }
 

@@ -29,8 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
-use rotor_fs::lock::{HolderMeta, LockWait};
+use rotor_fs::io::{FileHandle, ForwardIo, Io};
 use rotor_fs::{AgentId, Layout, StoreFile};
 use rotor_kernel::{Mutation, ProfileView, StoreFault, WriteOutcome};
 
@@ -233,17 +232,9 @@ struct Faulty {
     fail_next_create: AtomicBool,
 }
 
-impl Io for Faulty {
-    fn lstat(&self, path: &Path) -> io::Result<Meta> {
-        self.inner.lstat(path)
-    }
-
-    fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
-        self.inner.mkdir(path, mode)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
-        self.inner.read(path)
+impl ForwardIo for Faulty {
+    fn inner(&self) -> &dyn Io {
+        &*self.inner
     }
 
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
@@ -251,43 +242,6 @@ impl Io for Faulty {
             return Err(io::Error::other("injected: input/output error"));
         }
         self.inner.create_new(path, mode)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.list_dir(dir)
-    }
-
-    fn lock_exclusive(
-        &self,
-        path: &Path,
-        wait_ms_max: u64,
-        meta: &HolderMeta,
-    ) -> Result<Box<dyn HeldFileLock>, LockWait> {
-        self.inner.lock_exclusive(path, wait_ms_max, meta)
-    }
-
-    fn process_exists(&self, pid: u32) -> bool {
-        self.inner.process_exists(pid)
-    }
-
-    fn pid(&self) -> u32 {
-        self.inner.pid()
-    }
-
-    fn euid(&self) -> u32 {
-        self.inner.euid()
     }
 }
 

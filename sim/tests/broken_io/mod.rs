@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rotor_fs::io::{DirEntry, FileHandle, HeldFileLock, Io, Meta, Opened};
+use rotor_fs::io::{FileHandle, ForwardIo, HeldFileLock, Io, Meta, Opened};
 use rotor_fs::lock::{HolderMeta, LockWait};
 use rotor_fs::{AgentId, Layout, StoreFile};
 use rotor_kernel::driver::TokenEndpoint;
@@ -193,20 +193,16 @@ impl FileHandle for UnsyncedFile {
     }
 }
 
-impl Io for BrokenIo {
+impl ForwardIo for BrokenIo {
+    fn inner(&self) -> &dyn Io {
+        &*self.disk
+    }
+
     fn lstat(&self, path: &Path) -> io::Result<Meta> {
         if self.broken == Broken::MirrorAfterRelease && is_sub_agent_path(path) {
             self.mirror.lock().unwrap().sub_agent = true;
         }
         self.disk.lstat(path)
-    }
-
-    fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()> {
-        self.disk.mkdir(path, mode)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Option<Opened>> {
-        self.disk.read(path)
     }
 
     fn create_new(&self, path: &Path, mode: u32) -> io::Result<Box<dyn FileHandle>> {
@@ -282,14 +278,6 @@ impl Io for BrokenIo {
         }
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.disk.remove(path)
-    }
-
-    fn list_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
-        self.disk.list_dir(dir)
-    }
-
     fn lock_exclusive(
         &self,
         path: &Path,
@@ -320,18 +308,6 @@ impl Io for BrokenIo {
             }
             _ => self.disk.lock_exclusive(path, wait_ms_max, meta),
         }
-    }
-
-    fn process_exists(&self, pid: u32) -> bool {
-        self.disk.process_exists(pid)
-    }
-
-    fn pid(&self) -> u32 {
-        self.disk.pid()
-    }
-
-    fn euid(&self) -> u32 {
-        self.disk.euid()
     }
 }
 
