@@ -64,8 +64,9 @@ echo "regression seeds: no violation"
 # it as a trace file and prints both commands that replay it
 # (`rotor replay <file>`, `rotor replay --exhaustive <world> --path ...`).
 # With --shipped-host every store read and write of every reachable state is
-# also made by the shipped fs store code, which must agree (G4, G5); it
-# changes no transition, so these runs are the plain exploration too.
+# also made by the shipped fs store code, and every wait for a held refresh
+# lock is asked of the shipped FsRefreshLock; both must agree (G4, G5, G8).
+# It changes no transition, so these runs are the plain exploration too.
 for world in crash-faults single-flight identity relogin fenced-lease; do
   "$ROTOR" check --exhaustive "$world" --shipped-host --trace-dir "$TRACE_DIR"
 done

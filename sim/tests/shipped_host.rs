@@ -268,3 +268,57 @@ fn the_explorer_twin_catches_a_store_model_that_differs_from_the_shipped_code_g4
         "only the twin names the shipped code"
     );
 }
+
+/// A lock model that lets two agents of one process hold the refresh lock
+/// together (B3's rule, re-entrant within a process).
+#[derive(Debug)]
+struct ReentrantLockModel;
+
+impl HostHooks for ReentrantLockModel {
+    fn name(&self) -> &'static str {
+        "re-entrant lock model"
+    }
+
+    fn in_process_exclusion(&self) -> bool {
+        false
+    }
+}
+
+/// The explorer's lock model is checked against the shipped refresh lock
+/// (`FsRefreshLock`: the single-flight slot, then `flock`) in every state
+/// where an agent waits for a held slot: two agents of one process agree
+/// with the shipped lock everywhere, and a model that lets the second one
+/// in beside the first is caught at the state where it would, as G8 with
+/// the shipped lock named. Without `--shipped-host` only the later double
+/// holding is seen, and the shipped lock is not named.
+#[test]
+fn the_explorer_twin_catches_a_lock_model_that_differs_from_the_shipped_lock_g8() {
+    let one_process = |shipped_host| ExploreConfig {
+        agents_per_process: vec![2],
+        shipped_host,
+        ..ExploreConfig::default()
+    };
+    let agreed = explore(&one_process(true), Arc::new(Shipped));
+    assert!(!agreed.truncated);
+    assert!(agreed.violations.is_empty(), "{:?}", agreed.violations);
+
+    let report = explore(&one_process(true), Arc::new(ReentrantLockModel));
+    let twin = report.violations.iter().find(|c| {
+        c.found.guarantee == Guarantee::G8 && c.found.detail.contains("the shipped fs lock refuses")
+    });
+    let twin = twin
+        .unwrap_or_else(|| panic!("the explorer's lock twin is blind: {:?}", report.violations));
+    eprintln!("{twin}");
+    let without = explore(&one_process(false), Arc::new(ReentrantLockModel));
+    assert!(
+        without.violated(Guarantee::G8),
+        "the model's own check sees the double holding"
+    );
+    assert!(
+        !without
+            .violations
+            .iter()
+            .any(|c| c.found.detail.contains("shipped fs lock")),
+        "only the twin names the shipped lock"
+    );
+}

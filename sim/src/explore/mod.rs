@@ -61,6 +61,7 @@
 
 mod check;
 mod file;
+mod lock_twin;
 mod state;
 mod step;
 mod symmetry;
@@ -128,7 +129,10 @@ pub struct ExploreConfig {
     pub symmetry: bool,
     /// Every store read and write is also made by the shipped fs store code
     /// (`rotor_fs::StoreFile` over a simulated disk holding the state's
-    /// document), and the two must agree (`--shipped-host`).
+    /// document), and the two must agree; on the advisory backend every
+    /// agent waiting for a held refresh lock is also asked of the shipped
+    /// `rotor_fs::FsRefreshLock`, which must grant or refuse as the model
+    /// does (`--shipped-host`).
     #[serde(default)]
     pub shipped_host: bool,
 }

@@ -14,7 +14,7 @@ use crate::guarantee::Guarantee;
 use crate::hooks::ReadContext;
 
 impl State {
-    fn lock_free_for(&self, ctx: &Ctx<'_>, a: usize) -> bool {
+    pub(super) fn lock_free_for(&self, ctx: &Ctx<'_>, a: usize) -> bool {
         let agent = &self.agents[a];
         self.locks[agent.slot as usize].iter().all(|&h| {
             let holder = &self.agents[h as usize];
@@ -215,6 +215,9 @@ impl State {
                     "main: the usage writer's update was lost",
                 ));
             }
+        }
+        if ctx.config.shipped_host && !ctx.config.lease {
+            self.check_lock_twin(ctx, &mut found);
         }
         (line, found)
     }

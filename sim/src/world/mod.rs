@@ -25,7 +25,7 @@ mod faults;
 mod oracle;
 mod setup;
 pub(crate) mod twin;
-mod twin_lock;
+pub(crate) mod twin_lock;
 mod write;
 
 use std::cmp::Reverse;

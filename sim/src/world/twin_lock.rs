@@ -125,3 +125,56 @@ impl TwinLock {
         None
     }
 }
+
+/// The explorer's check of one refresh-lock decision, made from nothing:
+/// on a fresh simulated disk, the shipped lock (one `SingleFlight` per
+/// process, then `flock`) of each of `holders` (process, name) is taken for
+/// `key`, and then `waiter`'s is tried without waiting. `Ok(None)`: the
+/// shipped lock lets the waiter in beside the holders; `Ok(Some(why))`: it
+/// refuses, and why; `Err`: the holders themselves cannot all hold it
+/// together.
+pub(crate) fn shipped_lets_in(
+    processes: usize,
+    key: &LockKey,
+    holders: &[(u8, String)],
+    waiter: (u8, &str),
+) -> Result<Option<String>, String> {
+    let io: Arc<dyn Io> = Arc::new(crate::disk::SimDisk::new());
+    let layout = Layout::new(PathBuf::from(super::twin::STATE_DIR));
+    // The state directory, made by the shipped code as a first store
+    // update makes it (an update that writes nothing).
+    rotor_fs::StoreFile::with_io(io.clone(), &layout, &rotor_fs::AgentId::main(), 1_000)
+        .update("twin-dirs", |_| ((), false))
+        .map_err(|fault| format!("the twin's disk refuses the state directory: {fault:?}"))?;
+    let flights: Vec<SingleFlight> = (0..processes).map(|_| SingleFlight::new()).collect();
+    let lock_of = |process: u8, name: &str| {
+        FsRefreshLock::with_io(
+            io.clone(),
+            layout.clone(),
+            flights[process as usize].clone(),
+            name,
+        )
+    };
+    let mut held = Vec::new();
+    for (process, name) in holders {
+        let mut lock = lock_of(*process, name);
+        if let Err(failure) = lock.acquire(key, 0) {
+            return Err(format!(
+                "the shipped fs lock cannot hold {holders:?} together: {name} (process {process}) is refused: {failure:?}"
+            ));
+        }
+        held.push(lock);
+    }
+    let mut tried = lock_of(waiter.0, waiter.1);
+    let refused = match tried.acquire(key, 0) {
+        Ok(()) => {
+            tried.release(key);
+            None
+        }
+        Err(failure) => Some(format!("{failure:?}")),
+    };
+    for mut lock in held {
+        lock.release(key);
+    }
+    Ok(refused)
+}
