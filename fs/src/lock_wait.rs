@@ -254,6 +254,8 @@ mod tests {
         assert!(!is_free(&path), "the waiter holds the lock it was handed");
         drop(got);
         assert!(is_free(&path));
-        assert_eq!(blocked_helpers(&path), 0);
+        // The helper leaves the registry on its own thread after the hand-off,
+        // so the waiter may return first (this was a flake under load).
+        assert!(eventually(|| blocked_helpers(&path) == 0));
     }
 }
