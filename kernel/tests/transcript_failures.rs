@@ -151,6 +151,23 @@ fn g1_reuse_never_falls_back_to_an_older_credential() {
     run.assert_done("done NeedsReauth(TokenRefused)");
 }
 
+/// After a reuse only a credential of a higher generation than the refused
+/// one is its successor: another token the own store holds at the same
+/// generation (written by a peer during the call; in stores written before
+/// generations all are 0) may as well be older, so it is not presented (G1).
+#[test]
+fn g1_reuse_never_presents_a_token_of_the_same_generation() {
+    let run = both_expired()
+        .during("call", |own, _| {
+            own.profiles
+                .insert(PROFILE.into(), cred("5b", 5, NOW_MS - MINUTE_MS));
+        })
+        .reply(Err(reuse_error()))
+        .run();
+    assert_eq!(run.calls.len(), 1, "G1: rt-5b is not presented");
+    run.assert_done("done NeedsReauth(TokenRefused)");
+}
+
 /// A successor that is refused again is not chased for ever: after
 /// `SUCCESSORS_MAX` successors the resolve marks and fails (G2 bounded).
 #[test]
