@@ -364,7 +364,7 @@ impl Resolver {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own_credential),
-                    credential: candidate.clone().into(),
+                    credential: shared(candidate, [&main]),
                 };
                 self.write(
                     StoreRef::Own,
@@ -407,7 +407,7 @@ impl Resolver {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own_credential),
-                    credential: candidate.clone().into(),
+                    credential: shared(candidate, [&own].into_iter().chain(main.as_ref())),
                 };
                 let phase = Phase::ExpectAdopt {
                     granted,
@@ -417,7 +417,7 @@ impl Resolver {
                 return self.write(StoreRef::Own, mutation, phase);
             }
             // Main is newer but expired: refresh main's token, not our older one.
-            Ok(candidate) => candidate.clone(),
+            Ok(candidate) => shared(candidate, [&own].into_iter().chain(main.as_ref())),
             Err(not_from_main) => {
                 if let NotFromMain::Refused(refusal) = not_from_main {
                     let usable = main_credential.is_some_and(|m| m.is_usable(now_ms, margin_ms));
@@ -426,7 +426,7 @@ impl Resolver {
                     }
                 }
                 match own_credential {
-                    Some(credential) => credential.clone(),
+                    Some(credential) => shared(credential, [&own]),
                     None => {
                         return self.release(Err(nothing_in(main_credential, &provider)));
                     }
@@ -500,6 +500,20 @@ impl Resolver {
         self.next_id += 1;
         EffectId(self.next_id)
     }
+}
+
+/// `credential`, shared with the view it was read from (one of `views`)
+/// rather than copied; a copy when it is in none of them.
+fn shared<'a>(
+    credential: &Credential,
+    views: impl IntoIterator<Item = &'a ProfileView>,
+) -> alloc::sync::Arc<Credential> {
+    views
+        .into_iter()
+        .filter_map(|view| view.credential.as_ref())
+        .find(|arc| core::ptr::eq(arc.as_ref(), credential))
+        .cloned()
+        .unwrap_or_else(|| alloc::sync::Arc::new(credential.clone()))
 }
 
 /// A grant of `credential`'s access token. Callers checked it is usable, so
