@@ -290,8 +290,7 @@ impl StoreDoc {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                self.profiles
-                    .insert(profile.into(), Credential::clone(credential));
+                self.profiles.insert(profile.into(), Arc::clone(credential));
             }
             Mutation::PutFence { expect, fence } => {
                 if !expect.matches(current) {
@@ -449,10 +448,16 @@ impl StoreDoc {
 /// changed them meanwhile under the store lock alone, and its change must
 /// not be lost (G4; found by the loom/shuttle identity models' editing
 /// tool).
-fn keeping_fields_of(current: Option<&Credential>, credential: &Credential) -> Credential {
-    let mut installed = credential.clone();
-    if let Some(current) = current {
-        installed.extra = current.extra.clone();
+fn keeping_fields_of(
+    current: Option<&Credential>,
+    credential: &Arc<Credential>,
+) -> Arc<Credential> {
+    match current {
+        Some(current) if current.extra != credential.extra => {
+            let mut installed = Credential::clone(credential);
+            installed.extra = current.extra.clone();
+            Arc::new(installed)
+        }
+        _ => Arc::clone(credential),
     }
-    installed
 }
