@@ -12,6 +12,7 @@
 //! or anything else replaced the entry since, the write is rejected with a
 //! [`Conflict`] and nothing is applied (G5, G11).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -73,8 +74,9 @@ pub enum Mutation {
     PutFence {
         /// The entry as read.
         expect: Expect,
-        /// The fence.
-        fence: Fence,
+        /// The fence (boxed: it is the largest field of any mutation, and
+        /// mutations travel by value inside effects).
+        fence: Box<Fence>,
     },
     /// Store a freshly rotated credential and drop its fence (step 8, own store).
     /// A compare-and-swap against the entry as read, except that an entry
@@ -296,7 +298,7 @@ impl StoreDoc {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                self.put_fence(profile, fence.clone());
+                self.put_fence(profile, Fence::clone(fence));
             }
             Mutation::Commit {
                 expect,

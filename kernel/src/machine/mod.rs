@@ -110,7 +110,9 @@ enum Phase {
     /// release and this resolution.
     ExpectWrites {
         queue: VecDeque<(StoreRef, Mutation)>,
-        then: Resolution,
+        /// Boxed: the largest field of any phase, on a rare path; phases
+        /// move at every step.
+        then: alloc::boxed::Box<Resolution>,
     },
     /// The lock release, then the resolution.
     ExpectRelease { resolution: Resolution },
@@ -316,7 +318,7 @@ impl Resolver {
             (Phase::ExpectWrites { queue, then }, Input::StoreWritten { .. }) => {
                 // These writes are best effort (clearing fences, marks); the
                 // required ones (fences) go through `refresh::Phase`.
-                self.continue_writes(queue, then)
+                self.continue_writes(queue, *then)
             }
             (Phase::ExpectRelease { resolution }, Input::LockReleased { .. }) => {
                 self.done(resolution)
@@ -468,6 +470,7 @@ impl Resolver {
     fn continue_writes(&mut self, mut queue: VecDeque<(StoreRef, Mutation)>, then: Resolution) {
         match queue.pop_front() {
             Some((store, mutation)) => {
+                let then = alloc::boxed::Box::new(then);
                 self.write(store, mutation, Phase::ExpectWrites { queue, then })
             }
             None => self.release(then),

@@ -164,7 +164,7 @@ impl Resolver {
                     store,
                     Mutation::PutFence {
                         expect,
-                        fence: fence.clone(),
+                        fence: alloc::boxed::Box::new(fence.clone()),
                     },
                 ));
                 fenced.push(store);
