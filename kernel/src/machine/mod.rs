@@ -45,7 +45,7 @@ use alloc::vec::Vec;
 
 use crate::credential::Credential;
 use crate::document::ProfileView;
-use crate::effect::{Effect, EffectId, Input, Request, Role, StoreRef};
+use crate::effect::{Effect, EffectId, Input, InputKind, Request, Role, StoreRef};
 use crate::lock_key::LockKey;
 use crate::mutation::{Expect, Mutation, WriteOutcome};
 use crate::outcome::{ApiMisuse, Failure, Granted, Outcome, Resolution, Source, Warning};
@@ -195,13 +195,13 @@ impl Resolver {
             });
         }
         let expected = self.expected_kind();
-        let matches = match (&input, expected) {
-            (Input::LockAcquired { .. } | Input::LockFailed { .. }, "LockAcquired") => true,
-            (input, expected) => input.kind_name() == expected,
+        let matches = match (input.kind(), expected) {
+            (InputKind::LockAcquired | InputKind::LockFailed, InputKind::LockAcquired) => true,
+            (got, expected) => got == expected,
         };
         if !matches {
             return Err(ApiMisuse::WrongKind {
-                expected,
+                expected: expected.name(),
                 got: input.kind_name(),
             });
         }
@@ -216,17 +216,17 @@ impl Resolver {
         Ok(())
     }
 
-    fn expected_kind(&self) -> &'static str {
+    fn expected_kind(&self) -> InputKind {
         match &self.phase {
             Phase::ExpectOwn
             | Phase::ExpectMain { .. }
             | Phase::ExpectOwnLocked { .. }
-            | Phase::ExpectMainLocked { .. } => "StoreRead",
-            Phase::ExpectLock => "LockAcquired",
-            Phase::ExpectAdopt { .. } | Phase::ExpectWrites { .. } => "StoreWritten",
-            Phase::ExpectRelease { .. } => "LockReleased",
+            | Phase::ExpectMainLocked { .. } => InputKind::StoreRead,
+            Phase::ExpectLock => InputKind::LockAcquired,
+            Phase::ExpectAdopt { .. } | Phase::ExpectWrites { .. } => InputKind::StoreWritten,
+            Phase::ExpectRelease { .. } => InputKind::LockReleased,
             Phase::Refresh(phase) => phase.expected_kind(),
-            Phase::Finished | Phase::Moving => "nothing",
+            Phase::Finished | Phase::Moving => InputKind::Nothing,
         }
     }
 

@@ -14,7 +14,7 @@ use super::{granted, shared, Phase as Outer, Resolver, REREADS_MAX, SUCCESSORS_M
 use crate::classify::{classify, ErrorClass};
 use crate::credential::Credential;
 use crate::document::{Fence, ProfileView};
-use crate::effect::{Effect, Input, StoreRef};
+use crate::effect::{Effect, Input, InputKind, StoreRef};
 use crate::mutation::{mirror_refusal, Expect, Mutation, WriteOutcome};
 use crate::outcome::{Failure, Granted, Outcome, ReauthReason, Source, Warning};
 use crate::secret::Fingerprint;
@@ -82,13 +82,15 @@ fn refreshing(phase: Phase) -> Outer {
 }
 
 impl Phase {
-    pub(super) fn expected_kind(&self) -> &'static str {
+    pub(super) fn expected_kind(&self) -> InputKind {
         match self {
             Phase::ExpectFence { .. }
             | Phase::ExpectMirrorFirst { .. }
-            | Phase::ExpectCommit { .. } => "StoreWritten",
-            Phase::ExpectReply { .. } => "EndpointReplied",
-            Phase::ExpectRecheckOwn { .. } | Phase::ExpectRecheckMain { .. } => "StoreRead",
+            | Phase::ExpectCommit { .. } => InputKind::StoreWritten,
+            Phase::ExpectReply { .. } => InputKind::EndpointReplied,
+            Phase::ExpectRecheckOwn { .. } | Phase::ExpectRecheckMain { .. } => {
+                InputKind::StoreRead
+            }
         }
     }
 }
