@@ -323,7 +323,7 @@ fn bench_store(c: &mut Criterion) {
     let mut fenced = doc.clone();
     let fence = Mutation::PutFence {
         expect: Expect::of(Some(&stored)),
-        fence: Fence {
+        fence: Box::new(Fence {
             generation: stored.generation,
             refresh_fp: stored.refresh_fingerprint().expect("has a refresh token"),
             holder: Holder {
@@ -334,7 +334,7 @@ fn bench_store(c: &mut Criterion) {
             started_at_ms: NOW_MS,
             attempt: 0,
             rotated: false,
-        },
+        }),
     };
     assert_eq!(fenced.apply("profile-10", &fence), WriteOutcome::Applied);
     group.bench_function("apply_put_fence", |b| {

@@ -85,7 +85,7 @@ pub struct StoreDoc {
     pub version: u32,
     /// Credentials by profile id.
     #[serde(default)]
-    pub profiles: BTreeMap<String, Credential>,
+    pub profiles: Profiles,
     /// In-doubt fences by profile id, at most one per presented refresh
     /// token. A list, not one slot: a sub-agent fences main too (every holder
     /// of a copy of its token must see the fence), and that must not erase a
@@ -108,7 +108,7 @@ impl Default for StoreDoc {
     fn default() -> Self {
         StoreDoc {
             version: STORE_VERSION,
-            profiles: BTreeMap::new(),
+            profiles: Profiles::default(),
             fences: BTreeMap::new(),
             state: None,
             extra: BTreeMap::new(),
@@ -155,9 +155,142 @@ impl StoreDoc {
     /// What the kernel needs to know about one profile.
     pub fn view(&self, profile: &str) -> ProfileView {
         ProfileView {
-            credential: self.profiles.get(profile).cloned().map(Arc::new),
+            credential: self.profiles.get_shared(profile).cloned(),
             fences: self.fences.get(profile).cloned().unwrap_or_default(),
         }
+    }
+}
+
+/// A store's credentials by profile id: a map whose entries are shared
+/// (`Arc<Credential>`), so that reading a profile ([`StoreDoc::view`]),
+/// copying a document and applying a mutation that stores a credential
+/// as it is do not copy credentials. It reads and writes JSON exactly as a
+/// `BTreeMap<String, Credential>` does, and offers that map's methods
+/// handing out `&Credential`; [`Profiles::get_shared`] hands out the
+/// shared entry.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Profiles(BTreeMap<String, Arc<Credential>>);
+
+impl Profiles {
+    /// An empty map.
+    pub fn new() -> Self {
+        Profiles(BTreeMap::new())
+    }
+
+    /// The credential of `profile`.
+    pub fn get(&self, profile: &str) -> Option<&Credential> {
+        self.0.get(profile).map(|credential| &**credential)
+    }
+
+    /// The credential of `profile`, shared.
+    pub fn get_shared(&self, profile: &str) -> Option<&Arc<Credential>> {
+        self.0.get(profile)
+    }
+
+    /// The credential of `profile`, to change in place (copied first when
+    /// it is shared).
+    pub fn get_mut(&mut self, profile: &str) -> Option<&mut Credential> {
+        self.0.get_mut(profile).map(Arc::make_mut)
+    }
+
+    /// Stores `credential` (a `Credential` or an `Arc<Credential>`) under
+    /// `profile`; returns the entry it replaced.
+    pub fn insert(
+        &mut self,
+        profile: String,
+        credential: impl Into<Arc<Credential>>,
+    ) -> Option<Arc<Credential>> {
+        self.0.insert(profile, credential.into())
+    }
+
+    /// Removes the entry of `profile`; returns it.
+    pub fn remove(&mut self, profile: &str) -> Option<Arc<Credential>> {
+        self.0.remove(profile)
+    }
+
+    /// Whether `profile` has an entry.
+    pub fn contains_key(&self, profile: &str) -> bool {
+        self.0.contains_key(profile)
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries, by profile id.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Credential)> + '_ {
+        self.0
+            .iter()
+            .map(|(profile, credential)| (profile, &**credential))
+    }
+
+    /// The profile ids, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> + '_ {
+        self.0.keys()
+    }
+
+    /// The credentials, by profile id.
+    pub fn values(&self) -> impl Iterator<Item = &Credential> + '_ {
+        self.0.values().map(|credential| &**credential)
+    }
+}
+
+impl fmt::Debug for Profiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl core::ops::Index<&str> for Profiles {
+    type Output = Credential;
+
+    /// The credential of `profile`; panics when there is none, like a map.
+    fn index(&self, profile: &str) -> &Credential {
+        &self.0[profile]
+    }
+}
+
+impl<'a> IntoIterator for &'a Profiles {
+    type Item = (&'a String, &'a Credential);
+    type IntoIter = core::iter::Map<
+        alloc::collections::btree_map::Iter<'a, String, Arc<Credential>>,
+        fn((&'a String, &'a Arc<Credential>)) -> (&'a String, &'a Credential),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0
+            .iter()
+            .map(|(profile, credential)| (profile, &**credential))
+    }
+}
+
+impl<K: Into<String>, C: Into<Arc<Credential>>> FromIterator<(K, C)> for Profiles {
+    fn from_iter<I: IntoIterator<Item = (K, C)>>(entries: I) -> Self {
+        Profiles(
+            entries
+                .into_iter()
+                .map(|(profile, credential)| (profile.into(), credential.into()))
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for Profiles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Profiles {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let entries = BTreeMap::<String, Credential>::deserialize(deserializer)?;
+        Ok(entries.into_iter().collect())
     }
 }
 

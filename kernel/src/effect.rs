@@ -248,13 +248,46 @@ impl Input {
 
     /// A short name of the input's kind, for misuse reports.
     pub fn kind_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The input's kind (the resolver checks it against the phase's without
+    /// comparing names).
+    pub(crate) fn kind(&self) -> InputKind {
         match self {
-            Input::StoreRead { .. } => "StoreRead",
-            Input::StoreWritten { .. } => "StoreWritten",
-            Input::LockAcquired { .. } => "LockAcquired",
-            Input::LockFailed { .. } => "LockFailed",
-            Input::EndpointReplied { .. } => "EndpointReplied",
-            Input::LockReleased { .. } => "LockReleased",
+            Input::StoreRead { .. } => InputKind::StoreRead,
+            Input::StoreWritten { .. } => InputKind::StoreWritten,
+            Input::LockAcquired { .. } => InputKind::LockAcquired,
+            Input::LockFailed { .. } => InputKind::LockFailed,
+            Input::EndpointReplied { .. } => InputKind::EndpointReplied,
+            Input::LockReleased { .. } => InputKind::LockReleased,
+        }
+    }
+}
+
+/// The kinds of [`Input`], and `Nothing` (what a finished resolver expects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InputKind {
+    StoreRead,
+    StoreWritten,
+    LockAcquired,
+    LockFailed,
+    EndpointReplied,
+    LockReleased,
+    Nothing,
+}
+
+impl InputKind {
+    /// The kind's name, for misuse reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            InputKind::StoreRead => "StoreRead",
+            InputKind::StoreWritten => "StoreWritten",
+            InputKind::LockAcquired => "LockAcquired",
+            InputKind::LockFailed => "LockFailed",
+            InputKind::EndpointReplied => "EndpointReplied",
+            InputKind::LockReleased => "LockReleased",
+            InputKind::Nothing => "nothing",
         }
     }
 }

@@ -93,7 +93,8 @@ pub mod shared_str;
 pub use classify::{classify, is_reuse_message, EndpointError, ErrorClass, Transport};
 pub use credential::{Credential, CredentialKind};
 pub use document::{
-    DecodeError, Fence, Holder, ProfileView, StoreDoc, FENCES_PER_PROFILE_MAX, STORE_VERSION,
+    DecodeError, Fence, Holder, ProfileView, Profiles, StoreDoc, FENCES_PER_PROFILE_MAX,
+    STORE_VERSION,
 };
 pub use effect::{
     Effect, EffectId, Input, LockFailure, Request, Role, StoreFault, StoreFaultKind, StoreRef,

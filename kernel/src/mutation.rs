@@ -12,6 +12,7 @@
 //! or anything else replaced the entry since, the write is rejected with a
 //! [`Conflict`] and nothing is applied (G5, G11).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -73,8 +74,9 @@ pub enum Mutation {
     PutFence {
         /// The entry as read.
         expect: Expect,
-        /// The fence.
-        fence: Fence,
+        /// The fence (boxed: it is the largest field of any mutation, and
+        /// mutations travel by value inside effects).
+        fence: Box<Fence>,
     },
     /// Store a freshly rotated credential and drop its fence (step 8, own store).
     /// A compare-and-swap against the entry as read, except that an entry
@@ -290,14 +292,13 @@ impl StoreDoc {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                self.profiles
-                    .insert(profile.into(), Credential::clone(credential));
+                self.profiles.insert(profile.into(), Arc::clone(credential));
             }
             Mutation::PutFence { expect, fence } => {
                 if !expect.matches(current) {
                     return conflict(expect);
                 }
-                self.put_fence(profile, fence.clone());
+                self.put_fence(profile, Fence::clone(fence));
             }
             Mutation::Commit {
                 expect,
@@ -449,10 +450,16 @@ impl StoreDoc {
 /// changed them meanwhile under the store lock alone, and its change must
 /// not be lost (G4; found by the loom/shuttle identity models' editing
 /// tool).
-fn keeping_fields_of(current: Option<&Credential>, credential: &Credential) -> Credential {
-    let mut installed = credential.clone();
-    if let Some(current) = current {
-        installed.extra = current.extra.clone();
+fn keeping_fields_of(
+    current: Option<&Credential>,
+    credential: &Arc<Credential>,
+) -> Arc<Credential> {
+    match current {
+        Some(current) if current.extra != credential.extra => {
+            let mut installed = Credential::clone(credential);
+            installed.extra = current.extra.clone();
+            Arc::new(installed)
+        }
+        _ => Arc::clone(credential),
     }
-    installed
 }

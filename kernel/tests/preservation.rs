@@ -112,14 +112,14 @@ fn every_mutation(doc: &StoreDoc) -> Vec<(&'static str, Mutation)> {
             "fence",
             Mutation::PutFence {
                 expect: as_read.clone(),
-                fence: fence("5", 5, 0, NOW_MS),
+                fence: fence("5", 5, 0, NOW_MS).into(),
             },
         ),
         (
             "fence (conflict)",
             Mutation::PutFence {
                 expect: stale.clone(),
-                fence: fence("5", 5, 0, NOW_MS),
+                fence: fence("5", 5, 0, NOW_MS).into(),
             },
         ),
         (

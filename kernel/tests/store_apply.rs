@@ -58,7 +58,7 @@ fn g5_every_cas_mutation_conflicts_unless_the_entry_is_as_read() {
         },
         Mutation::PutFence {
             expect: expect.clone(),
-            fence: fence("5", 5, 0, NOW_MS),
+            fence: fence("5", 5, 0, NOW_MS).into(),
         },
         Mutation::Commit {
             expect: expect.clone(),
@@ -126,7 +126,7 @@ fn g7_put_fence_records_the_fence_and_changes_no_entry() {
         &doc,
         Mutation::PutFence {
             expect: Expect::of(Some(&expired(5))),
-            fence: fence("5", 5, 1, NOW_MS),
+            fence: fence("5", 5, 1, NOW_MS).into(),
         },
     );
     assert_eq!(outcome, WriteOutcome::Applied);
@@ -361,7 +361,7 @@ fn g1_settle_fence_marks_rotated_and_the_list_stays_bounded() {
         let tag = format!("r{index}");
         let put = Mutation::PutFence {
             expect: Expect::of(doc.profiles.get(PROFILE)),
-            fence: fence(&tag, 5, 0, NOW_MS + index),
+            fence: fence(&tag, 5, 0, NOW_MS + index).into(),
         };
         assert_eq!(doc.apply(PROFILE, &put), WriteOutcome::Applied);
         let settle = Mutation::SettleFence {

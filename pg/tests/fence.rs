@@ -67,14 +67,14 @@ fn put_fence(view: &ProfileView, agent: &str) -> Mutation {
     let credential = view.credential.as_ref().unwrap();
     Mutation::PutFence {
         expect: Expect::of(Some(credential)),
-        fence: Fence {
+        fence: Box::new(Fence {
             generation: credential.generation,
             refresh_fp: credential.refresh_fingerprint().unwrap(),
             holder: holder(agent),
             started_at_ms: rotor_fs::lock::now_ms(),
             attempt: 0,
             rotated: false,
-        },
+        }),
     }
 }
 

@@ -41,8 +41,8 @@ pub enum Content {
 pub struct Undo {
     /// The profile written.
     pub profile: &'static str,
-    /// Its credential before the write.
-    pub credential: Option<Credential>,
+    /// Its credential before the write (shared with the document it was in).
+    pub credential: Option<Arc<Credential>>,
     /// Its fences before the write.
     pub fences: Option<Vec<Fence>>,
 }
@@ -51,7 +51,9 @@ impl Undo {
     /// Puts the profile's entries of `doc` back as they were.
     pub fn restore(&self, doc: &mut StoreDoc) {
         match &self.credential {
-            Some(credential) => doc.profiles.insert(self.profile.into(), credential.clone()),
+            Some(credential) => doc
+                .profiles
+                .insert(self.profile.into(), Arc::clone(credential)),
             None => doc.profiles.remove(self.profile),
         };
         match &self.fences {
@@ -345,7 +347,7 @@ mod tests {
             let live = store.doc_mut().unwrap();
             let undo = Undo {
                 profile: "p",
-                credential: live.profiles.get("p").cloned(),
+                credential: live.profiles.get_shared("p").cloned(),
                 fences: live.fences.get("p").cloned(),
             };
             live.profiles.insert(

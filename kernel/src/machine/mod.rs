@@ -45,7 +45,7 @@ use alloc::vec::Vec;
 
 use crate::credential::Credential;
 use crate::document::ProfileView;
-use crate::effect::{Effect, EffectId, Input, Request, Role, StoreRef};
+use crate::effect::{Effect, EffectId, Input, InputKind, Request, Role, StoreRef};
 use crate::lock_key::LockKey;
 use crate::mutation::{Expect, Mutation, WriteOutcome};
 use crate::outcome::{ApiMisuse, Failure, Granted, Outcome, Resolution, Source, Warning};
@@ -110,7 +110,9 @@ enum Phase {
     /// release and this resolution.
     ExpectWrites {
         queue: VecDeque<(StoreRef, Mutation)>,
-        then: Resolution,
+        /// Boxed: the largest field of any phase, on a rare path; phases
+        /// move at every step.
+        then: alloc::boxed::Box<Resolution>,
     },
     /// The lock release, then the resolution.
     ExpectRelease { resolution: Resolution },
@@ -193,13 +195,13 @@ impl Resolver {
             });
         }
         let expected = self.expected_kind();
-        let matches = match (&input, expected) {
-            (Input::LockAcquired { .. } | Input::LockFailed { .. }, "LockAcquired") => true,
-            (input, expected) => input.kind_name() == expected,
+        let matches = match (input.kind(), expected) {
+            (InputKind::LockAcquired | InputKind::LockFailed, InputKind::LockAcquired) => true,
+            (got, expected) => got == expected,
         };
         if !matches {
             return Err(ApiMisuse::WrongKind {
-                expected,
+                expected: expected.name(),
                 got: input.kind_name(),
             });
         }
@@ -214,17 +216,17 @@ impl Resolver {
         Ok(())
     }
 
-    fn expected_kind(&self) -> &'static str {
+    fn expected_kind(&self) -> InputKind {
         match &self.phase {
             Phase::ExpectOwn
             | Phase::ExpectMain { .. }
             | Phase::ExpectOwnLocked { .. }
-            | Phase::ExpectMainLocked { .. } => "StoreRead",
-            Phase::ExpectLock => "LockAcquired",
-            Phase::ExpectAdopt { .. } | Phase::ExpectWrites { .. } => "StoreWritten",
-            Phase::ExpectRelease { .. } => "LockReleased",
+            | Phase::ExpectMainLocked { .. } => InputKind::StoreRead,
+            Phase::ExpectLock => InputKind::LockAcquired,
+            Phase::ExpectAdopt { .. } | Phase::ExpectWrites { .. } => InputKind::StoreWritten,
+            Phase::ExpectRelease { .. } => InputKind::LockReleased,
             Phase::Refresh(phase) => phase.expected_kind(),
-            Phase::Finished | Phase::Moving => "nothing",
+            Phase::Finished | Phase::Moving => InputKind::Nothing,
         }
     }
 
@@ -316,7 +318,7 @@ impl Resolver {
             (Phase::ExpectWrites { queue, then }, Input::StoreWritten { .. }) => {
                 // These writes are best effort (clearing fences, marks); the
                 // required ones (fences) go through `refresh::Phase`.
-                self.continue_writes(queue, then)
+                self.continue_writes(queue, *then)
             }
             (Phase::ExpectRelease { resolution }, Input::LockReleased { .. }) => {
                 self.done(resolution)
@@ -364,7 +366,7 @@ impl Resolver {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own_credential),
-                    credential: candidate.clone().into(),
+                    credential: shared(candidate, [&main]),
                 };
                 self.write(
                     StoreRef::Own,
@@ -407,7 +409,7 @@ impl Resolver {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own_credential),
-                    credential: candidate.clone().into(),
+                    credential: shared(candidate, [&own].into_iter().chain(main.as_ref())),
                 };
                 let phase = Phase::ExpectAdopt {
                     granted,
@@ -417,7 +419,7 @@ impl Resolver {
                 return self.write(StoreRef::Own, mutation, phase);
             }
             // Main is newer but expired: refresh main's token, not our older one.
-            Ok(candidate) => candidate.clone(),
+            Ok(candidate) => shared(candidate, [&own].into_iter().chain(main.as_ref())),
             Err(not_from_main) => {
                 if let NotFromMain::Refused(refusal) = not_from_main {
                     let usable = main_credential.is_some_and(|m| m.is_usable(now_ms, margin_ms));
@@ -426,7 +428,7 @@ impl Resolver {
                     }
                 }
                 match own_credential {
-                    Some(credential) => credential.clone(),
+                    Some(credential) => shared(credential, [&own]),
                     None => {
                         return self.release(Err(nothing_in(main_credential, &provider)));
                     }
@@ -468,6 +470,7 @@ impl Resolver {
     fn continue_writes(&mut self, mut queue: VecDeque<(StoreRef, Mutation)>, then: Resolution) {
         match queue.pop_front() {
             Some((store, mutation)) => {
+                let then = alloc::boxed::Box::new(then);
                 self.write(store, mutation, Phase::ExpectWrites { queue, then })
             }
             None => self.release(then),
@@ -500,6 +503,20 @@ impl Resolver {
         self.next_id += 1;
         EffectId(self.next_id)
     }
+}
+
+/// `credential`, shared with the view it was read from (one of `views`)
+/// rather than copied; a copy when it is in none of them.
+fn shared<'a>(
+    credential: &Credential,
+    views: impl IntoIterator<Item = &'a ProfileView>,
+) -> alloc::sync::Arc<Credential> {
+    views
+        .into_iter()
+        .filter_map(|view| view.credential.as_ref())
+        .find(|arc| core::ptr::eq(arc.as_ref(), credential))
+        .cloned()
+        .unwrap_or_else(|| alloc::sync::Arc::new(credential.clone()))
 }
 
 /// A grant of `credential`'s access token. Callers checked it is usable, so

@@ -4,16 +4,17 @@
 
 use alloc::collections::VecDeque;
 use alloc::string::ToString;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::decide::{
     fence_for, grace_retry_allowed, logged_out_in_main, main_may_replace, rotated,
 };
-use super::{granted, Phase as Outer, Resolver, REREADS_MAX, SUCCESSORS_MAX};
+use super::{granted, shared, Phase as Outer, Resolver, REREADS_MAX, SUCCESSORS_MAX};
 use crate::classify::{classify, ErrorClass};
 use crate::credential::Credential;
 use crate::document::{Fence, ProfileView};
-use crate::effect::{Effect, Input, StoreRef};
+use crate::effect::{Effect, Input, InputKind, StoreRef};
 use crate::mutation::{mirror_refusal, Expect, Mutation, WriteOutcome};
 use crate::outcome::{Failure, Granted, Outcome, ReauthReason, Source, Warning};
 use crate::secret::Fingerprint;
@@ -24,7 +25,8 @@ use crate::secret::Fingerprint;
 pub(super) struct Plan {
     own: ProfileView,
     main: Option<ProfileView>,
-    subject: Credential,
+    /// Shared with the view it was read from and the call effects.
+    subject: Arc<Credential>,
     presented_fp: Fingerprint,
     fenced: Vec<StoreRef>,
     /// 0 for a first presentation, 1 for the grace-window retry of a token
@@ -49,13 +51,16 @@ pub(super) enum Phase {
     ExpectReply { plan: Plan },
     /// Step 8, sub-agents whose main may take the rotation: the mirror into
     /// main, written before the own store's commit.
-    ExpectMirrorFirst { plan: Plan, rotated: Credential },
+    ExpectMirrorFirst {
+        plan: Plan,
+        rotated: Arc<Credential>,
+    },
     /// Step 8: the rotated credential in the own store. `mirrored` says
     /// whether a mirror into main was already tried and whether it landed
     /// (`None`: not tried; it follows the commit when main may take it).
     ExpectCommit {
         plan: Plan,
-        rotated: Credential,
+        rotated: Arc<Credential>,
         mirrored: Option<bool>,
     },
     /// Step 9 (reuse): the own store, re-read.
@@ -77,13 +82,15 @@ fn refreshing(phase: Phase) -> Outer {
 }
 
 impl Phase {
-    pub(super) fn expected_kind(&self) -> &'static str {
+    pub(super) fn expected_kind(&self) -> InputKind {
         match self {
             Phase::ExpectFence { .. }
             | Phase::ExpectMirrorFirst { .. }
-            | Phase::ExpectCommit { .. } => "StoreWritten",
-            Phase::ExpectReply { .. } => "EndpointReplied",
-            Phase::ExpectRecheckOwn { .. } | Phase::ExpectRecheckMain { .. } => "StoreRead",
+            | Phase::ExpectCommit { .. } => InputKind::StoreWritten,
+            Phase::ExpectReply { .. } => InputKind::EndpointReplied,
+            Phase::ExpectRecheckOwn { .. } | Phase::ExpectRecheckMain { .. } => {
+                InputKind::StoreRead
+            }
         }
     }
 }
@@ -94,7 +101,7 @@ impl Resolver {
         &mut self,
         own: ProfileView,
         main: Option<ProfileView>,
-        subject: Credential,
+        subject: Arc<Credential>,
         warnings: Vec<Warning>,
         now_ms: i64,
     ) {
@@ -159,7 +166,7 @@ impl Resolver {
                     store,
                     Mutation::PutFence {
                         expect,
-                        fence: fence.clone(),
+                        fence: alloc::boxed::Box::new(fence.clone()),
                     },
                 ));
                 fenced.push(store);
@@ -195,7 +202,7 @@ impl Resolver {
         let id = self.next_id();
         let effect = Effect::CallEndpoint {
             id,
-            credential: plan.subject.clone().into(),
+            credential: Arc::clone(&plan.subject),
             deadline_ms: self.policy.call_deadline_ms(),
         };
         self.emit(effect, refreshing(Phase::ExpectReply { plan }));
@@ -218,7 +225,7 @@ impl Resolver {
             }
             (Phase::ExpectReply { plan }, Input::EndpointReplied { result, .. }) => match result {
                 Ok(grant) => {
-                    let rotated = rotated(&plan.subject, &grant, now_ms);
+                    let rotated = Arc::new(rotated(&plan.subject, &grant, now_ms));
                     self.store_rotation(plan, rotated)
                 }
                 Err(error) => {
@@ -321,7 +328,7 @@ impl Resolver {
     /// participant reads (main), and main's fence is gone with the mirror,
     /// so no one else is sent to a re-login (G2, G7). Otherwise the own
     /// store is committed first, and main's fence is settled after it.
-    fn store_rotation(&mut self, plan: Plan, rotated: Credential) {
+    fn store_rotation(&mut self, plan: Plan, rotated: Arc<Credential>) {
         let mirror_first = plan
             .main
             .as_ref()
@@ -330,7 +337,7 @@ impl Resolver {
             Some(main) => {
                 let mutation = Mutation::Mirror {
                     expect: Expect::of(main.credential.as_deref()),
-                    credential: rotated.clone().into(),
+                    credential: Arc::clone(&rotated),
                     presented_fp: plan.presented_fp,
                 };
                 let phase = refreshing(Phase::ExpectMirrorFirst { plan, rotated });
@@ -342,10 +349,10 @@ impl Resolver {
 
     /// Step 8: the rotated credential into the own store (the refreshed
     /// token's fence dropped with it).
-    fn commit(&mut self, plan: Plan, rotated: Credential, mirrored: Option<bool>) {
+    fn commit(&mut self, plan: Plan, rotated: Arc<Credential>, mirrored: Option<bool>) {
         let mutation = Mutation::Commit {
             expect: Expect::of(plan.own.credential.as_deref()),
-            credential: rotated.clone().into(),
+            credential: Arc::clone(&rotated),
             presented_fp: plan.presented_fp,
         };
         let phase = refreshing(Phase::ExpectCommit {
@@ -360,7 +367,7 @@ impl Resolver {
     /// main may not take the rotation (another account, provider or an
     /// operator's key) keeps the spent token fenced in main, settled as
     /// rotated, so no other holder of a copy presents it.
-    fn after_commit(&mut self, plan: Plan, rotated: Credential) {
+    fn after_commit(&mut self, plan: Plan, rotated: Arc<Credential>) {
         let refusal = plan
             .main
             .as_ref()
@@ -408,7 +415,7 @@ impl Resolver {
                 let granted = granted(Outcome::Adopted { from: Source::Main }, candidate);
                 let mutation = Mutation::Adopt {
                     expect: Expect::of(own.credential.as_deref()),
-                    credential: candidate.clone().into(),
+                    credential: shared(candidate, [&own].into_iter().chain(main.as_ref())),
                 };
                 let phase = Outer::ExpectAdopt {
                     granted,
@@ -438,7 +445,7 @@ impl Resolver {
                 && logged_out_in_main(own_oauth, main_credential).is_none()
             {
                 self.successors += 1;
-                let subject = successor.clone();
+                let subject = shared(successor, [&own].into_iter().chain(main.as_ref()));
                 return self.begin_refresh(own, main, subject, plan.warnings, now_ms);
             }
         }

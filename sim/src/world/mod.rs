@@ -28,7 +28,7 @@ pub(crate) mod twin;
 pub(crate) mod twin_lock;
 mod write;
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
@@ -85,6 +85,43 @@ pub(crate) enum Ev {
     LeaseExpire { lock: u8, epoch: u32 },
     /// A broken host's deferred mirror lands (B6).
     DeferredMirror { agent: u16, epoch: u32 },
+}
+
+/// An event in the queue. The queue pops the earliest (time, sequence)
+/// first; sequence numbers are unique, so the event itself never takes
+/// part in the order. Both are packed into one `u128` key, compared in one
+/// step (the queue is a max-heap, hence the reversed order).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scheduled {
+    /// Time (ms) in the high 64 bits, sequence in the low 64.
+    key: u128,
+    event: Ev,
+}
+
+impl Scheduled {
+    fn key(at_ms: u64, seq: u64) -> u128 {
+        (u128::from(at_ms) << 64) | u128::from(seq)
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.key.cmp(&self.key)
+    }
 }
 
 /// What an agent waits for.
@@ -213,7 +250,7 @@ pub struct World {
     pub(crate) now_ms: u64,
     pub(crate) step: u32,
     seq: u64,
-    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    queue: BinaryHeap<Scheduled>,
     pub(crate) processes: Vec<Process>,
     pub(crate) agents: Vec<Agent>,
     pub(crate) stores: Vec<SimStore>,
@@ -423,12 +460,16 @@ impl World {
 
     pub(crate) fn schedule(&mut self, delay_ms: u64, event: Ev) {
         self.seq += 1;
-        self.queue
-            .push(Reverse((self.now_ms + delay_ms, self.seq, event)));
+        self.queue.push(Scheduled {
+            key: Scheduled::key(self.now_ms + delay_ms, self.seq),
+            event,
+        });
     }
 
     fn pop(&mut self) -> Option<(u64, Ev)> {
-        self.queue.pop().map(|Reverse((at, _, event))| (at, event))
+        self.queue
+            .pop()
+            .map(|scheduled| ((scheduled.key >> 64) as u64, scheduled.event))
     }
 
     /// Process `p`'s wall clock, epoch ms.

@@ -54,7 +54,7 @@ impl World {
             // Applied in place, sparing a copy of the document; a lost fsync
             // rebuilds the durable contents from what the mutation replaced
             // (`HostHooks::apply` touches only the profile's entries).
-            let before = doc.profiles.get(PROFILE).cloned();
+            let before = doc.profiles.get_shared(PROFILE).cloned();
             let fences_before = if lost_fsync_possible {
                 Some(doc.fences.get(PROFILE).cloned())
             } else {
@@ -77,21 +77,21 @@ impl World {
                 }
                 _ => self.stores[s].synced_in_place(),
             }
-            self.check_after_write(s, before.as_ref(), mutation);
+            self.check_after_write(s, before.as_deref(), mutation);
             return (Ok(outcome), synced);
         }
         let mut doc = match self.stores[s].load(&self.store_names[s]) {
             Ok(doc) => doc,
             Err(fault) => return (Err(fault), true),
         };
-        let before = doc.profiles.get(PROFILE).cloned();
+        let before = doc.profiles.get_shared(PROFILE).cloned();
         let outcome = self.hooks.apply(Arc::make_mut(&mut doc), PROFILE, mutation);
         if matches!(outcome, WriteOutcome::Conflict(_)) {
             return (Ok(outcome), true);
         }
         let synced = !self.draw_lost_fsync(process);
         self.stores[s].replace(doc, synced, process);
-        self.check_after_write(s, before.as_ref(), mutation);
+        self.check_after_write(s, before.as_deref(), mutation);
         (Ok(outcome), synced)
     }
 }
