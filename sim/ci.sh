@@ -58,6 +58,12 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x4b135482a1e8284a --processes 2 --agents 3 --backend advisory \
   --faults crash,pause,write-error,lost-fsync,server-error --actors usage,relogin,edit,foreign-login \
   --requests 2 >/dev/null
+# A grace retry refused as reused kept main's record (its fence, settled)
+# of the first presentation's rotation, which a sub-agent whose mirror
+# failed held alone: a later login installs past it (kernel fix, G2/G11).
+"$ROTOR" replay --seed 0x2c793827497ad4a0 --processes 2 --agents 3 --backend advisory \
+  --faults write-error,disk-full,lost-fsync,torn-write,clock-jump,lost-response --actors relogin \
+  --requests 3 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes
