@@ -58,6 +58,12 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x4b135482a1e8284a --processes 2 --agents 3 --backend advisory \
   --faults crash,pause,write-error,lost-fsync,server-error --actors usage,relogin,edit,foreign-login \
   --requests 2 >/dev/null
+# A sub-agent holding a login that main lost to a crash (lost fsync), main
+# the family it replaced at a lower generation: no live token for it (G5,
+# G11; the oracle's excuse).
+"$ROTOR" replay --seed 0x85ce410e4e7a6160 --processes 2 --agents 3 --backend advisory \
+  --faults crash,lost-fsync,torn-write,not-sent,server-error,lost-response --actors relogin,logout \
+  --requests 3 >/dev/null
 # A grace retry refused as reused kept main's record (its fence, settled)
 # of the first presentation's rotation, which a sub-agent whose mirror
 # failed held alone: a later login installs past it (kernel fix, G2/G11).
