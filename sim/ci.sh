@@ -70,6 +70,11 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x2c793827497ad4a0 --processes 2 --agents 3 --backend advisory \
   --faults write-error,disk-full,lost-fsync,torn-write,clock-jump,lost-response --actors relogin \
   --requests 3 >/dev/null
+# A store-lock holder that stalled for the whole wait, crashed 13 ms before
+# it ran out, and left the lock to another writer (the oracle's excuse).
+"$ROTOR" replay --seed 0x5e653d7de5f934 --processes 3 --agents 2 --backend advisory \
+  --faults crash,pause,disk-full,clock-jump,not-sent,server-error --actors usage,edit \
+  --requests 3 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

@@ -14,7 +14,7 @@
 //! | `Transient` / `Rejected` | the endpoint really refused the connection / answered 5xx or 429 (the fault on the request) | G2 |
 //! | `InDoubt` | the request really met a timeout, a lost response or a 5xx without an OAuth body | G7 |
 //! | `LockTimeout` | the wait overlapped a pause (a holder stalled, or the waiter itself, whose timer then fires late), a call that ran to its deadline, or a crashed holder's lease | G8 |
-//! | `Store` | an injected write error or full disk, a torn file, or a store-lock wait a pause of the holder or of the waiter made run out | G2 |
+//! | `Store` | an injected write error or full disk, a torn file, or a store-lock wait a pause of the holder (also one that crashed during the wait) or of the waiter made run out | G2 |
 //! | `NoCredential`, `LoggedOut`, `ProviderMismatch`, `NotRefreshable` | the stores really held no entry / a tombstone / such an entry when read | G2 |
 //!
 //! What the stores held is the unfiltered content at the resolve's last read

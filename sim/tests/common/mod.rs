@@ -308,3 +308,20 @@ impl HostHooks for HidesMainMovedPastTheOwnLogin {
         view
     }
 }
+
+/// Not a docs/bugs.md defect: a host that frees a store lock without waking
+/// the agents waiting for it (a lost wake-up), always or (`after_a_crash`)
+/// only when the holder's process died. They sit out their store-lock
+/// budget behind a free lock and fail `Store` (outcome oracle, G2).
+#[derive(Debug)]
+pub struct ForgetsStoreLockWaiters {
+    pub after_a_crash_only: bool,
+}
+impl HostHooks for ForgetsStoreLockWaiters {
+    fn name(&self) -> &'static str {
+        "frees a store lock without waking its waiters"
+    }
+    fn wake_store_lock_waiters(&self, by_crash: bool) -> bool {
+        self.after_a_crash_only && !by_crash
+    }
+}
