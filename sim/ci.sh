@@ -58,6 +58,23 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x4b135482a1e8284a --processes 2 --agents 3 --backend advisory \
   --faults crash,pause,write-error,lost-fsync,server-error --actors usage,relogin,edit,foreign-login \
   --requests 2 >/dev/null
+# A sub-agent holding a login that main lost to a crash (lost fsync), main
+# the family it replaced at a lower generation: no live token for it (G5,
+# G11; the oracle's excuse).
+"$ROTOR" replay --seed 0x85ce410e4e7a6160 --processes 2 --agents 3 --backend advisory \
+  --faults crash,lost-fsync,torn-write,not-sent,server-error,lost-response --actors relogin,logout \
+  --requests 3 >/dev/null
+# A grace retry refused as reused kept main's record (its fence, settled)
+# of the first presentation's rotation, which a sub-agent whose mirror
+# failed held alone: a later login installs past it (kernel fix, G2/G11).
+"$ROTOR" replay --seed 0x2c793827497ad4a0 --processes 2 --agents 3 --backend advisory \
+  --faults write-error,disk-full,lost-fsync,torn-write,clock-jump,lost-response --actors relogin \
+  --requests 3 >/dev/null
+# A store-lock holder that stalled for the whole wait, crashed 13 ms before
+# it ran out, and left the lock to another writer (the oracle's excuse).
+"$ROTOR" replay --seed 0x5e653d7de5f934 --processes 3 --agents 2 --backend advisory \
+  --faults crash,pause,disk-full,clock-jump,not-sent,server-error --actors usage,edit \
+  --requests 3 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

@@ -119,7 +119,9 @@ pub enum Mutation {
     },
     /// The provider refused this refresh token for good: mark the entry that
     /// holds it `needs_reauth` (kept, so a re-login can propagate) and drop its
-    /// fence (step 9, reuse).
+    /// fence, or settle it as rotated when it is a grace retry's: the
+    /// refusal proves the earlier presentation spent the token (step 9,
+    /// reuse).
     MarkNeedsReauth {
         /// Fingerprint of the refused refresh token.
         presented_fp: Fingerprint,
@@ -360,7 +362,7 @@ impl StoreDoc {
                         entry.needs_reauth = true;
                     }
                 }
-                self.clear_fence(profile, *presented_fp);
+                self.clear_or_settle_refused(profile, *presented_fp);
             }
             Mutation::Login { credential } => {
                 let mut installed = Credential::clone(credential);
@@ -430,6 +432,33 @@ impl StoreDoc {
                 fence.rotated = true;
             }
             bound_fences(fences);
+        }
+    }
+
+    /// The fence of a token the provider refused for good (step 9, reuse).
+    /// A first presentation's fence is this resolve's own and goes. A grace
+    /// retry's fence (attempt 1) replaced the fence of the earlier
+    /// presentation, and the refusal proves that one spent the token: its
+    /// rotation, at the fence's generation + 1, may be stored only where its
+    /// presenter wrote it (a sub-agent whose mirror into main failed). The
+    /// fence stays, settled as rotated, so a later login still installs past
+    /// that rotation (`login_generation`). Dropping it let a login tie with
+    /// the rotation; the tie was broken by expiry and the sub-agent kept its
+    /// dead family and failed `NeedsReauth` beside the login (G2, G11; found
+    /// by the simulator's outcome oracle: `rotor replay --seed
+    /// 0x2c793827497ad4a0 --processes 2 --agents 3 --backend advisory
+    /// --faults write-error,disk-full,lost-fsync,torn-write,clock-jump,lost-response
+    /// --actors relogin --requests 3`).
+    fn clear_or_settle_refused(&mut self, profile: &str, presented_fp: Fingerprint) {
+        let retried = self.fences.get(profile).is_some_and(|fences| {
+            fences
+                .iter()
+                .any(|fence| fence.refresh_fp == presented_fp && fence.attempt > 0)
+        });
+        if retried {
+            self.settle_fence(profile, presented_fp);
+        } else {
+            self.clear_fence(profile, presented_fp);
         }
     }
 

@@ -270,6 +270,15 @@ fn g11_mark_needs_reauth_flags_only_the_entry_holding_that_token() {
         "kept, not deleted"
     );
     assert!(after.fences.is_empty());
+    // A grace retry's fence (attempt 1) stands for the earlier presentation
+    // too, which the refusal proves spent the token: it stays, settled as
+    // rotated, for a later login's generation (G2, G11).
+    let retried = fenced(store(expired(5)), fence("5", 5, 1, NOW_MS));
+    let (after, _) = apply(&retried, mark.clone());
+    assert!(after.profiles[PROFILE].needs_reauth);
+    let mut settled = fence("5", 5, 1, NOW_MS);
+    settled.rotated = true;
+    assert_eq!(after.fences[PROFILE], vec![settled]);
     // A newer token (a re-login) is not marked (G11).
     let (after, _) = apply(&store(fresh(6)), mark.clone());
     assert_eq!(after, store(fresh(6)));

@@ -478,3 +478,76 @@ fn g1_main_agent_reuse_marks_its_store() {
 fn main_entry(run: &common::transcript::Run) -> &Credential {
     &run.main.profiles[PROFILE]
 }
+
+/// A grace retry refused as reused (a stall or a clock jump carried it past
+/// the provider's window): the refusal proves the first presentation spent
+/// rt-5, and that presenter, a sub-agent whose mirror into main failed,
+/// holds its rotation (generation 6) in its own store alone. Main's fence
+/// is the only record of that rotation: the marking keeps it, settled as
+/// rotated, so a later login installs past generation 6. When the marking
+/// dropped it, the login landed at 6, level with the rotation; the tie was
+/// broken by expiry, and the sub-agent holding the rotation kept presenting
+/// its dead family and failed `NeedsReauth` beside the login it could have
+/// refreshed (G2, G11; the simulator's outcome oracle, seed
+/// 0x2c793827497ad4a0).
+#[test]
+fn g2_g11_a_refused_grace_retry_keeps_the_record_of_the_first_presentations_rotation() {
+    // Another sub-agent presented rt-5 a minute ago; its fence is in main.
+    let main = fenced(store(expired(5)), fence("5", 5, 0, NOW_MS - MINUTE_MS));
+    let run = Transcript::sub(store(expired(5)), main)
+        .policy(grace_policy(10 * MINUTE_MS as u64))
+        .reply(Err(reuse_error()))
+        .run();
+    run.assert_lines(&then(
+        &SUB_LOCKED,
+        &[
+            "write own PutFence gen=5 attempt=1",
+            "write main PutFence gen=5 attempt=1",
+            "call rt-5",
+            "read own",
+            "read main",
+            "write own MarkNeedsReauth",
+            "write main MarkNeedsReauth",
+            "release",
+            "done NeedsReauth(TokenRefused)",
+        ],
+    ));
+    assert!(run.main.profiles[PROFILE].needs_reauth);
+    let spent = Secret::new("rt-5").fingerprint();
+    let kept = run.main.fences.get(PROFILE).and_then(|fences| {
+        fences
+            .iter()
+            .find(|f| f.refresh_fp == spent && f.generation == 5)
+    });
+    assert!(
+        kept.is_some_and(|fence| fence.rotated),
+        "the fence of rt-5 must stay in main, settled as rotated: {:?}",
+        run.main.fences
+    );
+
+    // The person logs in again; the login's access token is already inside
+    // the refresh margin when the first presenter next asks (a short-lived
+    // token, or a clock ahead), and it expires before that presenter's own
+    // rotation does.
+    let mut main = run.main.clone();
+    log_in(&mut main, cred("new", 0, NOW_MS));
+    assert_eq!(
+        main.profiles[PROFILE].generation, 7,
+        "G5: the login goes past the rotation (6) the kept fence announces"
+    );
+    let presenter_own = store(cred("6", 6, NOW_MS + MINUTE_MS));
+    let presenter = Transcript::sub(presenter_own, main)
+        .reply(Ok(grant("new-2")))
+        .run();
+    assert_eq!(
+        presenter.calls.len(),
+        1,
+        "one refresh, of the login's token"
+    );
+    assert_eq!(
+        presenter.calls[0].refresh,
+        Some(Secret::new("rt-new")),
+        "G2/G11: the login's token is refreshed, not the replaced family's rt-6"
+    );
+    presenter.assert_done("done Refreshed gen=8");
+}

@@ -70,6 +70,15 @@ pub trait HostHooks: fmt::Debug + Send + Sync {
         true
     }
 
+    /// Whether freeing a store lock (`by_crash`: because its holder's
+    /// process died) wakes the agents waiting for it (a lock let go while its
+    /// waiters sleep on is a lost wake-up: they sit out their store-lock
+    /// budget and fail `Store`).
+    fn wake_store_lock_waiters(&self, by_crash: bool) -> bool {
+        let _ = by_crash;
+        true
+    }
+
     /// Whether the host reads the endpoint's response (a host that drops a
     /// response it received reports a reset: an unknown outcome, G7).
     fn read_response(&self) -> bool {

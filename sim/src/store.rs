@@ -90,6 +90,9 @@ pub struct SimStore {
     pub lock: Option<Owner>,
     /// Agents waiting for the store lock: (agent, epoch).
     pub waiters: Vec<(u16, u32)>,
+    /// Ground truth (oracle): the last crash that freed the store lock, as
+    /// (process, instant): a holder gone before a wait ran out.
+    pub freed_by_crash: Option<(u8, u64)>,
     /// Highest entry generation seen since the last revert (G5).
     pub generation_seen: i64,
     /// True once an in-place writer's torn write replaced the contents
@@ -117,6 +120,7 @@ impl SimStore {
             version: 0,
             lock: None,
             waiters: Vec::new(),
+            freed_by_crash: None,
             generation_seen,
             destroyed: false,
             banned_below: 0,

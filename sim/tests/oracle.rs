@@ -12,10 +12,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{DropsResponses, ForgetsWaiters, ReadsMainAsEmpty, RefusesAdoption};
+use common::{
+    DropsResponses, ForgetsStoreLockWaiters, ForgetsWaiters, HidesMainMovedPastTheOwnLogin,
+    MarksMainOfAnotherFamily, ReadsMainAsEmpty, RefusesAdoption,
+};
 use rotor_sim::{
-    run_seed, ActorSet, Config, FaultSet, Guarantee, HostHooks, Overrides, RunOptions, Shipped,
-    StopOn,
+    run_seed, ActorSet, Backend, Config, FaultSet, Guarantee, HostHooks, Overrides, RunOptions,
+    Shipped, StopOn,
 };
 
 /// No faults, no actors: a failure is the host's alone.
@@ -118,6 +121,170 @@ fn a_host_that_drops_responses_is_reported_as_g7() {
         Guarantee::G7,
         "but its request's outcome was known",
         200,
+    );
+}
+
+/// The oracle excuses a sub-agent's `NeedsReauth` beside main's token of a
+/// family older than the login its own store holds at a higher generation
+/// (main lost that login to a crash; copying would break G5 and G11; fresh
+/// seed 0x85ce410e4e7a6160). The excuse is that narrow: a host that hides
+/// every token of another family in main from a sub-agent is still
+/// reported, after a plain re-login in main (the own family is the older
+/// one) ...
+#[test]
+fn a_host_that_withholds_main_of_another_family_is_reported_as_g2() {
+    let overrides = Overrides {
+        actors: Some(ActorSet::parse_list("relogin").expect("an actor")),
+        ..quiet(2, 2)
+    };
+    oracle_finds(
+        Arc::new(MarksMainOfAnotherFamily),
+        &overrides,
+        Guarantee::G2,
+        "a lost convergence",
+        300,
+    );
+}
+
+/// ... and in the excused seed itself, once main's older family is moved
+/// past the own store's generation (`HidesMainMovedPastTheOwnLogin`): main's
+/// token is then newer, the kernel must adopt it, and a sub-agent failing
+/// `NeedsReauth` beside it is a lost convergence, the excuse
+/// notwithstanding. The shipped host passes the seed.
+#[test]
+fn a_host_that_hides_main_moved_past_the_own_login_is_reported_as_g2() {
+    let seed = 0x85ce_410e_4e7a_6160;
+    let overrides = Overrides {
+        processes: Some(2),
+        agents: Some(3),
+        backend: Some(Backend::Advisory),
+        faults: Some(
+            FaultSet::parse_list("crash,lost-fsync,torn-write,not-sent,server-error,lost-response")
+                .expect("fault kinds"),
+        ),
+        actors: Some(ActorSet::parse_list("relogin,logout").expect("actor kinds")),
+        requests: Some(3),
+        ..Overrides::default()
+    };
+    let shipped = RunOptions {
+        stop: StopOn::Never,
+        ..RunOptions::default()
+    };
+    let outcome = run_seed(seed, &overrides, &shipped);
+    assert!(
+        outcome.violations.is_empty(),
+        "the excused seed: {:?}",
+        outcome.violations
+    );
+    let broken = RunOptions {
+        hooks: Arc::new(HidesMainMovedPastTheOwnLogin),
+        stop: StopOn::Guarantee(Guarantee::G2),
+        ..RunOptions::default()
+    };
+    let outcome = run_seed(seed, &overrides, &broken);
+    let found = outcome
+        .violations
+        .iter()
+        .find(|v| v.guarantee == Guarantee::G2)
+        .unwrap_or_else(|| {
+            panic!(
+                "the oracle's excuse hides a lost convergence: {:?}",
+                outcome.violations
+            )
+        });
+    assert!(
+        found
+            .detail
+            .contains("the credential is marked needs_reauth, but main held r0.")
+            && found.detail.contains("a lost convergence"),
+        "{found}"
+    );
+    eprintln!(
+        "{found}\nreplay: {} (with this host)",
+        outcome.config.replay_command()
+    );
+}
+
+/// A store-lock wait that ran out is excused by a holder that stalled, also
+/// one that crashed during the wait and left the lock to another writer in
+/// that instant (fresh seed 0x5e653d7de5f934, which the shipped host
+/// passes). Not by the crash alone: a host that frees store locks without
+/// waking their waiters, in worlds whose holders crash but never pause, is
+/// reported (G2), also where a crash freed the lock during the wait.
+#[test]
+fn a_host_that_forgets_store_lock_waiters_is_reported_as_g2_even_after_a_crash_freed_the_lock() {
+    let seed = 0x5e_653d_7de5_f934;
+    let overrides = Overrides {
+        processes: Some(3),
+        agents: Some(2),
+        backend: Some(Backend::Advisory),
+        faults: Some(
+            FaultSet::parse_list("crash,pause,disk-full,clock-jump,not-sent,server-error")
+                .expect("fault kinds"),
+        ),
+        actors: Some(ActorSet::parse_list("usage,edit").expect("actor kinds")),
+        requests: Some(3),
+        ..Overrides::default()
+    };
+    let shipped = RunOptions {
+        stop: StopOn::Never,
+        ..RunOptions::default()
+    };
+    let outcome = run_seed(seed, &overrides, &shipped);
+    assert!(
+        outcome.violations.is_empty(),
+        "the excused seed: {:?}",
+        outcome.violations
+    );
+    let crashes_only = Overrides {
+        faults: Some(FaultSet::parse_list("crash").expect("a fault kind")),
+        actors: Some(ActorSet::parse_list("usage,edit").expect("actor kinds")),
+        ..Overrides::default()
+    };
+    oracle_finds(
+        Arc::new(ForgetsStoreLockWaiters {
+            after_a_crash_only: false,
+        }),
+        &crashes_only,
+        Guarantee::G2,
+        "ran out with no stalled holder",
+        500,
+    );
+    // A crash of a holder that did not stall, during the wait, is no
+    // excuse: this host wakes nobody when a crash frees a store lock, and a
+    // waiter sitting out its budget behind the freed lock is reported. (The
+    // first such seed of 20,000 of this shape; the shipped host passes it.)
+    let seed = 0x3037;
+    let crash_freed = Overrides {
+        processes: Some(4),
+        agents: Some(3),
+        requests: Some(6),
+        faults: Some(FaultSet::parse_list("crash,clock-jump").expect("fault kinds")),
+        ..crashes_only
+    };
+    let outcome = run_seed(seed, &crash_freed, &shipped);
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    let broken = RunOptions {
+        hooks: Arc::new(ForgetsStoreLockWaiters {
+            after_a_crash_only: true,
+        }),
+        stop: StopOn::Guarantee(Guarantee::G2),
+        ..RunOptions::default()
+    };
+    let outcome = run_seed(seed, &crash_freed, &broken);
+    let violation = outcome
+        .violations
+        .iter()
+        .find(|v| v.guarantee == Guarantee::G2)
+        .expect("a wait a crash of its holder cut short, with no stall, is excused: the oracle is blind");
+    assert!(
+        violation.detail.contains("no stalled holder")
+            && violation.detail.contains("freed it during the wait"),
+        "{violation}"
+    );
+    eprintln!(
+        "{violation}\nreplay: {} (with this host)",
+        outcome.config.replay_command()
     );
 }
 

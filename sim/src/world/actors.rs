@@ -119,7 +119,7 @@ impl World {
         let j = index as usize;
         if let ActorState::Holding(..) = self.actors[j].state {
             let s = self.actors[j].store as usize;
-            self.release_store_lock(s);
+            self.release_store_lock(s, false);
         }
         let owner = Owner::Actor(index);
         let process = self.actors[j].process;
@@ -147,9 +147,13 @@ impl World {
         );
     }
 
-    /// Frees a store lock and lets its waiting agents try again.
-    pub(crate) fn release_store_lock(&mut self, s: usize) {
+    /// Frees a store lock (`by_crash`: its holder's process died) and lets
+    /// its waiting agents try again.
+    pub(crate) fn release_store_lock(&mut self, s: usize, by_crash: bool) {
         self.stores[s].lock = None;
+        if !self.hooks.wake_store_lock_waiters(by_crash) {
+            return;
+        }
         let waiters = std::mem::take(&mut self.stores[s].waiters);
         for (agent, epoch) in waiters {
             let delay = self.rng.below(3);
@@ -217,7 +221,7 @@ impl World {
                         action: ActorStep::Write,
                     });
                     // The OS releases a dead writer's store lock.
-                    self.release_store_lock(s);
+                    self.release_store_lock(s, false);
                     self.crash_process(process);
                     return;
                 } else {
@@ -237,7 +241,7 @@ impl World {
                     store,
                     action: step,
                 });
-                self.release_store_lock(s);
+                self.release_store_lock(s, false);
                 let delay = self.rng.between(20_000, 200_000);
                 self.reschedule(index, delay);
             }

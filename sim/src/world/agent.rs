@@ -472,7 +472,17 @@ impl World {
             .iter()
             .filter(|&&(_, at_ms)| at_ms == self.now_ms)
             .map(|&(process, _)| process);
-        let stalled = [holder, waiter]
+        // A holder that crashed earlier in the wait freed the lock, and
+        // another writer may have taken it at that instant, before this
+        // waiter's retry: the crashed holder held past its bound only if it
+        // stalled (fresh seed 0x5e653d7de5f934: a usage writer paused for
+        // the whole wait, crashed 13 ms before it ran out, and the edit
+        // actor took the lock).
+        let crashed_holder = self.stores[store as usize]
+            .freed_by_crash
+            .filter(|&(_, at_ms)| at_ms >= since_ms)
+            .map(|(process, _)| process);
+        let stalled = [holder, waiter, crashed_holder]
             .into_iter()
             .flatten()
             .chain(crashed_now.filter(|_| holder.is_none()))
@@ -481,8 +491,11 @@ impl World {
         match stalled {
             true => notes.store_fault = true,
             false => {
+                let crashed = crashed_holder
+                    .map(|p| format!("; a crash of p{p} freed it during the wait"))
+                    .unwrap_or_default();
                 notes.store_unexcused = Some(format!(
-                    "its store-lock wait of {waited_ms} ms ran out with no stalled holder (holder process {holder:?})"
+                    "its store-lock wait of {waited_ms} ms ran out with no stalled holder (holder process {holder:?}{crashed})"
                 ));
             }
         }

@@ -221,7 +221,8 @@ impl World {
             }
             if let ActorState::Holding(..) = self.actors[index].state {
                 let s = self.actors[index].store as usize;
-                self.release_store_lock(s);
+                self.stores[s].freed_by_crash = Some((process, self.now_ms));
+                self.release_store_lock(s, true);
             }
             if !matches!(self.actors[index].state, ActorState::Finished) {
                 self.actors[index].state = ActorState::Idle;
@@ -305,7 +306,7 @@ impl World {
                 && self.actors[index].store as usize == s;
             if holding {
                 self.actors[index].state = ActorState::Idle;
-                self.release_store_lock(s);
+                self.release_store_lock(s, false);
             }
         }
     }

@@ -9,12 +9,12 @@
 //!
 //! | failure | justified only by | otherwise |
 //! | --- | --- | --- |
-//! | `NeedsReauth`, `RotationNotStored` | no store the agent read held a live token it may use: the provider's records say every token there is spent or its family revoked, or a fault left its presentation in doubt, or a later login in main replaced its family, or SPEC §5 (the checkers' own `identity_table`, not the kernel's `may_copy`) forbids the copy, or a clock jump during the resolve made the live token look expired to this agent | G2 |
+//! | `NeedsReauth`, `RotationNotStored` | no store the agent read held a live token it may use: the provider's records say every token there is spent or its family revoked, or a fault left its presentation in doubt, or a later login in main replaced its family (or, for main's token, a later login the own store holds at a higher generation: main lost that login to a crash), or SPEC §5 (the checkers' own `identity_table`, not the kernel's `may_copy`) forbids the copy, or a clock jump during the resolve made the live token look expired to this agent | G2 |
 //! | `Superseded` | a write lost its compare-and-swap because another writer (a login, a logout, a peer, a crash that reverted a lost fsync) really changed the entry since this resolve read it | G2 |
 //! | `Transient` / `Rejected` | the endpoint really refused the connection / answered 5xx or 429 (the fault on the request) | G2 |
 //! | `InDoubt` | the request really met a timeout, a lost response or a 5xx without an OAuth body | G7 |
 //! | `LockTimeout` | the wait overlapped a pause (a holder stalled, or the waiter itself, whose timer then fires late), a call that ran to its deadline, or a crashed holder's lease | G8 |
-//! | `Store` | an injected write error or full disk, a torn file, or a store-lock wait a pause of the holder or of the waiter made run out | G2 |
+//! | `Store` | an injected write error or full disk, a torn file, or a store-lock wait a pause of the holder (also one that crashed during the wait) or of the waiter made run out | G2 |
 //! | `NoCredential`, `LoggedOut`, `ProviderMismatch`, `NotRefreshable` | the stores really held no entry / a tombstone / such an entry when read | G2 |
 //!
 //! What the stores held is the unfiltered content at the resolve's last read
@@ -124,7 +124,9 @@ impl World {
     /// A live token agent `index` may use, in a store as this resolve last
     /// read it: the current token of a family the provider has not revoked,
     /// not left in doubt by a fault, not of a family older than one a login
-    /// installed in main, in the own store or copyable into it by SPEC §5. `None` when the world has none to offer.
+    /// installed in main, nor (in main) of a family older than the login's
+    /// the own store holds at a higher generation, in the own store or
+    /// copyable into it by SPEC §5. `None` when the world has none to offer.
     fn live_token(&self, index: usize) -> Option<String> {
         let agent = &self.agents[index];
         let notes = &agent.notes;
@@ -137,6 +139,18 @@ impl World {
             .and_then(|r| parse_token(r.expose()))
             .map(|(family, _)| family)
             .filter(|family| self.logins.contains(family));
+        // The own entry, when it holds the token of a family a login
+        // installed, and its generation. Main may have lost that login since
+        // the agent copied it (a crash dropped the login's write after a lost
+        // fsync): main then holds a family the login replaced, at a lower
+        // generation than the own entry. Copying that would move the own
+        // store's generation back (G5) and write the replaced family back
+        // (G11), so it is no live token for this agent (found by a fresh
+        // seed, 0x85ce410e4e7a6160).
+        let own_login = own
+            .filter(|c| c.kind == CredentialKind::OAuth)
+            .and_then(|c| Some((parse_token(c.refresh.as_ref()?.expose())?.0, c.generation)))
+            .filter(|(family, _)| self.logins.contains(family));
         let mut candidates = vec![("own", own)];
         if agent.own_store != 0 {
             candidates.push(("main", entry(notes.seen_main.as_ref())));
@@ -154,7 +168,11 @@ impl World {
             let f = &self.endpoint.families[family as usize];
             let live = f.revoked.is_none() && n == f.current;
             let doubted = self.in_doubt.contains(&(family, n));
-            let superseded = login_seen.is_some_and(|newest| newest > family);
+            let superseded = login_seen.is_some_and(|newest| newest > family)
+                || (name == "main"
+                    && own_login.is_some_and(|(login, generation)| {
+                        login > family && c.generation < generation
+                    }));
             let allowed = name == "own" || spec_may_copy(own, c);
             // A clock that jumped during the resolve makes a fresh token look
             // expired (or an expired one fresh) to this agent alone: a token

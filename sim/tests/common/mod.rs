@@ -225,3 +225,103 @@ impl HostHooks for UnconditionalFences {
         false
     }
 }
+
+/// Not a docs/bugs.md defect: a host that tells a sub-agent main's
+/// credential needs a re-login whenever it is of another token family than
+/// the sub-agent's own (a misreading of G11 as "never copy across
+/// families"). The kernel then neither adopts nor refreshes main's token and
+/// fails `NeedsReauth(Marked)`, although the file holds a live token the
+/// agent may copy: after a re-login in main, and after main lost a re-login
+/// its sub-agents had copied and moved on with the family it replaced
+/// (outcome oracle, G2).
+#[derive(Debug)]
+pub struct MarksMainOfAnotherFamily;
+impl HostHooks for MarksMainOfAnotherFamily {
+    fn name(&self) -> &'static str {
+        "marks main's credential of another family"
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        let Some(own) = reader.own.filter(|c| c.is_oauth()) else {
+            return view;
+        };
+        if reader.role != Role::Sub || reader.store != StoreRef::Main {
+            return view;
+        }
+        if let Some(main) = view.credential.as_mut() {
+            if main.is_oauth() && main.family != own.family {
+                std::sync::Arc::make_mut(main).needs_reauth = true;
+            }
+        }
+        view
+    }
+}
+
+/// Not a docs/bugs.md defect: the world of fresh seed 0x85ce410e4e7a6160,
+/// where a sub-agent holds a login (generation 5) that main lost to a crash
+/// and main holds the family the login replaced (generation 4), moved just
+/// past the oracle's excuse for it: main's entry is renumbered past the
+/// generation of a fence written over it for a token of a store ahead of
+/// main (the sub-agent's login, one above main's entry), so main's older
+/// family is now *newer* than the own login and the kernel must adopt it;
+/// and the host reports such an entry of an older family than the own one
+/// to a sub-agent as marked `needs_reauth`, so the kernel fails
+/// `NeedsReauth(Marked)` instead.
+/// A lost convergence (G2) the excuse must not cover.
+#[derive(Debug)]
+pub struct HidesMainMovedPastTheOwnLogin;
+impl HostHooks for HidesMainMovedPastTheOwnLogin {
+    fn name(&self) -> &'static str {
+        "hides main's older family moved past the own login"
+    }
+    fn apply(&self, doc: &mut StoreDoc, profile: &str, mutation: &Mutation) -> WriteOutcome {
+        let outcome = doc.apply(profile, mutation);
+        if let (Mutation::PutFence { fence, .. }, WriteOutcome::Applied) = (mutation, &outcome) {
+            if let Some(entry) = doc.profiles.get_mut(profile) {
+                if entry.generation < fence.generation {
+                    entry.generation = fence.generation + 1;
+                }
+            }
+        }
+        outcome
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        let Some(own) = reader.own.filter(|c| c.is_oauth()) else {
+            return view;
+        };
+        if reader.role != Role::Sub || reader.store != StoreRef::Main {
+            return view;
+        }
+        if let Some(main) = view.credential.as_mut() {
+            let family = |c: &rotor_kernel::Credential| {
+                c.refresh
+                    .as_ref()
+                    .and_then(|r| rotor_sim::endpoint::parse_token(r.expose()))
+                    .map(|(family, _)| family)
+            };
+            // The simulator numbers families in issue order: main's is the
+            // older one.
+            let older = family(main).zip(family(own)).is_some_and(|(m, o)| m < o);
+            if main.is_oauth() && older && main.generation > own.generation {
+                std::sync::Arc::make_mut(main).needs_reauth = true;
+            }
+        }
+        view
+    }
+}
+
+/// Not a docs/bugs.md defect: a host that frees a store lock without waking
+/// the agents waiting for it (a lost wake-up), always or (`after_a_crash`)
+/// only when the holder's process died. They sit out their store-lock
+/// budget behind a free lock and fail `Store` (outcome oracle, G2).
+#[derive(Debug)]
+pub struct ForgetsStoreLockWaiters {
+    pub after_a_crash_only: bool,
+}
+impl HostHooks for ForgetsStoreLockWaiters {
+    fn name(&self) -> &'static str {
+        "frees a store lock without waking its waiters"
+    }
+    fn wake_store_lock_waiters(&self, by_crash: bool) -> bool {
+        self.after_a_crash_only && !by_crash
+    }
+}
