@@ -32,6 +32,34 @@ fn quiet(processes: u8, agents: u8) -> Overrides {
     }
 }
 
+/// The overrides of a replayed fresh seed (advisory backend), as its
+/// `rotor replay` line gives them.
+fn replayed(processes: u8, agents: u8, faults: &str, actors: &str, requests: u8) -> Overrides {
+    Overrides {
+        processes: Some(processes),
+        agents: Some(agents),
+        backend: Some(Backend::Advisory),
+        faults: Some(FaultSet::parse_list(faults).expect("fault kinds")),
+        actors: Some(ActorSet::parse_list(actors).expect("actor kinds")),
+        requests: Some(requests),
+        ..Overrides::default()
+    }
+}
+
+/// The shipped host passes `seed` under `overrides` (the excused seed).
+fn assert_the_shipped_host_passes(seed: u64, overrides: &Overrides) {
+    let shipped = RunOptions {
+        stop: StopOn::Never,
+        ..RunOptions::default()
+    };
+    let outcome = run_seed(seed, overrides, &shipped);
+    assert!(
+        outcome.violations.is_empty(),
+        "the excused seed: {:?}",
+        outcome.violations
+    );
+}
+
 /// The first seed of `0..seeds_max` whose run violates `guarantee` through
 /// the oracle (a failed resolve judged unjustified); asserts it replays from
 /// the printed configuration and returns the replay command.
@@ -154,28 +182,14 @@ fn a_host_that_withholds_main_of_another_family_is_reported_as_g2() {
 #[test]
 fn a_host_that_hides_main_moved_past_the_own_login_is_reported_as_g2() {
     let seed = 0x85ce_410e_4e7a_6160;
-    let overrides = Overrides {
-        processes: Some(2),
-        agents: Some(3),
-        backend: Some(Backend::Advisory),
-        faults: Some(
-            FaultSet::parse_list("crash,lost-fsync,torn-write,not-sent,server-error,lost-response")
-                .expect("fault kinds"),
-        ),
-        actors: Some(ActorSet::parse_list("relogin,logout").expect("actor kinds")),
-        requests: Some(3),
-        ..Overrides::default()
-    };
-    let shipped = RunOptions {
-        stop: StopOn::Never,
-        ..RunOptions::default()
-    };
-    let outcome = run_seed(seed, &overrides, &shipped);
-    assert!(
-        outcome.violations.is_empty(),
-        "the excused seed: {:?}",
-        outcome.violations
+    let overrides = replayed(
+        2,
+        3,
+        "crash,lost-fsync,torn-write,not-sent,server-error,lost-response",
+        "relogin,logout",
+        3,
     );
+    assert_the_shipped_host_passes(seed, &overrides);
     let broken = RunOptions {
         hooks: Arc::new(HidesMainMovedPastTheOwnLogin),
         stop: StopOn::Guarantee(Guarantee::G2),
@@ -214,28 +228,14 @@ fn a_host_that_hides_main_moved_past_the_own_login_is_reported_as_g2() {
 #[test]
 fn a_host_that_forgets_store_lock_waiters_is_reported_as_g2_even_after_a_crash_freed_the_lock() {
     let seed = 0x5e_653d_7de5_f934;
-    let overrides = Overrides {
-        processes: Some(3),
-        agents: Some(2),
-        backend: Some(Backend::Advisory),
-        faults: Some(
-            FaultSet::parse_list("crash,pause,disk-full,clock-jump,not-sent,server-error")
-                .expect("fault kinds"),
-        ),
-        actors: Some(ActorSet::parse_list("usage,edit").expect("actor kinds")),
-        requests: Some(3),
-        ..Overrides::default()
-    };
-    let shipped = RunOptions {
-        stop: StopOn::Never,
-        ..RunOptions::default()
-    };
-    let outcome = run_seed(seed, &overrides, &shipped);
-    assert!(
-        outcome.violations.is_empty(),
-        "the excused seed: {:?}",
-        outcome.violations
+    let overrides = replayed(
+        3,
+        2,
+        "crash,pause,disk-full,clock-jump,not-sent,server-error",
+        "usage,edit",
+        3,
     );
+    assert_the_shipped_host_passes(seed, &overrides);
     let crashes_only = Overrides {
         faults: Some(FaultSet::parse_list("crash").expect("a fault kind")),
         actors: Some(ActorSet::parse_list("usage,edit").expect("actor kinds")),
@@ -262,8 +262,7 @@ fn a_host_that_forgets_store_lock_waiters_is_reported_as_g2_even_after_a_crash_f
         faults: Some(FaultSet::parse_list("crash,clock-jump").expect("fault kinds")),
         ..crashes_only
     };
-    let outcome = run_seed(seed, &crash_freed, &shipped);
-    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    assert_the_shipped_host_passes(seed, &crash_freed);
     let broken = RunOptions {
         hooks: Arc::new(ForgetsStoreLockWaiters {
             after_a_crash_only: true,
