@@ -23,7 +23,9 @@
 //! recognises.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rotor_kernel::driver::TokenEndpoint;
@@ -197,14 +199,7 @@ fn http_refresh(
         .with_config()
         .limit(BODY_BYTES_MAX)
         .read_to_string()
-        .map_err(|error| match map_ureq_error(error) {
-            // A body cut short after the status line is an unknown outcome.
-            mut e if e.transport.is_none() => {
-                e.transport = Some(Transport::MalformedResponse);
-                e
-            }
-            e => e,
-        })?;
+        .map_err(|error| after_send(map_ureq_error(error)))?;
     if !(200..300).contains(&status) {
         return Err(EndpointError::http(status, text));
     }
@@ -214,6 +209,26 @@ fn http_refresh(
         causes: vec![format!("malformed success body: {reason}")],
         transport: Some(Transport::MalformedResponse),
     })
+}
+
+/// An error met reading the body, after the status line arrived: the
+/// request was sent, so whatever broke (a reset, a TLS record the client
+/// could not read, a timeout) is an unknown outcome, never "nothing was
+/// sent" (G1). `map_ureq_error` alone would call a TLS error "handshake
+/// failed; nothing was sent", and the kernel would present the spent token
+/// again.
+fn after_send(mut error: EndpointError) -> EndpointError {
+    if matches!(
+        error.transport,
+        None | Some(Transport::ConnectRefused | Transport::DnsFailure | Transport::TlsHandshake)
+    ) {
+        error.transport = Some(Transport::MalformedResponse);
+        error.causes.insert(
+            0,
+            "the reply broke after the request was sent (status line received)".to_owned(),
+        );
+    }
+    error
 }
 
 fn rustls_handshake_error(error: &std::io::Error) -> Option<String> {
@@ -337,8 +352,13 @@ fn command_refresh(
 ) -> Result<TokenGrant, EndpointError> {
     let start = Instant::now();
     let deadline = start + Duration::from_millis(deadline_ms);
+    // Its own process group, so that at the deadline the command and every
+    // process it started (a shell script's `curl`) are killed together: a
+    // child left running would hold the output pipes open, and the call
+    // would wait for it past its deadline (G8).
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -360,46 +380,31 @@ fn command_refresh(
             let _ = stdin.write_all(&input);
         }
     });
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(pipe) = pipe {
-                let _ = pipe.take(BODY_BYTES_MAX).read_to_end(&mut bytes);
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = reader(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = reader(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let status = loop {
+    let stdout = read_pipe(child.stdout.take());
+    let stderr = read_pipe(child.stderr.take());
+    let mut status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+            Ok(None) if Instant::now() >= deadline => break None,
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+            Err(_) => break None,
         }
     };
+    // The command's output ends when every process holding its pipes has
+    // exited; one it left behind is waited for until the deadline only.
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let stdout = stdout.recv_timeout(remaining()).ok();
+    let stderr = stderr.recv_timeout(remaining()).ok();
+    if status.is_none() || stdout.is_none() || stderr.is_none() {
+        kill_group(&mut child);
+        // Killed, its pipes close; a process that left the group
+        // (`setsid`) and keeps them open is not waited for: the outcome is
+        // unknown, as for a command killed at its deadline.
+        status = None;
+    }
     let _ = writer.join();
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    let stdout = stdout.unwrap_or_default();
+    let stderr = stderr.unwrap_or_default();
     let Some(status) = status else {
         return Err(
             EndpointError::transport(Transport::TimedOutAfterSend).with_cause(format!(
@@ -436,6 +441,34 @@ fn command_refresh(
             transport: None,
         }),
     }
+}
+
+/// Reads a child's pipe to its end (at most [`BODY_BYTES_MAX`]) on a thread;
+/// the text arrives on the returned channel.
+fn read_pipe(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(pipe) = pipe {
+            let _ = pipe.take(BODY_BYTES_MAX).read_to_end(&mut bytes);
+        }
+        let _ = sender.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    receiver
+}
+
+/// Kills the refresh command's process group (the command and what it
+/// started) and reaps the command.
+fn kill_group(child: &mut Child) {
+    if let Ok(group) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill has no memory preconditions; a negative pid names
+        // the process group the command leads (`process_group(0)`).
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(test)]
@@ -479,6 +512,41 @@ mod tests {
             body.ends_with("&client_id=id%3A1") && !body.contains("secret"),
             "{body}"
         );
+    }
+
+    /// A body that breaks after the status line is never "not sent" (G1),
+    /// whatever the client error says; an unknown outcome stays as it is.
+    #[test]
+    fn g1_a_broken_body_is_an_unknown_outcome() {
+        for claimed in [
+            Transport::ConnectRefused,
+            Transport::DnsFailure,
+            Transport::TlsHandshake,
+        ] {
+            let error = after_send(
+                EndpointError::transport(claimed)
+                    .with_cause("TLS handshake failed; nothing was sent"),
+            );
+            assert_eq!(
+                error.transport,
+                Some(Transport::MalformedResponse),
+                "{claimed}"
+            );
+            assert!(
+                error.causes[0].contains("after the request was sent"),
+                "{error:?}"
+            );
+        }
+        let error = after_send(EndpointError::default());
+        assert_eq!(error.transport, Some(Transport::MalformedResponse));
+        for unknown in [
+            Transport::TimedOutAfterSend,
+            Transport::ConnectionReset,
+            Transport::MalformedResponse,
+        ] {
+            let error = EndpointError::transport(unknown).with_cause("kept");
+            assert_eq!(after_send(error.clone()), error);
+        }
     }
 
     #[test]
