@@ -462,3 +462,77 @@ fn g1_token_responses_refuse_blank_tokens_and_negative_lifetimes() {
     let grant = parse_grant(r#"{"access_token":"a","expires_in":7}"#).unwrap();
     assert_eq!(grant.expires_in_ms, Some(7_000));
 }
+
+/// Each client error is mapped to what the kernel must know, sent or not:
+/// the failures before a connection (DNS, connect, TLS set-up, an
+/// unreachable network) are provably not sent (G7); a timeout or a broken
+/// connection after it may have been (G1). Built directly, since a loopback
+/// server cannot produce a DNS timeout or an unreachable network on demand.
+#[test]
+fn g1_g7_every_client_error_says_whether_the_request_was_sent() {
+    use rotor_fs::endpoint::map_ureq_error;
+    use std::io::{Error as IoError, ErrorKind as K};
+    use ureq::{Error as U, Timeout as T};
+    let io = |kind: K| U::Io(IoError::from(kind));
+    let tls_record = IoError::new(
+        K::InvalidData,
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+    );
+    let cases = [
+        (U::Timeout(T::Resolve), Transport::DnsFailure),
+        (U::Timeout(T::Connect), Transport::ConnectRefused),
+        (U::Timeout(T::Global), Transport::TimedOutAfterSend),
+        (U::Timeout(T::SendBody), Transport::TimedOutAfterSend),
+        (U::HostNotFound, Transport::DnsFailure),
+        (U::ConnectionFailed, Transport::ConnectRefused),
+        (U::BadUri("x".into()), Transport::ConnectRefused),
+        (U::InvalidProxyUrl, Transport::ConnectRefused),
+        (U::Tls("no roots"), Transport::TlsHandshake),
+        (
+            U::Rustls(rustls::Error::NoCertificatesPresented),
+            Transport::TlsHandshake,
+        ),
+        (io(K::ConnectionRefused), Transport::ConnectRefused),
+        (io(K::AddrNotAvailable), Transport::ConnectRefused),
+        (io(K::NetworkUnreachable), Transport::ConnectRefused),
+        (io(K::HostUnreachable), Transport::ConnectRefused),
+        (io(K::TimedOut), Transport::TimedOutAfterSend),
+        (io(K::WouldBlock), Transport::TimedOutAfterSend),
+        (U::Io(tls_record), Transport::TlsHandshake),
+        (io(K::ConnectionReset), Transport::ConnectionReset),
+        (io(K::UnexpectedEof), Transport::ConnectionReset),
+        (U::BodyExceedsLimit(1), Transport::MalformedResponse),
+        (U::TooManyRedirects, Transport::ConnectionReset),
+    ];
+    for (error, expected) in cases {
+        let shown = format!("{error:?}");
+        let mapped = map_ureq_error(error);
+        assert_eq!(mapped.transport, Some(expected), "{shown}");
+        assert_eq!(
+            mapped.causes[0].contains("nothing was sent"),
+            not_sent(&mapped),
+            "{shown}: {mapped:?}"
+        );
+    }
+}
+
+/// A command that exits and leaves a process holding its stdout only (its
+/// stderr closed) still ends at the deadline with that process killed: any
+/// one pipe left open means the output may not be all there (G1, G8).
+#[test]
+fn g8_a_child_holding_only_stdout_also_ends_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("child.pid");
+    let script = format!(
+        "sleep 60 2>/dev/null & echo $! > '{}'; exec 2>&-; printf '{{\"access_token\":\"at-c\"}}'",
+        pid_file.display()
+    );
+    let error = call(&command_credential(&script), 500).unwrap_err();
+    assert_eq!(
+        error.transport,
+        Some(Transport::TimedOutAfterSend),
+        "{error:?}"
+    );
+    let child = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(stops(child.trim()), "G8: the command's child still runs");
+}
