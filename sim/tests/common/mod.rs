@@ -241,12 +241,9 @@ impl HostHooks for MarksMainOfAnotherFamily {
         "marks main's credential of another family"
     }
     fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
-        let Some(own) = reader.own.filter(|c| c.is_oauth()) else {
+        let Some(own) = sub_reading_main(&reader) else {
             return view;
         };
-        if reader.role != Role::Sub || reader.store != StoreRef::Main {
-            return view;
-        }
         if let Some(main) = view.credential.as_mut() {
             if main.is_oauth() && main.family != own.family {
                 std::sync::Arc::make_mut(main).needs_reauth = true;
@@ -285,12 +282,9 @@ impl HostHooks for HidesMainMovedPastTheOwnLogin {
         outcome
     }
     fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
-        let Some(own) = reader.own.filter(|c| c.is_oauth()) else {
+        let Some(own) = sub_reading_main(&reader) else {
             return view;
         };
-        if reader.role != Role::Sub || reader.store != StoreRef::Main {
-            return view;
-        }
         if let Some(main) = view.credential.as_mut() {
             let family = |c: &rotor_kernel::Credential| {
                 c.refresh
@@ -324,4 +318,13 @@ impl HostHooks for ForgetsStoreLockWaiters {
     fn wake_store_lock_waiters(&self, by_crash: bool) -> bool {
         self.after_a_crash_only && !by_crash
     }
+}
+
+/// The own OAuth entry of a sub-agent reading main: the one read that the
+/// broken identity hooks above tamper with (`None` for any other read).
+fn sub_reading_main<'a>(reader: &ReadContext<'a>) -> Option<&'a rotor_kernel::Credential> {
+    if reader.role != Role::Sub || reader.store != StoreRef::Main {
+        return None;
+    }
+    reader.own.filter(|c| c.is_oauth())
 }
