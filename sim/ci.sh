@@ -75,6 +75,17 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0x5e653d7de5f934 --processes 3 --agents 2 --backend advisory \
   --faults crash,pause,disk-full,clock-jump,not-sent,server-error --actors usage,edit \
   --requests 3 >/dev/null
+# A family the provider revoked for a reuse a crash-dropped lost-fsync fence
+# excused: every agent ends on it, and nothing better exists (liveness, G2).
+"$ROTOR" replay --seed 0xfd8d11c648409522 --processes 2 --agents 3 --backend advisory \
+  --faults crash,pause,write-error,lost-fsync,torn-write,clock-jump,timeout --actors usage,logout \
+  --requests 1 >/dev/null
+# A sub-agent whose token lived in main alone (its commit failed) follows a
+# torn main refilled with the other account's family (G3: nothing stored
+# names its account any more).
+"$ROTOR" replay --seed 0xfd8d11c64859b5db --processes 2 --agents 2 --backend advisory \
+  --faults pause,write-error,disk-full,lost-fsync,torn-write,not-sent,server-error,timeout --actors usage \
+  --requests 2 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

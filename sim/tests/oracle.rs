@@ -13,12 +13,13 @@ mod common;
 use std::sync::Arc;
 
 use common::{
-    DropsResponses, ForgetsStoreLockWaiters, ForgetsWaiters, HidesMainMovedPastTheOwnLogin,
-    MarksMainOfAnotherFamily, ReadsMainAsEmpty, RefusesAdoption,
+    DropsResponses, FollowsAnyNewerFamily, ForgetsStoreLockWaiters, ForgetsWaiters,
+    HidesMainMovedPastTheOwnLogin, MarksMainOfAnotherFamily, ReadsMainAsEmpty, RefusesAdoption,
 };
+use rotor_sim::config::IdentityShape;
 use rotor_sim::{
-    run_seed, ActorSet, Backend, Config, FaultSet, Guarantee, HostHooks, Overrides, RunOptions,
-    Shipped, StopOn,
+    run_config, run_seed, ActorSet, Backend, Config, FaultSet, Guarantee, HostHooks, Overrides,
+    RunOptions, Shipped, StopOn,
 };
 
 /// No faults, no actors: a failure is the host's alone.
@@ -285,6 +286,99 @@ fn a_host_that_forgets_store_lock_waiters_is_reported_as_g2_even_after_a_crash_f
         "{violation}\nreplay: {} (with this host)",
         outcome.config.replay_command()
     );
+}
+
+/// The liveness check excuses an agent that ended on a family the provider
+/// revoked for a reuse whose double presentation a fault excused (fresh seed
+/// 0xfd8d11c648409522: a crash dropped main's lost-fsync fence while the
+/// call was on the wire, a main agent presented the token again, the first
+/// call arrived late and the provider revoked the family). The shipped host
+/// passes the seed.
+#[test]
+fn the_liveness_check_excuses_a_family_revoked_for_an_excused_reuse() {
+    let overrides = replayed(
+        2,
+        3,
+        "crash,pause,write-error,lost-fsync,torn-write,clock-jump,timeout",
+        "usage,logout",
+        1,
+    );
+    assert_the_shipped_host_passes(0xfd8d_11c6_4840_9522, &overrides);
+}
+
+/// A torn main takes the binding (G3) of a sub-agent whose own store holds
+/// no entry: the token it was handed lived in main alone (its commit failed
+/// after the mirror landed), and with nothing stored naming its account it
+/// follows main, refilled with the other account's family (fresh seed
+/// 0xfd8d11c64859b5db, which the shipped host passes). Not the binding of a
+/// sub-agent whose own store still names its account: a host that makes
+/// account 0's sub-agents adopt any newer family in main, identity unseen
+/// (`FollowsAnyNewerFamily`), is reported once such a sub-agent takes
+/// account 1's token from the refilled main. With email identities the copy
+/// drops no account id, so the binding is the only check that sees it; with
+/// the excuse widened to every sub-agent at a torn main this test fails.
+#[test]
+fn a_sub_agent_whose_own_store_names_its_account_stays_bound_after_main_is_torn() {
+    let seed = 0xfd8d_11c6_4859_b5db;
+    let overrides = replayed(
+        2,
+        2,
+        "pause,write-error,disk-full,lost-fsync,torn-write,not-sent,server-error,timeout",
+        "usage",
+        2,
+    );
+    assert_the_shipped_host_passes(seed, &overrides);
+    let torn_main = Overrides {
+        faults: Some(FaultSet::parse_list("torn-write").expect("a fault kind")),
+        actors: Some(ActorSet::parse_list("usage").expect("an actor")),
+        requests: Some(6),
+        ..Overrides::default()
+    };
+    let shape = |seed: u64| {
+        let mut config = Config::derive(seed, &torn_main);
+        config.agents = config.agents.max(2);
+        config.knobs.other_account_store = true;
+        config.knobs.in_place_writer = true;
+        config.knobs.identity = IdentityShape::Email;
+        config
+    };
+    // The first seed of 20,000 of this shape where the host is reported:
+    // p1.a1's own store holds account 0's family at generation 8 when the
+    // usage writer tears main, p0.a1 refills main with account 1's family,
+    // and p1.a1, granted nothing in between, adopts it (shown to it past its
+    // own generation).
+    // The shipped host passes it.
+    let seed = 0xe4a;
+    let shipped = RunOptions {
+        stop: StopOn::Never,
+        ..RunOptions::default()
+    };
+    let control = run_config(shape(seed), &shipped);
+    assert!(
+        control.violations.is_empty(),
+        "the shipped host: {:?}",
+        control.violations
+    );
+    let broken = RunOptions {
+        hooks: Arc::new(FollowsAnyNewerFamily),
+        stop: StopOn::Guarantee(Guarantee::G3),
+        ..RunOptions::default()
+    };
+    let outcome = run_config(shape(seed), &broken);
+    let violation = outcome
+        .violations
+        .iter()
+        .find(|v| v.guarantee == Guarantee::G3)
+        .expect(
+            "a torn main excuses a sub-agent whose own store names its account: the check is blind",
+        );
+    assert!(
+        violation
+            .detail
+            .contains("p1.a1, bound to account 0, received a token of account 1"),
+        "{violation}"
+    );
+    eprintln!("{violation}\n(seed {seed:#x} of this shape, with this host)");
 }
 
 /// The control: the shipped host over the same shapes fails no resolve

@@ -210,8 +210,25 @@ impl World {
                     let cut = self.rng.below(bytes.len() as u64) as usize;
                     self.stores[s].tear(bytes[..cut].to_vec());
                     // The account the store was bound to is gone with it (G3).
+                    // A torn main also takes the binding of a sub-agent whose
+                    // own store holds no entry of the profile: the token it
+                    // was handed lived in main alone (its own commit failed
+                    // after the mirror landed, SPEC §3 step 8), so nothing
+                    // stored anywhere names its account any more, and like
+                    // any agent with an empty store it follows main (found by
+                    // a fresh seed, 0xfd8d11c64859b5db).
+                    let own_empty: Vec<bool> = self
+                        .stores
+                        .iter()
+                        .map(|store| {
+                            store
+                                .doc()
+                                .is_none_or(|d| !d.profiles.contains_key(PROFILE))
+                        })
+                        .collect();
                     for agent in &mut self.agents {
-                        if agent.own_store as usize == s {
+                        let own = agent.own_store as usize;
+                        if own == s || (s == 0 && own_empty[own]) {
                             agent.binding = None;
                         }
                     }

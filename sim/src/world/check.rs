@@ -293,6 +293,12 @@ impl World {
         // and rotations every participant relies on are gone.
         let destroyed = self.stores[0].destroyed;
         if reverted || stalled_retry || dead || destroyed {
+            // Ground truth for the liveness check: the provider revoked the
+            // family for this excused reuse (a strict provider's answer to a
+            // second presentation), so nothing of it survives anywhere.
+            if result == ServerResult::Reused {
+                self.revoked_by_excused_reuse.push(r.family);
+            }
             return;
         }
         let who = self.agents[r.agent as usize].who;
@@ -373,8 +379,15 @@ impl World {
         // holds anything newer or a tombstone, so a token of the revoked
         // family that is still unexpired by its expiry (minted under a
         // jumped clock) is the best the world has (found by fresh seeds,
-        // 0x413484ce2961e6ff and 0x413484ce297e0bd4).
-        let revoked_for_nothing = self.revoked_unstored.contains(&family)
+        // 0x413484ce2961e6ff and 0x413484ce297e0bd4). The same holds for a
+        // family the provider revoked for a reuse whose double presentation
+        // a fault excused (`check_presentation`): a crash dropped the
+        // lost-fsync fence of a call still on the wire, a peer presented the
+        // token again, and the first call arrived late (fresh seed
+        // 0xfd8d11c648409522). A reuse no fault excuses is G1 and G2 when
+        // the provider sees it, and is not recorded here.
+        let revoked_for_nothing = (self.revoked_unstored.contains(&family)
+            || self.revoked_by_excused_reuse.contains(&family))
             && !self.logged_out
             && self
                 .logins

@@ -291,6 +291,10 @@ pub struct World {
     /// Ground truth: families the provider revoked for a login or logout
     /// whose write then failed (nothing newer was stored for them).
     pub(crate) revoked_unstored: Vec<u32>,
+    /// Ground truth: families the provider revoked for a reuse whose double
+    /// presentation an injected fault excused (`check_presentation`: a crash
+    /// that dropped a lost-fsync fence, a stalled grace retry, a torn main).
+    pub(crate) revoked_by_excused_reuse: Vec<u32>,
     /// Injected store write faults applied so far.
     pub(crate) write_faults: u32,
     /// The shipped fs store code run beside the store model

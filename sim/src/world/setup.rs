@@ -315,6 +315,7 @@ pub(super) fn build(
         logins: Vec::new(),
         lost_logins: Vec::new(),
         revoked_unstored: Vec::new(),
+        revoked_by_excused_reuse: Vec::new(),
         parked: Vec::new(),
         stop,
         stopped: false,

@@ -320,6 +320,49 @@ impl HostHooks for ForgetsStoreLockWaiters {
     }
 }
 
+/// Not a docs/bugs.md defect: a host that takes any newer token family in
+/// main for a re-login its account-0 sub-agents must follow (a misreading of
+/// G11 as "the newest family wins"). To a sub-agent whose own entry is of
+/// family 0 (the simulator's account-0 family) it shows main's entry of a
+/// later family one generation past the own entry, and every credential
+/// without its identity fields (B14's permissive gate), so the kernel adopts
+/// it. Before main is torn main holds family 0 and nothing changes; once a
+/// torn main was refilled with the other account's family (a mirror into an
+/// absent entry, SPEC §3 step 8), such a sub-agent, whose own store still
+/// names account 0, takes account 1's token (G3). With email identities the
+/// copy drops no account id, so only the agent's binding tells.
+#[derive(Debug)]
+pub struct FollowsAnyNewerFamily;
+impl HostHooks for FollowsAnyNewerFamily {
+    fn name(&self) -> &'static str {
+        "follows any newer family in main, identity unseen"
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        let family = |c: &rotor_kernel::Credential| {
+            c.refresh
+                .as_ref()
+                .and_then(|r| rotor_sim::endpoint::parse_token(r.expose()))
+                .map(|(family, _)| family)
+        };
+        let Some(own) = reader.own.filter(|c| c.is_oauth() && family(c) == Some(0)) else {
+            return view;
+        };
+        if reader.role != Role::Sub {
+            return view;
+        }
+        if let Some(credential) = view.credential.as_mut().map(std::sync::Arc::make_mut) {
+            credential.account_id = None;
+            credential.email = None;
+            credential.tenant = None;
+            let later = family(credential).is_some_and(|f| f > 0);
+            if reader.store == StoreRef::Main && later && credential.generation <= own.generation {
+                credential.generation = own.generation + 1;
+            }
+        }
+        view
+    }
+}
+
 /// The own OAuth entry of a sub-agent reading main: the one read that the
 /// broken identity hooks above tamper with (`None` for any other read).
 fn sub_reading_main<'a>(reader: &ReadContext<'a>) -> Option<&'a rotor_kernel::Credential> {
