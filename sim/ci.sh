@@ -86,6 +86,22 @@ if [ -n "${CARGO_TARGET_DIR:-}" ]; then ROTOR="$CARGO_TARGET_DIR/release/rotor";
 "$ROTOR" replay --seed 0xfd8d11c64859b5db --processes 2 --agents 2 --backend advisory \
   --faults pause,write-error,disk-full,lost-fsync,torn-write,not-sent,server-error,timeout --actors usage \
   --requests 2 >/dev/null
+# A logout, then a login over its tombstone, then a logout whose write
+# failed: the login's family, revoked, is the best the world has (the
+# liveness excuse; the world's logout flag is the last stored write's).
+"$ROTOR" replay --seed 0xfd8d11c64847baa5 --processes 2 --agents 2 --backend advisory \
+  --faults crash,pause,write-error,disk-full,lost-fsync,clock-jump,not-sent,server-error \
+  --actors usage,relogin,logout,foreign-login,foreign-logout --requests 2 >/dev/null
+# A successor found after a reuse (another program's login, expired by a
+# jumped clock) is a new presentation with its own retry budget (G2).
+"$ROTOR" replay --seed 0x81c2fd1e8c55a891 --processes 2 --agents 1 --backend advisory \
+  --faults write-error,disk-full,clock-jump,not-sent,server-error --actors usage,foreign-login \
+  --requests 3 >/dev/null
+# A mirror that a crash's revert of main (lost fsync) undid after it landed
+# was still made before the release (G1 order check's excuse).
+"$ROTOR" replay --seed 0x81c2fd1e8c42cd56 --processes 3 --agents 2 --backend advisory \
+  --faults crash,pause,lost-fsync,torn-write,clock-jump,lost-response --actors usage,relogin \
+  --requests 1 >/dev/null
 echo "regression seeds: no violation"
 # Exhaustive exploration (sim/src/explore): every reachable state of four
 # small worlds, faults included; a violation prints its shortest path, writes

@@ -102,7 +102,7 @@ pub use effect::{
 };
 pub use identity::{copy_refusal, may_copy, same_identity, Identity, IdentityRefusal};
 pub use lock_key::LockKey;
-pub use machine::Resolver;
+pub use machine::{Resolver, SUCCESSORS_MAX};
 pub use mutation::{Conflict, Expect, MirrorRefusal, Mutation, WriteOutcome};
 pub use outcome::{
     ApiMisuse, Failure, Granted, Outcome, ReauthReason, Resolution, Source, Warning,

@@ -60,8 +60,10 @@ const REREADS_MAX: u8 = 3;
 
 /// How many times one resolve may go on with a successor found after its
 /// presented token was reported reused (SPEC §3 step 9) before it gives up
-/// with `NeedsReauth(TokenRefused)`.
-const SUCCESSORS_MAX: u8 = 2;
+/// with `NeedsReauth(TokenRefused)`. Each successor is a new presentation
+/// with its own `call_attempts_max` budget, so one resolve presents at most
+/// `1 + SUCCESSORS_MAX` refresh tokens (G2; the simulator's bound).
+pub const SUCCESSORS_MAX: u8 = 2;
 
 /// Decides one resolve. See the module docs for the drive loop.
 ///

@@ -355,8 +355,15 @@ impl World {
         );
         self.stores[0].banned_below = banned_below;
         let (result, synced) = self.rotor_write(process, 0, &mutation);
-        if result.is_ok() && logout {
-            self.logged_out = true;
+        if result.is_ok() {
+            // Ground truth: whether the last login or logout stored is a
+            // logout. A login stored over the tombstone replaces it, so a
+            // family revoked after it is no longer "logged out" (fresh seed
+            // 0xfd8d11c64847baa5: a foreign logout, then a foreign login,
+            // then a logout whose write failed; the liveness check took the
+            // first logout for a stored one and called the revoked login's
+            // family a lost convergence).
+            self.logged_out = logout;
         }
         if result.is_err() {
             // Ground truth: this login's family reached no store, and the

@@ -263,6 +263,7 @@ impl World {
         let who = self.agents[i].who;
         if let Mutation::Mirror { credential, .. } = mutation {
             self.agents[i].notes.mirrored = Some(credential.generation);
+            self.agents[i].notes.mirrored_at_ms = Some(self.now_ms);
         }
         if kind == WriteKind::Mirror && self.hooks.mirror_after_release() {
             self.agents[i].deferred = Some(mutation.clone());
@@ -630,7 +631,14 @@ impl World {
         let Some((family, n)) = presented else {
             panic!("bug: the kernel presented a refresh token the simulator never issued");
         };
-        self.agents[i].notes.calls += 1;
+        let notes = &mut self.agents[i].notes;
+        notes.calls += 1;
+        if notes.subject != Some((family, n)) {
+            notes.subject = Some((family, n));
+            notes.subjects += 1;
+            notes.calls_for_subject = 0;
+        }
+        notes.calls_for_subject += 1;
         self.check_call(index, &credential);
         let fault = self.draw_endpoint_fault(self.agents[i].process);
         let attempt = u32::from(self.agents[i].notes.grace_retry);

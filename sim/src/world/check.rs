@@ -135,6 +135,16 @@ impl World {
         let who = agent.who;
         let committed = agent.notes.committed;
         let mirrored = agent.notes.mirrored;
+        // A crash that reverted main's lost-fsync write after the mirror
+        // landed undid the mirror: the holder mirrored, then released, in
+        // SPEC order; the fault lost it (fresh seed 0x81c2fd1e8c42cd56: the
+        // mirror's own fsync was lost, another program rewrote main, and
+        // that program's crash took main back past both writes).
+        let mirror_reverted = agent
+            .notes
+            .mirrored_at_ms
+            .zip(self.main_reverted_at_ms)
+            .is_some_and(|(mirrored_at, reverted_at)| reverted_at >= mirrored_at);
         if let Some(request) = agent.call {
             if !self.endpoint.requests[request as usize].processed {
                 self.violate(Guarantee::G8, || {
@@ -146,7 +156,8 @@ impl World {
         // before main holds its rotation lets the next holder read the
         // consumed token from main; rotor's fences still stop that holder,
         // but the order is what G1 rests on (bugs.md B6).
-        if let Some(generation) = mirrored.filter(|_| !self.stores[0].destroyed) {
+        if let Some(generation) = mirrored.filter(|_| !self.stores[0].destroyed && !mirror_reverted)
+        {
             let in_main = self.stores[0]
                 .doc()
                 .and_then(|d| d.profiles.get(PROFILE))
@@ -178,12 +189,27 @@ impl World {
         let i = index as usize;
         let who = self.agents[i].who;
         let notes = self.agents[i].notes.clone();
+        // Per presented token, the configured attempts (not-sent retries)
+        // and a grace retry; per resolve, the first token and at most
+        // SUCCESSORS_MAX successors found after a reuse (SPEC §3 step 9: each
+        // a rotation the agent needs, as when a login another program made
+        // is already expired by this process's clock; fresh seed
+        // 0x81c2fd1e8c55a891).
         let allowed = self.policy.call_attempts_max() + u64::from(notes.grace_retry);
-        if notes.calls as u64 > allowed {
+        if notes.calls_for_subject as u64 > allowed {
             self.violate(Guarantee::G2, || {
                 format!(
-                    "{who} made {} endpoint calls in one resolve (at most {allowed})",
-                    notes.calls
+                    "{who} made {} endpoint calls with one refresh token in one resolve (at most {allowed})",
+                    notes.calls_for_subject
+                )
+            });
+        }
+        let subjects_allowed = 1 + rotor_kernel::SUCCESSORS_MAX;
+        if notes.subjects > subjects_allowed {
+            self.violate(Guarantee::G2, || {
+                format!(
+                    "{who} presented {} refresh tokens in one resolve (at most {subjects_allowed})",
+                    notes.subjects
                 )
             });
         }

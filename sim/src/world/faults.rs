@@ -265,6 +265,9 @@ impl World {
                     }
                 }
                 self.reverted_at_ms = Some(self.now_ms);
+                if s == 0 {
+                    self.main_reverted_at_ms = Some(self.now_ms);
+                }
                 self.abandon_snapshots(s);
             }
         }

@@ -136,6 +136,13 @@ pub(crate) enum Waiting {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResolveNotes {
     pub calls: u8,
+    /// The refresh token (family, rank) presented last, the number of
+    /// distinct tokens presented, and the calls made with the last one (G2:
+    /// a successor found after a reuse is a new presentation with its own
+    /// retry budget, SPEC §3 step 9).
+    pub subject: Option<(u32, u32)>,
+    pub subjects: u8,
+    pub calls_for_subject: u8,
     pub saw_reuse: bool,
     pub grace_retry: bool,
     /// (store, generation, durable) of an applied commit.
@@ -148,8 +155,10 @@ pub(crate) struct ResolveNotes {
     /// (its process stalled past the lease): what it then read "under the
     /// lock" was not protected by it (oracle, lease backends).
     pub lost_lease: bool,
-    /// Generation of a rotation the host reported mirrored into main.
+    /// Generation of a rotation the host reported mirrored into main, and
+    /// when.
     pub mirrored: Option<u64>,
+    pub mirrored_at_ms: Option<u64>,
     /// The profile's entry the own store really held (unfiltered) at this
     /// resolve's last read of it (`None`: no entry, a torn file, or not
     /// read): the outcome oracle's view of what the agent could see.
@@ -269,11 +278,15 @@ pub struct World {
     pub(crate) liveness_from_ms: u64,
     /// When a crash last reverted a lost-fsync write (G1 excuse).
     pub(crate) reverted_at_ms: Option<u64>,
+    /// When a crash last reverted a lost-fsync write of main (G1 excuse:
+    /// a mirror it undid was made in order).
+    pub(crate) main_reverted_at_ms: Option<u64>,
     /// When a clock last jumped.
     pub(crate) clock_jumped_at_ms: Option<u64>,
     /// A lease expired while its holder was alive (the lease limit).
     pub(crate) lease_lost_live: bool,
-    /// The logout actor logged the profile out.
+    /// Ground truth: the last login or logout stored was a logout (a login
+    /// stored after it replaced its tombstone).
     pub(crate) logged_out: bool,
     /// Ground truth for the outcome oracle: tokens (family, rank) whose
     /// presentation a fault left in doubt (`oracle.rs`).

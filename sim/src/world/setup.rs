@@ -303,6 +303,7 @@ pub(super) fn build(
         liveness: false,
         liveness_from_ms: 0,
         reverted_at_ms: None,
+        main_reverted_at_ms: None,
         clock_jumped_at_ms: None,
         lease_lost_live: false,
         logged_out: false,
