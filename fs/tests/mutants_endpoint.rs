@@ -394,16 +394,15 @@ fn stops(pid: &str) -> bool {
     true
 }
 
-/// A command that overruns its deadline is killed, with every process it
-/// started, and the call returns an unknown outcome instead of waiting for
-/// them (G8: nothing left in flight). The shell's `sleep` is its child and
-/// holds the output pipes: killing the shell alone would leave the call
-/// waiting a minute for it.
-#[test]
-fn g8_an_overrunning_refresh_command_is_killed_with_its_children_at_its_deadline() {
+/// Runs a refresh command that starts `child` in the background, records
+/// its pid, then runs `then`, with a 500 ms deadline. The call must end at
+/// the deadline as an unknown outcome (a child may still be writing its
+/// output, G1) without waiting the child's minute, and the child must be
+/// gone (G8: nothing left in flight). Returns the error for more checks.
+fn ends_at_the_deadline_with_its_child_killed(child: &str, then: &str) -> EndpointError {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("child.pid");
-    let script = format!("sleep 60 & echo $! > '{}'; wait", pid_file.display());
+    let script = format!("{child} & echo $! > '{}'; {then}", pid_file.display());
     let start = Instant::now();
     let error = call(&command_credential(&script), 500).unwrap_err();
     assert_eq!(
@@ -411,39 +410,29 @@ fn g8_an_overrunning_refresh_command_is_killed_with_its_children_at_its_deadline
         Some(Transport::TimedOutAfterSend),
         "{error:?}"
     );
-    assert!(error.causes[0].contains("500 ms deadline"), "{error:?}");
     assert!(
         start.elapsed() < Duration::from_secs(30),
         "G8: the call waited for the command's child"
     );
-    let child = std::fs::read_to_string(&pid_file).unwrap();
-    assert!(stops(child.trim()), "G8: the command's child still runs");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(stops(pid.trim()), "G8: the command's child still runs");
+    error
+}
+
+/// A command that overruns its deadline is killed, with every process it
+/// started. The shell's `sleep` is its child and holds the output pipes:
+/// killing the shell alone would leave the call waiting a minute for it.
+#[test]
+fn g8_an_overrunning_refresh_command_is_killed_with_its_children_at_its_deadline() {
+    let error = ends_at_the_deadline_with_its_child_killed("sleep 60", "wait");
+    assert!(error.causes[0].contains("500 ms deadline"), "{error:?}");
 }
 
 /// A command that prints and exits but leaves a process holding its
-/// output open is an unknown outcome at the deadline, and that process is
-/// killed: its output may not be all there (G1, G8).
+/// output open ends at the deadline: its output may not be all there.
 #[test]
 fn g8_a_refresh_command_that_leaves_a_child_holding_its_output_ends_at_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("child.pid");
-    let script = format!(
-        "sleep 60 & echo $! > '{}'; printf '{{\"access_token\":\"at-c\"}}'",
-        pid_file.display()
-    );
-    let start = Instant::now();
-    let error = call(&command_credential(&script), 500).unwrap_err();
-    assert_eq!(
-        error.transport,
-        Some(Transport::TimedOutAfterSend),
-        "{error:?}"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "G8: waited for the child"
-    );
-    let child = std::fs::read_to_string(&pid_file).unwrap();
-    assert!(stops(child.trim()), "G8: the command's child still runs");
+    ends_at_the_deadline_with_its_child_killed("sleep 60", r#"printf '{"access_token":"at-c"}'"#);
 }
 
 /// Token responses parse strictly: blank tokens and negative lifetimes are
@@ -517,22 +506,12 @@ fn g1_g7_every_client_error_says_whether_the_request_was_sent() {
 }
 
 /// A command that exits and leaves a process holding its stdout only (its
-/// stderr closed) still ends at the deadline with that process killed: any
-/// one pipe left open means the output may not be all there (G1, G8).
+/// stderr closed) ends the same way: any one pipe left open means the
+/// output may not be all there.
 #[test]
 fn g8_a_child_holding_only_stdout_also_ends_at_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("child.pid");
-    let script = format!(
-        "sleep 60 2>/dev/null & echo $! > '{}'; exec 2>&-; printf '{{\"access_token\":\"at-c\"}}'",
-        pid_file.display()
+    ends_at_the_deadline_with_its_child_killed(
+        "sleep 60 2>/dev/null",
+        r#"exec 2>&-; printf '{"access_token":"at-c"}'"#,
     );
-    let error = call(&command_credential(&script), 500).unwrap_err();
-    assert_eq!(
-        error.transport,
-        Some(Transport::TimedOutAfterSend),
-        "{error:?}"
-    );
-    let child = std::fs::read_to_string(&pid_file).unwrap();
-    assert!(stops(child.trim()), "G8: the command's child still runs");
 }
