@@ -25,12 +25,18 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use rotor_kernel::driver::TokenEndpoint;
 use rotor_kernel::{Credential, EndpointError, Secret, TokenGrant, Transport};
 use serde_json::Value;
+
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    ConnectionDetails, Connector, DefaultConnector, Transport as UreqTransport,
+};
 
 use crate::failpoint;
 use crate::settings::{AuthMethod, EndpointSettings, HttpSettings};
@@ -173,7 +179,7 @@ fn http_refresh(
             .collect();
         tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .max_redirects_will_error(false)
@@ -182,8 +188,13 @@ fn http_refresh(
         .timeout_connect(deadline)
         .user_agent(concat!("rotor/", env!("CARGO_PKG_VERSION")))
         .tls_config(tls.build())
-        .build()
-        .into();
+        .build();
+    let connected = ConnectionMade::default();
+    let agent = ureq::Agent::with_parts(
+        config,
+        DefaultConnector::new().chain(connected.clone()),
+        DefaultResolver::default(),
+    );
     let (body, authorization) = request_parts(settings, refresh);
     let mut request = agent
         .post(&settings.token_url)
@@ -192,7 +203,14 @@ fn http_refresh(
     if let Some(authorization) = authorization {
         request = request.header("Authorization", authorization);
     }
-    let mut response = request.send(body.as_bytes()).map_err(map_ureq_error)?;
+    let mut response = request.send(body.as_bytes()).map_err(|error| {
+        let error = map_ureq_error(error);
+        if connected.was_made() {
+            after_connect(error)
+        } else {
+            error
+        }
+    })?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()
@@ -211,24 +229,76 @@ fn http_refresh(
     })
 }
 
-/// An error met reading the body, after the status line arrived: the
-/// request was sent, so whatever broke (a reset, a TLS record the client
-/// could not read, a timeout) is an unknown outcome, never "nothing was
-/// sent" (G1). `map_ureq_error` alone would call a TLS error "handshake
-/// failed; nothing was sent", and the kernel would present the spent token
-/// again.
-fn after_send(mut error: EndpointError) -> EndpointError {
+/// The last link of ureq's connector chain, for one call: it notes that
+/// the connection was made. Everything before it (DNS, TCP connect, a
+/// proxy tunnel and, for `https`, the whole TLS handshake, which ureq's
+/// rustls connector completes before handing the connection on) sends
+/// nothing of the request; everything after it may have. An error
+/// reported once this is set cannot be "nothing was sent", whatever it
+/// looks like: a TLS alert or a bad record from the server after it read
+/// the request, an ICMP "host unreachable" on an established connection.
+#[derive(Clone, Debug, Default)]
+struct ConnectionMade(Arc<AtomicBool>);
+
+impl ConnectionMade {
+    fn was_made(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Connector<Box<dyn UreqTransport>> for ConnectionMade {
+    type Out = Box<dyn UreqTransport>;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<Box<dyn UreqTransport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if chained.is_some() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+        Ok(chained)
+    }
+}
+
+/// Reports a failure met after the request may have left as an unknown
+/// outcome (`transport`), never as "nothing was sent" (G1): the kernel
+/// would present the spent token again. `map_ureq_error` alone calls any
+/// TLS error "handshake failed; nothing was sent", and a few I/O errors
+/// (unreachable) "not sent", which is true only before the connection is
+/// made.
+fn sent_after_all(mut error: EndpointError, transport: Transport, why: &str) -> EndpointError {
     if matches!(
         error.transport,
         None | Some(Transport::ConnectRefused | Transport::DnsFailure | Transport::TlsHandshake)
     ) {
-        error.transport = Some(Transport::MalformedResponse);
-        error.causes.insert(
-            0,
-            "the reply broke after the request was sent (status line received)".to_owned(),
-        );
+        error.transport = Some(transport);
+        error.causes.insert(0, why.to_owned());
     }
     error
+}
+
+/// An error met sending the request or reading the response head, after
+/// the connection was made ([`ConnectionMade`]): the request may have
+/// been sent.
+fn after_connect(error: EndpointError) -> EndpointError {
+    sent_after_all(
+        error,
+        Transport::ConnectionReset,
+        "the connection was made (TCP and any TLS handshake done) before this failed: \
+         the request may have been sent",
+    )
+}
+
+/// An error met reading the body, after the status line arrived: the
+/// request was sent, so whatever broke (a reset, a TLS record the client
+/// could not read, a timeout) is an unknown outcome.
+fn after_send(error: EndpointError) -> EndpointError {
+    sent_after_all(
+        error,
+        Transport::MalformedResponse,
+        "the reply broke after the request was sent (status line received)",
+    )
 }
 
 fn rustls_handshake_error(error: &std::io::Error) -> Option<String> {

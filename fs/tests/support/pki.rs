@@ -1,0 +1,72 @@
+//! Throwaway certificates for TLS tests, made by the `openssl` CLI at test
+//! time: a CA and server certificates it signs for an IP address. Shared
+//! by `fs/tests/mutants_tls.rs` and the root package's
+//! `tests/https_endpoint.rs` (included there by `#[path]`). Fails loudly,
+//! never skips, when `openssl` is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Runs `openssl ARGS` (split on whitespace) in `dir`, failing loudly if
+/// the CLI is missing.
+fn openssl(dir: &Path, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let output = Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("this test needs the `openssl` CLI on PATH to make its certificates: {error}")
+        });
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A self-signed CA `NAME.pem` / `NAME.key` in `dir` (EC P-256, one day).
+pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    openssl(
+        dir,
+        &format!(
+            "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout {name}.key -out {name}.pem -days 1 -subj /CN=rotor-test-{name} \
+             -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign"
+        ),
+    );
+    dir.join(format!("{name}.pem"))
+}
+
+/// A server certificate `NAME.pem` / `NAME.key` for the IP address `ip`
+/// (IP SAN and CN) signed by CA `ca`; returns (cert, key).
+pub fn make_server_cert(dir: &Path, ca: &str, name: &str, ip: &str) -> (PathBuf, PathBuf) {
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        format!(
+            "subjectAltName=IP:{ip}\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &format!(
+            "req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+             -keyout {name}.key -out {name}.csr -subj /CN={ip}"
+        ),
+    );
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
+             -out {name}.pem -days 1 -extfile {name}.ext"
+        ),
+    );
+    (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
+}
