@@ -3,7 +3,7 @@
 //! lock-free reads of the visible document, read-modify-writes under the
 //! store lock replaced by rename) and its refresh-lock model
 //! (`rotor_sim::lock::RefreshLock`, advisory). The same cases pass against
-//! the fs host (`tests/conformance.rs`), so what the simulator checks is the
+//! the fs host (`fs/tests/conformance.rs`), so what the simulator checks is the
 //! behaviour people run.
 use std::cell::RefCell;
 use std::rc::Rc;

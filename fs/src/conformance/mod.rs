@@ -1,6 +1,7 @@
 //! The host conformance suite: written once over the kernel's host traits
 //! ([`Stores`], [`RefreshLock`]) and run against every host — the fs host
-//! (`tests/conformance.rs`) and the simulator's host models — so that the
+//! (`fs/tests/conformance.rs`, which also runs it against broken fs hosts
+//! that must fail it) and the simulator's host models — so that the
 //! hosts the checkers exercise behave like the one people run (STYLE.md
 //! practice 8).
 //!
@@ -56,12 +57,22 @@ pub trait HostFactory {
 }
 
 /// Runs every case against `factory`, each on a fresh world. Returns the
-/// names of the cases run.
+/// names of the cases run; the first case that fails panics with
+/// `conformance case `NAME` failed: ` and the case's own message, which
+/// names the guarantee broken.
 pub fn run_all<F: HostFactory>(factory: &mut F) -> Vec<&'static str> {
     let mut names = Vec::new();
     for (name, case) in cases::<F>() {
         factory.reset();
-        case(factory);
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| case(factory)));
+        if let Err(panic) = ran {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            panic!("conformance case `{name}` failed: {message}");
+        }
         names.push(name);
     }
     names
