@@ -12,13 +12,14 @@
 #![cfg(feature = "conformance")]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use rotor_fs::conformance::{run_all, Agent, HostFactory, StoreName};
+use rotor_fs::conformance::{run_all, Agent, HostFactory, StoreName, PROVIDER};
 use rotor_fs::{AgentId, FsRefreshLock, FsStores, Layout, SingleFlight, StoreFile};
 use rotor_kernel::driver::{RefreshLock, Stores};
 use rotor_kernel::{
-    Expect, LockFailure, LockKey, Mutation, ProfileView, StoreDoc, StoreFault, StoreRef,
-    WriteOutcome,
+    Credential, Expect, LockFailure, LockKey, Mutation, ProfileView, StoreDoc, StoreFault,
+    StoreFaultKind, StoreRef, WriteOutcome,
 };
 
 /// Each participant gets its own single-flight, as separate processes do,
@@ -112,6 +113,17 @@ enum Defect {
     LosesFences,
     /// A sub-agent's mirror into main is dropped (G3).
     LosesMirrors,
+    /// A read of a store with no entry returns one anyway.
+    InventsEntries,
+    /// A read waits for the refresh lock, so a cached token is not served
+    /// while a refresh is under way.
+    ReadsTakeTheRefreshLock,
+    /// A rotation's commit is dropped (G6).
+    LosesCommits,
+    /// The provider's refusal is not recorded on the entry (G7).
+    LosesReauthMarks,
+    /// A sub-agent's adoption into its own store is dropped (G2).
+    LosesSubAgentAdoptions,
 }
 
 struct Broken {
@@ -122,13 +134,28 @@ struct Broken {
 struct BrokenStores {
     inner: FsStores,
     defect: Defect,
+    agent: Agent,
     own: StoreFile,
     main: StoreFile,
+    /// The participant's own refresh lock (`ReadsTakeTheRefreshLock`).
+    lock: FsRefreshLock,
 }
 
 impl Stores for BrokenStores {
     fn read(&mut self, store: StoreRef, profile: &str) -> Result<ProfileView, StoreFault> {
-        self.inner.read(store, profile)
+        if let Defect::ReadsTakeTheRefreshLock = self.defect {
+            let key = LockKey::new(PROVIDER, profile);
+            self.lock.acquire(&key, 50).map_err(|failure| StoreFault {
+                kind: StoreFaultKind::LockTimeout,
+                detail: format!("the read waited for the refresh lock: {failure:?}"),
+            })?;
+            self.lock.release(&key);
+        }
+        let mut view = self.inner.read(store, profile)?;
+        if let (Defect::InventsEntries, None) = (self.defect, &view.credential) {
+            view.credential = Some(Arc::new(Credential::oauth(PROVIDER, "at-x", "rt-x", 0)));
+        }
+        Ok(view)
     }
 
     fn write(
@@ -140,7 +167,16 @@ impl Stores for BrokenStores {
         match (self.defect, mutation) {
             (Defect::LosesWrites, _)
             | (Defect::LosesFences, Mutation::PutFence { .. })
-            | (Defect::LosesMirrors, Mutation::Mirror { .. }) => return Ok(WriteOutcome::Applied),
+            | (Defect::LosesMirrors, Mutation::Mirror { .. })
+            | (Defect::LosesCommits, Mutation::Commit { .. })
+            | (Defect::LosesReauthMarks, Mutation::MarkNeedsReauth { .. }) => {
+                return Ok(WriteOutcome::Applied)
+            }
+            (Defect::LosesSubAgentAdoptions, Mutation::Adopt { .. })
+                if self.agent == Agent::Worker && store == StoreRef::Own =>
+            {
+                return Ok(WriteOutcome::Applied)
+            }
             (Defect::SkipsCompareAndSwap, Mutation::Adopt { credential, .. }) => {
                 let current = self.inner.read(store, profile)?;
                 let unchecked = Mutation::Adopt {
@@ -208,8 +244,10 @@ impl HostFactory for Broken {
         BrokenStores {
             inner: FsStores::new(&layout, &agent_id(own), 1_000),
             defect: self.defect,
+            agent,
             own: self.fs.file(own_name),
             main: self.fs.file(StoreName::Main),
+            lock: self.fs.lock(0),
         }
     }
 
@@ -282,6 +320,31 @@ fn the_suite_fails_each_broken_host_at_the_case_for_its_rule() {
             Defect::LosesMirrors,
             "sub_agent_refresh_mirrors_into_main_g3",
             "mirrored",
+        ),
+        (
+            Defect::InventsEntries,
+            "read_of_a_missing_store_is_empty",
+            "reads as empty",
+        ),
+        (
+            Defect::ReadsTakeTheRefreshLock,
+            "cached_token_needs_no_lock_or_call",
+            "cached token",
+        ),
+        (
+            Defect::LosesCommits,
+            "refresh_presents_once_and_commits_g1_g6",
+            "G5/G6",
+        ),
+        (
+            Defect::LosesReauthMarks,
+            "reuse_marks_needs_reauth_g7",
+            "the refused family is marked",
+        ),
+        (
+            Defect::LosesSubAgentAdoptions,
+            "peer_adopts_instead_of_refreshing_g2",
+            "the adopted credential is stored",
         ),
     ];
     let mut wrong = Vec::new();

@@ -15,7 +15,7 @@ mod cases;
 use rotor_kernel::driver::{RefreshLock, Stores};
 use rotor_kernel::StoreDoc;
 
-pub use cases::cases;
+pub use cases::{cases, NOW_MS, PROFILE, PROVIDER};
 
 /// Which store of the suite's world: main, or the one sub-agent's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
