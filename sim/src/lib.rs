@@ -20,6 +20,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod call_budget;
 pub mod config;
 pub mod coverage;
 pub mod disk;

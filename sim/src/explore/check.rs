@@ -147,15 +147,9 @@ impl State {
         found: &mut Vec<Found>,
     ) {
         let agent = &self.agents[a];
-        let allowed = ctx.policy.call_attempts_max();
-        if u64::from(agent.calls) > allowed {
-            found.push(Found::new(
-                Guarantee::G2,
-                format!(
-                    "{} made {} endpoint calls in one resolve (at most {allowed})",
-                    agent.name, agent.calls
-                ),
-            ));
+        // The explorer's worlds have no grace window, so no grace retry.
+        if let Some(excess) = agent.budget.excess(&agent.name, ctx.policy, false) {
+            found.push(Found::new(Guarantee::G2, excess));
         }
         let Some(refresh) = subject.refresh.as_ref() else {
             return;

@@ -92,7 +92,8 @@ pub struct Agent {
     pub requests_left: u8,
     pub holds_lock: bool,
     pub call: Option<u16>,
-    pub calls: u8,
+    /// This resolve's calls as the G2 bound counts them.
+    pub budget: crate::call_budget::CallBudget,
     /// The account this agent is bound to (G3).
     pub binding: Option<u8>,
     /// A mirror the broken host reported done but performs after release (B6).
@@ -235,7 +236,7 @@ impl State {
                     requests_left: config.requests,
                     holds_lock: false,
                     call: None,
-                    calls: 0,
+                    budget: Default::default(),
                     binding: None,
                     deferred: None,
                     split: None,
@@ -380,12 +381,12 @@ impl State {
             let agent = &self.agents[renaming.agent_back(at)];
             let split = agent.split.as_ref().map(json);
             let text = format!(
-                "{}|{}|{}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{}",
+                "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
                 agent.histories[k],
                 agent.resolver.is_some(),
                 agent.requests_left,
                 agent.holds_lock,
-                agent.calls,
+                agent.budget,
                 agent.call,
                 agent.binding,
                 agent.deferred.as_ref().map(|m| renaming.mutation(m)),
@@ -488,7 +489,7 @@ impl State {
             ("start", now_ms).hash(&mut h);
             *history = h.finish();
         }
-        agent.calls = 0;
+        agent.budget = Default::default();
         agent.mirrored = None;
         agent.committed = None;
     }

@@ -483,13 +483,13 @@ impl State {
         if fault != CallFault::None {
             self.faults_left -= 1;
         }
-        self.agents[a].calls += 1;
-        self.check_call(ctx, a, &credential, found);
         let (family, n) = credential
             .refresh
             .as_ref()
             .and_then(|r| parse(r.expose()))
             .unwrap_or((u8::MAX, 0));
+        self.agents[a].budget.on_call((u32::from(family), n));
+        self.check_call(ctx, a, &credential, found);
         let c = self.calls.len();
         self.calls.push(Call {
             agent: a as u8,

@@ -633,12 +633,7 @@ impl World {
         };
         let notes = &mut self.agents[i].notes;
         notes.calls += 1;
-        if notes.subject != Some((family, n)) {
-            notes.subject = Some((family, n));
-            notes.subjects += 1;
-            notes.calls_for_subject = 0;
-        }
-        notes.calls_for_subject += 1;
+        notes.budget.on_call((family, n));
         self.check_call(index, &credential);
         let fault = self.draw_endpoint_fault(self.agents[i].process);
         let attempt = u32::from(self.agents[i].notes.grace_retry);

@@ -136,13 +136,10 @@ pub(crate) enum Waiting {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ResolveNotes {
     pub calls: u8,
-    /// The refresh token (family, rank) presented last, the number of
-    /// distinct tokens presented, and the calls made with the last one (G2:
-    /// a successor found after a reuse is a new presentation with its own
-    /// retry budget, SPEC §3 step 9).
-    pub subject: Option<(u32, u32)>,
-    pub subjects: u8,
-    pub calls_for_subject: u8,
+    /// The calls as the G2 bound counts them: per presented token, and
+    /// the tokens presented (a successor found after a reuse is a new
+    /// presentation with its own retry budget, SPEC §3 step 9).
+    pub budget: crate::call_budget::CallBudget,
     pub saw_reuse: bool,
     pub grace_retry: bool,
     /// (store, generation, durable) of an applied commit.
