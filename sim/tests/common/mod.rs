@@ -371,3 +371,30 @@ fn sub_reading_main<'a>(reader: &ReadContext<'a>) -> Option<&'a rotor_kernel::Cr
     }
     reader.own.filter(|c| c.is_oauth())
 }
+
+/// Not a docs/bugs.md defect: a host that misreads the expiry of every
+/// OAuth entry it reads from an agent's own store as far ahead (a unit or
+/// clock error). The kernel's fast path (SPEC §3 step 1) then hands back
+/// whatever the own store holds, `Cached`, without reading main: no
+/// refresh, no adoption, no call (only an agent whose own store is empty
+/// reads main and refreshes). Against a family the provider revoked that is
+/// a lost convergence (G2) unless the world explains the revocation
+/// (`tests/excuses.rs`).
+#[derive(Debug)]
+pub struct OwnExpiryMisread;
+impl HostHooks for OwnExpiryMisread {
+    fn name(&self) -> &'static str {
+        "misreads the own store's expiry as far ahead"
+    }
+    fn filter_read(&self, reader: ReadContext<'_>, mut view: ProfileView) -> ProfileView {
+        if reader.store != StoreRef::Own {
+            return view;
+        }
+        if let Some(credential) = view.credential.as_mut() {
+            if credential.is_oauth() {
+                std::sync::Arc::make_mut(credential).expires_at_ms = Some(i64::MAX / 4);
+            }
+        }
+        view
+    }
+}
