@@ -23,39 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 
 use common::*;
-use pki::{make_ca, make_server_cert};
+use pki::{make_server_cert, pki, Pki};
 
 const PROFILE: &str = "acme:default";
-
-/// Two CAs (`ca` signs the server certificates, `other` does not), the
-/// server's certificate for 127.0.0.1, and one `ca` signed for another
-/// address (127.0.0.2), in a fresh temp dir.
-struct Pki {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    other_ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    misnamed_cert: PathBuf,
-    misnamed_key: PathBuf,
-}
-
-fn pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = make_ca(dir.path(), "ca");
-    let other_ca = make_ca(dir.path(), "other-ca");
-    let (cert, key) = make_server_cert(dir.path(), "ca", "server", "127.0.0.1");
-    let (misnamed_cert, misnamed_key) = make_server_cert(dir.path(), "ca", "misnamed", "127.0.0.2");
-    Pki {
-        _dir: dir,
-        ca,
-        other_ca,
-        cert,
-        key,
-        misnamed_cert,
-        misnamed_key,
-    }
-}
 
 /// tests/https/server.mjs, killed on drop.
 struct HttpsServer {
@@ -233,7 +203,10 @@ fn a_certificate_for_another_name_is_not_sent_and_spends_nothing_g1_g7() {
     let pki = pki();
     // Signed by the trusted CA, but for 127.0.0.2 while the URL names
     // 127.0.0.1: the name check alone refuses it.
-    let server = HttpsServer::start_with(&pki.misnamed_cert, &pki.misnamed_key, "rt-0");
+    // A certificate the CA signed for another address (127.0.0.2).
+    let (misnamed_cert, misnamed_key) =
+        make_server_cert(pki.dir.path(), "ca", "misnamed", "127.0.0.2");
+    let server = HttpsServer::start_with(&misnamed_cert, &misnamed_key, "rt-0");
     let (_temp, state) = state_dir();
     login_https(&state, &server.url(), &pki.ca);
     force_expiry(&state, "main", PROFILE);

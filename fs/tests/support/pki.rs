@@ -70,3 +70,29 @@ pub fn make_server_cert(dir: &Path, ca: &str, name: &str, ip: &str) -> (PathBuf,
         dir.join(format!("{name}.key")),
     )
 }
+
+/// A CA (`ca`), the server certificate it signed for 127.0.0.1, and a CA
+/// that signed nothing (`other_ca`), in a fresh temp dir.
+pub struct Pki {
+    /// Holds the files; `tests/https_endpoint.rs` also makes more in it.
+    #[allow(dead_code)]
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path(), "ca");
+    let other_ca = make_ca(dir.path(), "other-ca");
+    let (cert, key) = make_server_cert(dir.path(), "ca", "server", "127.0.0.1");
+    Pki {
+        dir,
+        ca,
+        other_ca,
+        cert,
+        key,
+    }
+}
